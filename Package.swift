@@ -1,0 +1,99 @@
+// swift-tools-version: 6.1
+// SMTPGuard: stops SMTP AUTH password guessing. Module layout: see DESIGN.md / README.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "smtpguard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "smtpguard", targets: ["smtpguard"]),
+        .library(name: "GuardCore", targets: ["GuardCore"]),
+        .library(name: "SMTPWire", targets: ["SMTPWire"]),
+        .library(name: "SMTPProxy", targets: ["SMTPProxy"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Pure domain: the engine, its rules, the configuration model. Foundation only.
+        .target(name: "GuardCore", swiftSettings: strict),
+        // SMTP on the wire: framing, commands, replies, SASL, EHLO editing, the session machine.
+        .target(
+            name: "SMTPWire",
+            dependencies: ["GuardCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The proxy: listeners, backend connections, handlers that carry out the machine's actions.
+        .target(
+            name: "SMTPProxy",
+            dependencies: [
+                "GuardCore", "SMTPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The command line.
+        .executableTarget(
+            name: "smtpguard",
+            dependencies: [
+                "GuardCore", "SMTPWire", "SMTPProxy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // Benchmarks and load generation (see BENCHMARKS.md).
+        .executableTarget(
+            name: "engine-bench",
+            dependencies: ["GuardCore"],
+            path: "Benchmarks/EngineBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "smtp-load",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/SMTPLoad",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "GuardCoreTests", dependencies: ["GuardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "SMTPWireTests",
+            dependencies: ["SMTPWire", "GuardCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SMTPProxyTests",
+            dependencies: [
+                "SMTPProxy", "SMTPWire", "GuardCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "smtpguardTests",
+            dependencies: ["smtpguard", "GuardCore"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,259 @@
+// The table of every key, the defaults file and the reference rendered from it, and the
+// checks that involve more than one key.
+
+extension GuardConfiguration {
+    public static var keys: [ConfigurationKey] {
+        let reply: (String) -> (String) -> String? = { kind in
+            { text in
+                let code = text.prefix(3)
+                guard code.count == 3, code.allSatisfy({ $0.isASCII && $0.isNumber }), text.count == 3 || text.dropFirst(3).first == " " else {
+                    return "must start with a three-digit SMTP code and a space, e.g. \"\(kind)\""
+                }
+                return nil
+            }
+        }
+        return [
+            .hostPorts(
+                "listen", "Addresses the SMTP proxy listens on (repeat --listen to override).",
+                \.proxy.listen),
+            .hostPort("backend.address", "The real mail server the guard protects.", \.proxy.backend),
+            .choice(
+                "backend.identity",
+                "How the backend learns the real client address: none, xclient (Postfix), proxy-v1 or proxy-v2 (HAProxy PROXY protocol).",
+                \.proxy.identity),
+            .duration("backend.connect_timeout", "How long to wait for the backend to accept a connection.", \.proxy.connectTimeout, min: .milliseconds(100)),
+            .duration("backend.reply_timeout", "How long the backend may take to answer a command.", \.proxy.replyTimeout, min: .seconds(1)),
+            .duration(
+                "backend.data_timeout", "How long the backend may take to answer the end of a message (RFC 5321 asks for 10m).",
+                \.proxy.dataTimeout, min: .seconds(1)),
+            .string(
+                "smtp.hostname", "Name the guard greets with and answers EHLO with; empty: this host's name.", \.proxy.hostname,
+                validate: { $0.contains(" ") ? "must not contain spaces" : nil }),
+            .string("smtp.banner", "Greeting text after \"220 \"; empty: \"<hostname> ESMTP\". The backend's own banner never reaches clients.", \.proxy.banner),
+            .int("smtp.ban_reply", "Reply code for a banned client at connect: 554 (go away) or 421 (try later).", \.proxy.banReplyCode, 421...554),
+            .string(
+                "smtp.failure_reply", "The one reply every failed AUTH gets, whether the backend or the guard decided.", \.proxy.failureReply,
+                validate: reply("535 5.7.8 Authentication credentials invalid")),
+            .string(
+                "smtp.temp_failure_reply", "Reply when AUTH cannot be decided now (rate limit, backend trouble).", \.proxy.tempFailureReply,
+                validate: reply("454 4.7.0 Temporary authentication failure")),
+            .mechanisms("smtp.auth_mechanisms", "SASL mechanisms offered and accepted (PLAIN, LOGIN, CRAM-MD5), if the backend offers them too.", \.proxy.mechanisms),
+            .networks("smtp.auth_networks", "Clients to whom AUTH is offered at all; others never see it in EHLO and are refused.", \.proxy.authNetworks),
+            .int("smtp.max_connections", "Open client connections in total.", \.proxy.maxConnections, 1...1_000_000),
+            .int("smtp.max_connections_per_ip", "Open client connections per client address.", \.proxy.maxConnectionsPerIP, 1...1_000_000),
+            .duration("smtp.command_timeout", "How long a client may stay silent between commands.", \.proxy.commandTimeout, min: .seconds(1)),
+            .int("smtp.max_command_line", "Longest command line, CRLF included (RFC 5321: 512).", \.proxy.maxCommandLine, 512...65536),
+            .int("smtp.max_auth_line", "Longest AUTH line or SASL response (Postfix: 12288).", \.proxy.maxAuthLine, 512...1_048_576),
+            .int("smtp.max_data_line", "Longest message line, CRLF included (RFC 5321: 1000).", \.proxy.maxDataLine, 1000...1_048_576),
+            .int("smtp.max_errors", "Protocol errors a client may make before it is disconnected.", \.proxy.maxErrors, 1...1000),
+
+            .networks(
+                "guard.trusted_networks", "Networks never banned, tarpitted or locked out (office, VPN). None by default.",
+                \.policy.trustedNetworks),
+            .int("guard.ipv6_client_prefix", "IPv6 clients are counted per this prefix (a host usually owns a /64).", \.policy.ipv6ClientPrefix, 32...128),
+            .int("guard.ipv4_network_prefix", "IPv4 network prefix counted and banned as one.", \.policy.ipv4NetworkPrefix, 8...32),
+            .int("guard.ipv6_network_prefix", "IPv6 network prefix counted and banned as one.", \.policy.ipv6NetworkPrefix, 16...128),
+            .duration("guard.short_window", "The short counting window.", \.policy.shortWindow, min: .seconds(6)),
+            .duration("guard.long_window", "The long counting window: slow attacks spread over hours still add up.", \.policy.longWindow, min: .seconds(6)),
+            .int(
+                "guard.max_tracked_keys", "Entries kept per table (clients, networks, usernames, known places); the least recently used go first, active bans never.",
+                \.policy.maxTrackedKeys, 1000...100_000_000),
+
+            .int("guard.limits.ip_failures_short", "Failures from one client in the short window; one more bans it.", \.policy.limits.ipFailuresShort, 1...100_000),
+            .int("guard.limits.ip_failures_long", "Failures from one client in the long window; one more bans it.", \.policy.limits.ipFailuresLong, 1...100_000),
+            .int("guard.limits.prefix_failures_short", "Failures from one network prefix in the short window; one more bans the prefix.", \.policy.limits.prefixFailuresShort, 1...1_000_000),
+            .int("guard.limits.prefix_failures_long", "Failures from one network prefix in the long window; one more bans the prefix.", \.policy.limits.prefixFailuresLong, 1...1_000_000),
+            .int(
+                "guard.limits.username_failures_short", "Failures on one username in the short window; one more locks it for unknown places.",
+                \.policy.limits.usernameFailuresShort, 1...1_000_000),
+            .int(
+                "guard.limits.username_failures_long", "Failures on one username in the long window; one more locks it for unknown places.",
+                \.policy.limits.usernameFailuresLong, 1...1_000_000),
+            .int("guard.limits.pair_failures", "Failures of one username from one client (short window) before that pair is refused.", \.policy.limits.pairFailures, 1...10_000),
+            .int("guard.limits.usernames_per_ip", "Distinct usernames failing from one client (long window, spraying); one more bans it.", \.policy.limits.usernamesPerIP, 1...10_000),
+            .int(
+                "guard.limits.ips_per_username", "Distinct clients failing on one username (long window, a botnet); one more locks it for unknown places.",
+                \.policy.limits.ipsPerUsername, 1...10_000),
+            .int("guard.limits.attempts_per_ip", "AUTH attempts of any outcome from one client in the short window before it gets the temporary failure.", \.policy.limits.attemptsPerIP, 1...1_000_000),
+
+            .int(
+                "guard.credentials.default_credential_weight", "How much a failure with a default password or a default/denied username counts.",
+                \.policy.credentials.defaultCredentialWeight, 1...100),
+            .strings("guard.credentials.denied_usernames", "Usernames refused by the guard itself, never passed to the backend.", \.policy.credentials.deniedUsernames),
+            .string(
+                "guard.credentials.default_domain", "When set, a bare \"user\" is the same account as \"user@<default_domain>\"; when empty, \"user\" and \"user@domain\" are different accounts.",
+                \.policy.credentials.defaultDomain),
+            .int("guard.credentials.hash_bits", "Bits kept of the keyed password hash used to tell a retried password from a new guess.", \.policy.credentials.hashBits, 4...16),
+            .duration("guard.known_places.remember_for", "How long a successful login makes (client, username) and (prefix, username) a known place.", \.policy.knownPlaceDuration),
+            .int("guard.alerts.compromise_after_failures", "A success from a client with this many failures just before (or its prefix with 4×) raises a possible-compromise alert; 0 turns it off.", \.policy.compromiseAfterFailures, 0...100_000),
+
+            .int("guard.tarpit.after_failures", "Failures from a client (short window) before its AUTH replies are delayed.", \.policy.tarpit.afterFailures, 0...100_000),
+            .duration("guard.tarpit.initial", "First delay; 0s turns the tarpit off.", \.policy.tarpit.initial),
+            .double("guard.tarpit.factor", "Each further failure multiplies the delay by this.", \.policy.tarpit.factor, 1...100),
+            .duration("guard.tarpit.max", "Longest delay.", \.policy.tarpit.max, max: .seconds(600)),
+
+            .duration("guard.bans.ip", "First ban of a client address.", \.policy.bans.ip, min: .seconds(1)),
+            .duration("guard.bans.prefix", "First ban of a network prefix.", \.policy.bans.prefix, min: .seconds(1)),
+            .duration("guard.bans.username", "First lock of a username for unknown places.", \.policy.bans.username, min: .seconds(1)),
+            .duration("guard.bans.weak_credential_lock", "Lock of a username whose default password the backend accepted.", \.policy.bans.weakCredentialLock, min: .seconds(1)),
+            .double("guard.bans.factor", "Each repeat offence multiplies the ban by this.", \.policy.bans.factor, 1...1000),
+            .duration("guard.bans.max", "Longest ban.", \.policy.bans.max, min: .seconds(1)),
+            .double("guard.bans.jitter", "Random spread of each ban, as a fraction or percentage (0.1 or 10%).", \.policy.bans.jitter, 0...1),
+            .duration("guard.bans.remember_offenses", "How long a past ban counts towards escalation.", \.policy.bans.rememberOffenses),
+
+            .string("events.path", "Where one JSON line per AUTH attempt, ban, unban and alert goes: a file, \"-\" for standard output, empty for nowhere.", \.events.path),
+        ]
+    }
+
+    /// Checks between keys, after every key is read. Returns (key, message) pairs.
+    public func crossKeyProblems() -> [(key: String, message: String)] {
+        var problems: [(String, String)] = []
+        if self.policy.longWindow < self.policy.shortWindow {
+            problems.append(("guard.long_window", "must be at least guard.short_window (\(self.policy.shortWindow.compactText))"))
+        }
+        if self.policy.bans.max < self.policy.bans.ip {
+            problems.append(("guard.bans.max", "must be at least guard.bans.ip (\(self.policy.bans.ip.compactText))"))
+        }
+        if self.policy.tarpit.max < self.policy.tarpit.initial {
+            problems.append(("guard.tarpit.max", "must be at least guard.tarpit.initial (\(self.policy.tarpit.initial.compactText))"))
+        }
+        if !self.proxy.failureReply.hasPrefix("5") {
+            problems.append(("smtp.failure_reply", "must be a permanent (5xx) reply"))
+        }
+        if !self.proxy.tempFailureReply.hasPrefix("4") {
+            problems.append(("smtp.temp_failure_reply", "must be a temporary (4xx) reply"))
+        }
+        if self.proxy.banReplyCode != 421 && self.proxy.banReplyCode != 554 {
+            problems.append(("smtp.ban_reply", "must be 421 or 554"))
+        }
+        if self.proxy.mechanisms.isEmpty {
+            problems.append(("smtp.auth_mechanisms", "needs at least one mechanism"))
+        }
+        if self.proxy.maxConnectionsPerIP > self.proxy.maxConnections {
+            problems.append(("smtp.max_connections_per_ip", "must not exceed smtp.max_connections (\(self.proxy.maxConnections))"))
+        }
+        return problems
+    }
+
+    /// Reads flattened values into a configuration starting from the defaults. Every problem is
+    /// collected, with its key and line, so that one run of `config check` shows them all.
+    public static func from(
+        values: [(path: String, value: ConfigValue, line: Int?)], file: String, base: GuardConfiguration = GuardConfiguration()
+    ) -> (GuardConfiguration, [ConfigurationIssue]) {
+        var config = base
+        var issues: [ConfigurationIssue] = []
+        let table = Dictionary(Self.keys.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+        var lines: [String: Int] = [:]
+        for entry in values {
+            lines[entry.path] = entry.line
+            guard let key = table[entry.path] else {
+                let hint = Self.closestKey(to: entry.path).map { " (did you mean \($0)?)" } ?? ""
+                issues.append(ConfigurationIssue(file: file, line: entry.line, key: entry.path, message: "unknown key\(hint)"))
+                continue
+            }
+            do {
+                try key.apply(&config, entry.value)
+            } catch let error as ConfigValueError {
+                issues.append(ConfigurationIssue(file: file, line: entry.line, key: entry.path, message: error.message))
+            } catch {
+                issues.append(ConfigurationIssue(file: file, line: entry.line, key: entry.path, message: "\(error)"))
+            }
+        }
+        if issues.isEmpty {
+            for problem in config.crossKeyProblems() {
+                issues.append(ConfigurationIssue(file: file, line: lines[problem.key], key: problem.key, message: problem.message))
+            }
+        }
+        return (config, issues)
+    }
+
+    static func closestKey(to path: String) -> String? {
+        var best: (String, Int)?
+        for key in Self.keys {
+            let distance = editDistance(Array(path), Array(key.path))
+            if distance <= 3, best == nil || distance < best!.1 { best = (key.path, distance) }
+        }
+        return best?.0
+    }
+
+    // MARK: - Rendering
+
+    /// The whole default configuration as YAML, every key with its help as a comment.
+    public static func renderDefaults(_ config: GuardConfiguration = GuardConfiguration()) -> String {
+        var out = "# SMTPGuard configuration: every key with its default value.\n"
+        out += "# Durations: 500ms, 30s, 10m, 24h, 7d. Networks: 192.0.2.0/24, 2001:db8::/32.\n"
+        out += "# A limit N means: the (N+1)th failure triggers the action.\n\n"
+        var openSections: [String] = []
+        for key in Self.keys {
+            let parts = key.path.split(separator: ".").map(String.init)
+            let sections = Array(parts.dropLast())
+            var common = 0
+            while common < min(sections.count, openSections.count) && sections[common] == openSections[common] { common += 1 }
+            if (common < sections.count || common < openSections.count) && !out.hasSuffix("\n\n") { out += "\n" }
+            for depth in common..<sections.count {
+                out += String(repeating: "  ", count: depth) + sections[depth] + ":\n"
+            }
+            openSections = sections
+            let indent = String(repeating: "  ", count: sections.count)
+            for line in wrap(key.help, width: 88 - indent.count - 2) { out += indent + "# " + line + "\n" }
+            out += indent + parts.last! + ": " + key.render(config) + "\n"
+        }
+        return out
+    }
+
+    /// The configuration reference as a Markdown table (for the README).
+    public static func renderReference() -> String {
+        let defaults = GuardConfiguration()
+        var out = "| key | default | meaning |\n|---|---|---|\n"
+        for key in Self.keys {
+            var value = key.render(defaults)
+            if key.path == "smtp.hostname" || key.path == "smtp.banner" { value = "\"\"" }
+            out += "| `\(key.path)` | `\(value.replacingAll("|", with: "\\|"))` | \(key.help.replacingAll("|", with: "\\|")) |\n"
+        }
+        return out
+    }
+}
+
+func wrap(_ text: String, width: Int) -> [String] {
+    var lines: [String] = []
+    var current = ""
+    for word in text.split(separator: " ") {
+        if !current.isEmpty && current.count + 1 + word.count > width {
+            lines.append(current)
+            current = ""
+        }
+        current += current.isEmpty ? String(word) : " " + word
+    }
+    if !current.isEmpty { lines.append(current) }
+    return lines
+}
+
+func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = previous
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}
+
+extension String {
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = self[...]
+        while let range = rest.range(of: target) {
+            out += rest[..<range.lowerBound]
+            out += replacement
+            rest = rest[range.upperBound...]
+        }
+        out += rest
+        return out
+    }
+}

@@ -1,0 +1,90 @@
+// Guard: the one engine every source feeds. A lock around GuardEngine, the clock, and the
+// event sink that hears of every ban, unban and alert the engine issues.
+
+import Synchronization
+
+public final class Guard: Sendable {
+    public let policy: GuardPolicy
+    public let clock: any GuardClock
+    private let engine: Mutex<GuardEngine>
+    private let sink: any EventSink
+
+    public init(policy: GuardPolicy, clock: any GuardClock = SystemClock(), events: any EventSink = DiscardingEventSink(), seed: UInt64? = nil) {
+        self.policy = policy
+        self.clock = clock
+        self.sink = events
+        self.engine = Mutex(GuardEngine(policy: policy, seed: seed ?? UInt64.random(in: 0...UInt64.max)))
+    }
+
+    /// Decides on an attempt, and records the bans and alerts it issued.
+    public func decide(_ attempt: AuthAttempt) -> Decision {
+        let decision = self.engine.withLock { $0.decide(attempt) }
+        self.publish(decision)
+        return decision
+    }
+
+    /// The ban in force against a connecting client, if any.
+    public func connectionBan(for address: IPAddress) -> Ban? {
+        let now = self.clock.now()
+        return self.engine.withLock { $0.connectionBan(for: address, now: now) }
+    }
+
+    public func isTrusted(_ address: IPAddress) -> Bool { self.policy.trustedNetworks.contains(address) }
+
+    /// Drops bans that have run out and reports each as an unban.
+    @discardableResult
+    public func expireBans() -> [Ban] {
+        let now = self.clock.now()
+        let expired = self.engine.withLock { $0.expireBans(now: now) }
+        for ban in expired { self.sink.record(.unban(ban, time: now, lifted: false)) }
+        return expired
+    }
+
+    @discardableResult
+    public func placeBan(_ key: BanKey, duration: Duration, reason: Reason = .manual) -> Ban {
+        let now = self.clock.now()
+        let ban = self.engine.withLock { $0.placeBan(key, duration: duration, reason: reason, now: now) }
+        self.sink.record(.ban(ban))
+        return ban
+    }
+
+    @discardableResult
+    public func liftBan(_ key: BanKey) -> Ban? {
+        let now = self.clock.now()
+        let ban = self.engine.withLock { $0.liftBan(key) }
+        if let ban { self.sink.record(.unban(ban, time: now, lifted: true)) }
+        return ban
+    }
+
+    public func activeBans() -> [Ban] {
+        let now = self.clock.now()
+        return self.engine.withLock { $0.activeBans(now: now) }
+    }
+
+    public func ban(for key: BanKey) -> Ban? {
+        let now = self.clock.now()
+        return self.engine.withLock { $0.ban(for: key, now: now) }
+    }
+
+    public var counts: GuardEngine.Counts { self.engine.withLock { $0.counts } }
+
+    public func recentFailures(of address: IPAddress) -> Int {
+        let now = self.clock.now()
+        return self.engine.withLock { $0.recentFailures(of: address, now: now) }
+    }
+
+    public func isKnownPlace(_ address: IPAddress, username: String) -> Bool {
+        let now = self.clock.now()
+        return self.engine.withLock { $0.isKnownPlace(address, username: username, now: now) }
+    }
+
+    /// The normalised form of a username, as the engine keys it.
+    public func normalize(_ username: String) -> String {
+        GuardEngine.normalize(username, defaultDomain: self.policy.credentials.defaultDomain)
+    }
+
+    private func publish(_ decision: Decision) {
+        for ban in decision.bans { self.sink.record(.ban(ban)) }
+        for alert in decision.alerts { self.sink.record(.alert(alert)) }
+    }
+}

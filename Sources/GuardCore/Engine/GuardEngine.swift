@@ -1,0 +1,440 @@
+// GuardEngine: every rule of the guard, as a pure value. It takes AuthAttempts (with the
+// time in them) and returns Decisions; it never reads a clock, a socket or a file. `Guard`
+// wraps it in a lock and is what sources use.
+//
+// Keys: client address (IPv6 by /64), network prefix (/24, /48), normalised username,
+// and the (client, username) pair. Signals: failures in a short and a long window, distinct
+// usernames per client, distinct clients per username, repeated passwords (by keyed hash),
+// default credentials. Answers: allow (with a tarpit delay), refuse, temporary failure,
+// bans with escalation and jitter, alerts.
+
+import Foundation
+
+public struct GuardEngine {
+    public let policy: GuardPolicy
+    private let short: WindowClock
+    private let long: WindowClock
+    private let shortSeconds: UInt32
+    private let longSeconds: UInt32
+    private let deniedUsernames: Set<String>
+
+    private var clients: LRUTable<IPAddress, ClientRecord>
+    private var prefixes: LRUTable<IPAddress, PrefixRecord>
+    private var users: LRUTable<String, UserRecord>
+    private var knownPlaces: LRUTable<PlaceKey, UInt32>
+    private var offenses: LRUTable<BanKey, OffenseRecord>
+    /// Active bans. Never evicted: they leave only by expiring or being lifted.
+    private var bans: [BanKey: Ban] = [:]
+    private var random: SplitMix64
+
+    public init(policy: GuardPolicy, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+        self.policy = policy
+        self.short = WindowClock(window: policy.shortWindow)
+        self.long = WindowClock(window: policy.longWindow)
+        self.shortSeconds = UInt32(clamping: policy.shortWindow.wholeSeconds)
+        self.longSeconds = UInt32(clamping: policy.longWindow.wholeSeconds)
+        self.deniedUsernames = Set(policy.credentials.deniedUsernames.map { GuardEngine.normalize($0, defaultDomain: policy.credentials.defaultDomain) })
+        let capacity = policy.maxTrackedKeys
+        self.clients = LRUTable(capacity: capacity)
+        self.prefixes = LRUTable(capacity: capacity)
+        self.users = LRUTable(capacity: capacity)
+        self.knownPlaces = LRUTable(capacity: capacity)
+        self.offenses = LRUTable(capacity: capacity)
+        self.random = SplitMix64(seed: seed)
+    }
+
+    // MARK: - Keys
+
+    /// Usernames are compared trimmed and case-folded. With a default domain configured,
+    /// a bare `user` is the same account as `user@domain`; otherwise `user` and
+    /// `user@domain` are different accounts, as most mail servers treat them.
+    public static func normalize(_ username: String, defaultDomain: String) -> String {
+        let name = username.trimmingWhitespace().lowercased()
+        if !defaultDomain.isEmpty && !name.isEmpty && !name.contains("@") {
+            return name + "@" + defaultDomain.lowercased()
+        }
+        return name
+    }
+
+    public func normalize(_ username: String) -> String {
+        GuardEngine.normalize(username, defaultDomain: self.policy.credentials.defaultDomain)
+    }
+
+    /// The key a client address is counted under: itself, or its IPv6 /64 (configurable).
+    public func clientKey(_ address: IPAddress) -> IPAddress {
+        address.isIPv4 ? address : address.masked(to: self.policy.ipv6ClientPrefix)
+    }
+
+    /// The network prefix a client address belongs to.
+    public func prefixKey(_ address: IPAddress) -> IPNetwork {
+        IPNetwork(address: address, prefixLength: address.isIPv4 ? self.policy.ipv4NetworkPrefix : self.policy.ipv6NetworkPrefix)
+    }
+
+    public func isTrusted(_ address: IPAddress) -> Bool {
+        self.policy.trustedNetworks.contains(address)
+    }
+
+    // MARK: - Deciding
+
+    public mutating func decide(_ attempt: AuthAttempt) -> Decision {
+        switch attempt.outcome {
+        case .pending: return self.check(attempt)
+        case .failure: return self.recordFailure(attempt, locallyRefused: [])
+        case .success: return self.recordSuccess(attempt)
+        case .tempFailure: return Decision(verdict: .allow)
+        }
+    }
+
+    /// The ban that keeps this client out at connect, if any (never for trusted networks).
+    public mutating func connectionBan(for address: IPAddress, now: Timestamp) -> Ban? {
+        if self.bans.isEmpty || self.isTrusted(address) { return nil }
+        if let ban = self.activeBan(.ip(self.clientKey(address)), now: now) { return ban }
+        return self.activeBan(.prefix(self.prefixKey(address)), now: now)
+    }
+
+    /// Before the backend sees an attempt: may it go ahead, and after how long? Attempts
+    /// refused here are counted as failures at once (the source reports nothing more), and
+    /// wait out the same tarpit as any other, so a refusal looks like a wrong password.
+    private mutating func check(_ attempt: AuthAttempt) -> Decision {
+        if self.isTrusted(attempt.client) { return Decision(verdict: .allow, reasons: [.trustedNetwork]) }
+        let now = attempt.time
+        let seconds = now.seconds
+        let client = self.clientKey(attempt.client)
+        let prefix = self.prefixKey(attempt.client)
+        let user = self.normalize(attempt.username)
+        let userHash = fnv1a(user.utf8)
+        let shortSlot = self.short.slot(seconds)
+        let shortSeconds = self.shortSeconds
+        let (counts, _) = self.clients.update(client, make: ClientRecord.init) { record -> (attempts: Int, failures: Int, pair: Int) in
+            record.attempts.add(1, slot: shortSlot)
+            var pair = 0
+            if let i = record.pairIndex(userHash), seconds &- record.pairs[i].lastFailure <= shortSeconds {
+                pair = Int(record.pairs[i].failures)
+            }
+            return (record.attempts.total(slot: shortSlot), record.failuresShort.total(slot: shortSlot), pair)
+        }
+        let known = self.isKnownPlace(client: client, prefix: prefix.address, user: user, now: seconds)
+        let delay = known ? .zero : self.tarpitDelay(failures: counts.failures)
+
+        func refused(_ decision: Decision) -> Decision {
+            var decision = decision
+            decision.delay = delay
+            if delay > .zero { decision.reasons.append(.tarpit) }
+            return decision
+        }
+        if !self.bans.isEmpty {
+            if self.activeBan(.ip(client), now: now) != nil { return refused(Decision(verdict: .refuse, reasons: [.ipBanned])) }
+            if self.activeBan(.prefix(prefix), now: now) != nil { return refused(Decision(verdict: .refuse, reasons: [.prefixBanned])) }
+        }
+        if self.deniedUsernames.contains(user) {
+            return refused(self.recordFailure(attempt, locallyRefused: [.deniedUsername]))
+        }
+        if !self.bans.isEmpty, let lock = self.activeBan(.username(user), now: now), !(lock.exemptKnownPlaces && known) {
+            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked]))
+        }
+        if known { return Decision(verdict: .allow, reasons: [.knownPlace]) }
+        if counts.pair >= self.policy.limits.pairFailures {
+            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit]))
+        }
+        if counts.attempts > self.policy.limits.attemptsPerIP {
+            return Decision(verdict: .tempFail, reasons: [.rateLimited])
+        }
+        return Decision(verdict: .allow, delay: delay, reasons: delay > .zero ? [.tarpit] : [])
+    }
+
+    /// The tarpit: nothing below the threshold, then initial × factor^(failures − threshold),
+    /// capped.
+    public func tarpitDelay(failures: Int) -> Duration {
+        let tarpit = self.policy.tarpit
+        guard failures >= tarpit.afterFailures, tarpit.initial > .zero else { return .zero }
+        let steps = Double(failures - tarpit.afterFailures)
+        let seconds = tarpit.initial.secondsDouble * pow(tarpit.factor, min(steps, 64))
+        return min(tarpit.max, .milliseconds(Int64(min(seconds, 1e9) * 1000)))
+    }
+
+    /// Counts a failure (reported by a source, or refused here) and issues what it earns.
+    private mutating func recordFailure(_ attempt: AuthAttempt, locallyRefused: [Reason]) -> Decision {
+        var decision = Decision(verdict: .refuse, reasons: locallyRefused)
+        if self.isTrusted(attempt.client) {
+            decision.reasons.append(.trustedNetwork)
+            return decision
+        }
+        let now = attempt.time
+        let seconds = now.seconds
+        let user = self.normalize(attempt.username)
+        let userHash = fnv1a(user.utf8)
+        let client = self.clientKey(attempt.client)
+        let prefix = self.prefixKey(attempt.client)
+        let heavy = attempt.credential.isDefaultPassword || DefaultCredentials.isDefaultUsername(user)
+            || self.deniedUsernames.contains(user)
+        let weight = UInt16(clamping: heavy ? max(1, self.policy.credentials.defaultCredentialWeight) : 1)
+        let shortSlot = self.short.slot(seconds)
+        let longSlot = self.long.slot(seconds)
+        let shortSeconds = self.shortSeconds
+        let longSeconds = self.longSeconds
+        let hash = attempt.credential.passwordHash
+
+        // The client, and the (client, username) pair inside it.
+        let (ip, _) = self.clients.update(client, make: ClientRecord.init) { record -> (short: Int, long: Int, users: Int, repeated: Bool) in
+            let i = record.pairSlot(userHash)
+            if seconds &- record.pairs[i].lastFailure > shortSeconds {
+                record.pairs[i].failures = 0
+                record.pairs[i].hashes = InlineArray(repeating: .max)
+            }
+            var repeated = false
+            if let hash, record.pairs[i].hasSeen(hash) {
+                repeated = true
+            } else {
+                record.pairs[i].failures &+= 1
+                if let hash { record.pairs[i].remember(hash) }
+            }
+            record.pairs[i].lastFailure = seconds
+            if !repeated {
+                record.failuresShort.add(weight, slot: shortSlot)
+                record.failuresLong.add(weight, slot: longSlot)
+            }
+            let users = record.noteUser(userHash, now: seconds, window: longSeconds)
+            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), users, repeated)
+        }
+        if ip.repeated {
+            // One stale password retried (a phone, a misconfigured client) is not a new guess.
+            decision.reasons.append(.repeatedPassword)
+            return decision
+        }
+        if heavy {
+            let reason: Reason = self.deniedUsernames.contains(user) ? .deniedUsername : .defaultCredential
+            if !decision.reasons.contains(reason) { decision.reasons.append(reason) }
+        }
+        let (net, _) = self.prefixes.update(prefix.address, make: PrefixRecord.init) { record -> (short: Int, long: Int) in
+            record.failuresShort.add(weight, slot: shortSlot)
+            record.failuresLong.add(weight, slot: longSlot)
+            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot))
+        }
+        let clientHash = client.stableHash
+        let cap = self.policy.limits.ipsPerUsername + 1
+        let (account, _) = self.users.update(user, make: UserRecord.init) { record -> (short: Int, long: Int, clients: Int) in
+            record.failuresShort.add(weight, slot: shortSlot)
+            record.failuresLong.add(weight, slot: longSlot)
+            let clients = record.noteClient(clientHash, now: seconds, window: longSeconds, cap: cap)
+            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), clients)
+        }
+
+        let limits = self.policy.limits
+        var ipReason: Reason?
+        if ip.short > limits.ipFailuresShort || ip.long > limits.ipFailuresLong {
+            ipReason = .ipFailures
+        } else if ip.users > limits.usernamesPerIP {
+            ipReason = .spraying
+        }
+        if let ipReason, let ban = self.issueBan(.ip(client), reason: ipReason, base: self.policy.bans.ip, now: now) {
+            decision.bans.append(ban)
+            decision.reasons.append(ipReason)
+        }
+        if net.short > limits.prefixFailuresShort || net.long > limits.prefixFailuresLong,
+            let ban = self.issueBan(.prefix(prefix), reason: .prefixFailures, base: self.policy.bans.prefix, now: now)
+        {
+            decision.bans.append(ban)
+            decision.reasons.append(.prefixFailures)
+        }
+        var userReason: Reason?
+        if account.clients > limits.ipsPerUsername {
+            userReason = .distributedAttack
+        } else if account.short > limits.usernameFailuresShort || account.long > limits.usernameFailuresLong {
+            userReason = .usernameFailures
+        }
+        if let userReason,
+            let ban = self.issueBan(.username(user), reason: userReason, base: self.policy.bans.username, now: now, exemptKnownPlaces: true)
+        {
+            decision.bans.append(ban)
+            decision.reasons.append(userReason)
+            decision.alerts.append(
+                Alert(
+                    kind: .distributedAttack, severity: .warning, time: now, username: user, client: attempt.client,
+                    message: userReason == .distributedAttack
+                        ? "username \(user) is attacked from \(account.clients) or more addresses; locked for unknown places until \(ban.until)"
+                        : "username \(user) failed \(account.short) times in \(self.policy.shortWindow.compactText); locked for unknown places until \(ban.until)"))
+        }
+        return decision
+    }
+
+    private mutating func recordSuccess(_ attempt: AuthAttempt) -> Decision {
+        let now = attempt.time
+        let seconds = now.seconds
+        let user = self.normalize(attempt.username)
+        let client = self.clientKey(attempt.client)
+        let prefix = self.prefixKey(attempt.client)
+        let trusted = self.isTrusted(attempt.client)
+
+        // The weak-credential firewall: a default password accepted by the backend is refused.
+        if attempt.credential.isDefaultPassword && !trusted {
+            var decision = Decision(verdict: .refuse, reasons: [.weakCredentialAccepted])
+            let lock = self.issueBan(
+                .username(user), reason: .weakCredentialAccepted, base: self.policy.bans.weakCredentialLock, now: now,
+                exemptKnownPlaces: false, escalate: false)
+            if let lock { decision.bans.append(lock) }
+            decision.alerts.append(
+                Alert(
+                    kind: .weakCredentialAccepted, severity: .critical, time: now, username: user, client: attempt.client,
+                    message: "the mail server accepted a default password for account \(user) from \(attempt.client); "
+                        + "the login was refused and the account is locked for untrusted networks. Change its password."))
+            return decision
+        }
+
+        var decision = Decision(verdict: .allow, reasons: trusted ? [.trustedNetwork] : [])
+        let shortSlot = self.short.slot(seconds)
+        let userHash = fnv1a(user.utf8)
+        let clientFailures = self.clients.modifyIfPresent(client) { record -> Int in
+            if let i = record.pairIndex(userHash) { record.pairs[i] = PairEntry() }
+            return record.failuresShort.total(slot: shortSlot)
+        } ?? 0
+        let prefixFailures = self.prefixes.peek(prefix.address)?.failuresShort.total(slot: shortSlot) ?? 0
+        let threshold = self.policy.compromiseAfterFailures
+        if !trusted && threshold > 0 && (clientFailures >= threshold || prefixFailures >= threshold * 4) {
+            decision.reasons.append(.possibleCompromise)
+            decision.alerts.append(
+                Alert(
+                    kind: .possibleCompromise, severity: .critical, time: now, username: user, client: attempt.client,
+                    message: "possible compromised account: \(user) logged in from \(attempt.client) after "
+                        + "\(clientFailures) failures from that address and \(prefixFailures) from \(prefix) in \(self.policy.shortWindow.compactText)"))
+            // A place that guessed its way in does not become a known place.
+            return decision
+        }
+        let until = UInt32(clamping: Int64(seconds) + self.policy.knownPlaceDuration.wholeSeconds)
+        self.knownPlaces.update(PlaceKey(place: client, isPrefix: false, user: user), make: { until }) { $0 = until }
+        self.knownPlaces.update(PlaceKey(place: prefix.address, isPrefix: true, user: user), make: { until }) { $0 = until }
+        return decision
+    }
+
+    private func isKnownPlace(client: IPAddress, prefix: IPAddress, user: String, now: UInt32) -> Bool {
+        if self.knownPlaces.count == 0 { return false }
+        if let until = self.knownPlaces.peek(PlaceKey(place: client, isPrefix: false, user: user)), until > now { return true }
+        if let until = self.knownPlaces.peek(PlaceKey(place: prefix, isPrefix: true, user: user)), until > now { return true }
+        return false
+    }
+
+    /// True when the client has logged in as this user from here, or from its network, recently.
+    public func isKnownPlace(_ address: IPAddress, username: String, now: Timestamp) -> Bool {
+        self.isKnownPlace(
+            client: self.clientKey(address), prefix: self.prefixKey(address).address, user: self.normalize(username), now: now.seconds)
+    }
+
+    // MARK: - Bans
+
+    private func activeBan(_ key: BanKey, now: Timestamp) -> Ban? {
+        guard let ban = self.bans[key], ban.until > now else { return nil }
+        return ban
+    }
+
+    /// Issues a ban unless one is in force; escalates with the key's past offences.
+    private mutating func issueBan(
+        _ key: BanKey, reason: Reason, base: Duration, now: Timestamp, exemptKnownPlaces: Bool = false, escalate: Bool = true
+    ) -> Ban? {
+        if self.activeBan(key, now: now) != nil { return nil }
+        let seconds = now.seconds
+        let remember = UInt32(clamping: self.policy.bans.rememberOffenses.wholeSeconds)
+        let previous = self.offenses.peek(key).flatMap { seconds &- $0.last <= remember ? Int($0.count) : nil } ?? 0
+        let offense = previous + 1
+        var duration = base.secondsDouble
+        if escalate {
+            duration *= pow(max(1, self.policy.bans.factor), Double(min(previous, 32)))
+            duration = min(duration, self.policy.bans.max.secondsDouble)
+        }
+        let jitter = min(max(self.policy.bans.jitter, 0), 1)
+        if jitter > 0 {
+            let unit = Double(self.random.next() >> 11) / Double(1 << 53)  // [0, 1)
+            duration *= 1 + jitter * (2 * unit - 1)
+        }
+        let ban = Ban(
+            key: key, since: now, until: now + .milliseconds(Int64(max(1, duration) * 1000)), reason: reason,
+            offense: offense, exemptKnownPlaces: exemptKnownPlaces)
+        self.bans[key] = ban
+        self.offenses.update(key, make: { OffenseRecord(count: 0, last: 0) }) { record in
+            record.count = UInt16(clamping: offense)
+            record.last = seconds
+        }
+        return ban
+    }
+
+    /// Places a ban by hand (operator, API). Replaces one in force for the same key.
+    public mutating func placeBan(_ key: BanKey, duration: Duration, reason: Reason = .manual, now: Timestamp) -> Ban {
+        let offense = (self.offenses.peek(key).map { Int($0.count) } ?? 0) + 1
+        let ban = Ban(
+            key: key, since: now, until: now + duration, reason: reason, offense: offense,
+            exemptKnownPlaces: key.scope == .username)
+        self.bans[key] = ban
+        self.offenses.update(key, make: { OffenseRecord(count: 0, last: 0) }) { record in
+            record.count = UInt16(clamping: offense)
+            record.last = now.seconds
+        }
+        return ban
+    }
+
+    /// Lifts a ban; returns it if one was in force.
+    public mutating func liftBan(_ key: BanKey) -> Ban? {
+        self.bans.removeValue(forKey: key)
+    }
+
+    /// Removes the bans that have run out and returns them.
+    public mutating func expireBans(now: Timestamp) -> [Ban] {
+        var expired: [Ban] = []
+        for (key, ban) in self.bans where ban.until <= now {
+            expired.append(ban)
+            self.bans.removeValue(forKey: key)
+        }
+        return expired.sorted { $0.until < $1.until }
+    }
+
+    public func activeBans(now: Timestamp) -> [Ban] {
+        self.bans.values.filter { $0.until > now }.sorted { $0.since < $1.since }
+    }
+
+    public func ban(for key: BanKey, now: Timestamp) -> Ban? { self.activeBan(key, now: now) }
+
+    // MARK: - Introspection
+
+    public struct Counts: Sendable, Equatable {
+        public var clients: Int
+        public var prefixes: Int
+        public var usernames: Int
+        public var knownPlaces: Int
+        public var bans: Int
+    }
+
+    public var counts: Counts {
+        Counts(
+            clients: self.clients.count, prefixes: self.prefixes.count, usernames: self.users.count,
+            knownPlaces: self.knownPlaces.count, bans: self.bans.count)
+    }
+
+    /// Failures counted for a client in the short window, as the tarpit sees them.
+    public func recentFailures(of address: IPAddress, now: Timestamp) -> Int {
+        self.clients.peek(self.clientKey(address))?.failuresShort.total(slot: self.short.slot(now.seconds)) ?? 0
+    }
+}
+
+/// A small, fast, seedable generator (for ban jitter): tests fix the seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension Duration {
+    /// `90s` → "1m30s": the form the configuration uses.
+    public var compactText: String {
+        var ms = self.nanosecondsClamped / 1_000_000
+        if ms == 0 { return "0s" }
+        var out = ""
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where ms >= size {
+            out += "\(ms / size)\(unit)"
+            ms %= size
+        }
+        return out
+    }
+}

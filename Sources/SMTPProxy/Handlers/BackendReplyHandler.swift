@@ -1,0 +1,67 @@
+// Reads the backend's byte stream into whole SMTP replies and hands them to the session.
+// A malformed reply, an over-long line or a bare newline from the backend ends the session.
+
+import NIOCore
+import SMTPWire
+
+final class BackendReplyHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    /// The longest reply line accepted from the backend (RFC 5321: 512; EHLO lines of real
+    /// servers stay far below this).
+    static let maxReplyLine = 4096
+
+    private let session: ClientSessionHandler
+    private var buffer = ByteBuffer()
+    private var framer = SMTPLineFramer()
+    private var accumulator = SMTPReplyAccumulator()
+
+    init(session: ClientSessionHandler) {
+        self.session = session
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = self.unwrapInboundIn(data)
+        if self.buffer.readableBytes == 0 {
+            self.buffer = incoming
+        } else {
+            self.buffer.writeBuffer(&incoming)
+        }
+        while let framed = self.framer.next(from: &self.buffer, limit: Self.maxReplyLine) {
+            switch framed {
+            case .line(let line):
+                do {
+                    if let reply = try self.accumulator.feed(line) {
+                        self.session.backendReplied(reply)
+                    }
+                } catch {
+                    self.session.backendProtocolError("malformed reply from the backend (\(error))")
+                    return
+                }
+            case .tooLong:
+                self.session.backendProtocolError("the backend sent a reply line over \(Self.maxReplyLine) bytes")
+                return
+            case .bareNewline:
+                self.session.backendProtocolError("the backend sent a bare CR or LF")
+                return
+            }
+        }
+        if self.buffer.readerIndex > 16_384 { self.buffer.discardReadBytes() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.session.flushClient()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.session.backendClosed()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.session.backendWritabilityChanged(context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,68 @@
+// Editing the backend's EHLO reply before the client sees it: the guard's own name in the
+// first line, AUTH shown only to clients in the AUTH networks and only with the mechanisms
+// the guard understands, and the extensions the guard does not relay (XCLIENT, XFORWARD,
+// STARTTLS until the guard terminates TLS, CHUNKING/BDAT) removed.
+
+import GuardCore
+
+public struct EHLOEditor: Sendable {
+    public var hostname: String
+    public var offerAuth: Bool
+    public var mechanisms: [AuthMechanism]
+
+    public init(hostname: String, offerAuth: Bool, mechanisms: [AuthMechanism]) {
+        self.hostname = hostname
+        self.offerAuth = offerAuth
+        self.mechanisms = mechanisms
+    }
+
+    /// Keywords never passed to the client.
+    static let removed: Set<String> = ["XCLIENT", "XFORWARD", "STARTTLS", "CHUNKING", "BINARYMIME", "AUTH", "AUTH=LOGIN", "XEXCH50", "X-EXPS", "X-LINK2STATE", "XRDST"]
+
+    /// The mechanisms a backend EHLO reply offers (from its AUTH line).
+    public static func backendMechanisms(_ reply: SMTPReply) -> Set<AuthMechanism> {
+        var result: Set<AuthMechanism> = []
+        for line in reply.lines.dropFirst() {
+            let words = line.split(separator: " ")
+            guard let keyword = words.first else { continue }
+            let upper = keyword.uppercased()
+            if upper == "AUTH" {
+                for word in words.dropFirst() {
+                    let mechanism = AuthMechanism(name: word)
+                    if mechanism != .other { result.insert(mechanism) }
+                }
+            } else if upper.hasPrefix("AUTH=") {
+                for word in ([Substring(upper.dropFirst(5))] + words.dropFirst()) {
+                    let mechanism = AuthMechanism(name: word)
+                    if mechanism != .other { result.insert(mechanism) }
+                }
+            }
+        }
+        return result
+    }
+
+    public static func offers(_ keyword: String, in reply: SMTPReply) -> Bool {
+        reply.lines.dropFirst().contains { $0.split(separator: " ").first?.uppercased() == keyword }
+    }
+
+    /// The reply the client sees. `backend` is the backend's positive EHLO reply.
+    public func edit(_ backend: SMTPReply) -> (reply: SMTPReply, mechanisms: [AuthMechanism]) {
+        var lines = [self.hostname]
+        let offered = EHLOEditor.backendMechanisms(backend)
+        let mechanisms = self.offerAuth ? self.mechanisms.filter { offered.contains($0) } : []
+        var authWritten = false
+        for line in backend.lines.dropFirst() {
+            let keyword = line.split(separator: " ").first.map { $0.uppercased() } ?? ""
+            if keyword == "AUTH" || keyword.hasPrefix("AUTH=") {
+                if !authWritten && !mechanisms.isEmpty {
+                    lines.append((["AUTH"] + mechanisms.map(\.rawValue)).joined(separator: " "))
+                    authWritten = true
+                }
+                continue
+            }
+            if keyword.isEmpty || EHLOEditor.removed.contains(keyword) { continue }
+            lines.append(line)
+        }
+        return (SMTPReply(code: backend.code, lines: lines), mechanisms)
+    }
+}

@@ -1,0 +1,82 @@
+// SMTP replies: parsing the backend's (single and multi-line), writing the guard's own.
+
+import NIOCore
+
+public struct SMTPReply: Equatable, Sendable, CustomStringConvertible {
+    public var code: Int
+    /// The text of each line, after the code and its separator.
+    public var lines: [String]
+
+    public init(code: Int, lines: [String]) {
+        self.code = code
+        self.lines = lines.isEmpty ? [""] : lines
+    }
+
+    public init(code: Int, _ text: String) {
+        self.init(code: code, lines: [text])
+    }
+
+    /// A configured reply such as "535 5.7.8 Authentication credentials invalid".
+    public init?(configured text: String) {
+        guard text.utf8.count >= 3, let code = Int(text.prefix(3)), (200...599).contains(code) else { return nil }
+        let rest = text.dropFirst(3)
+        self.init(code: code, lines: [String(rest.drop(while: { $0 == " " }))])
+    }
+
+    public var isPositive: Bool { self.code < 400 }
+
+    /// The wire form, every line ended by CRLF.
+    public var encoded: String {
+        var out = ""
+        for (i, line) in self.lines.enumerated() {
+            out += String(self.code)
+            out += i == self.lines.count - 1 ? (line.isEmpty ? " " : " ") : "-"
+            out += line
+            out += "\r\n"
+        }
+        return out
+    }
+
+    public var description: String { self.encoded }
+}
+
+/// Assembles replies from lines; a multi-line reply ends at the line with a space after the code.
+public struct SMTPReplyAccumulator: Sendable {
+    public enum Failure: Error, Equatable, Sendable {
+        case malformed
+        case codeChanged
+        case tooManyLines
+    }
+
+    private var code: Int?
+    private var lines: [String] = []
+    public let maxLines: Int
+
+    public init(maxLines: Int = 200) { self.maxLines = maxLines }
+
+    /// Feeds one line (without CRLF); returns the reply when it is complete.
+    public mutating func feed(_ line: ByteBuffer) throws(Failure) -> SMTPReply? {
+        let bytes = line.readableBytesView
+        guard bytes.count >= 3 else { throw .malformed }
+        var code = 0
+        for byte in bytes.prefix(3) {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { throw .malformed }
+            code = code * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        guard (200...599).contains(code) else { throw .malformed }
+        if let current = self.code, current != code { throw .codeChanged }
+        let separator = bytes.count > 3 ? bytes[bytes.startIndex + 3] : UInt8(ascii: " ")
+        guard separator == UInt8(ascii: " ") || separator == UInt8(ascii: "-") else { throw .malformed }
+        let text = bytes.count > 4 ? String(decoding: bytes.dropFirst(4), as: UTF8.self) : ""
+        self.code = code
+        self.lines.append(text)
+        guard self.lines.count <= self.maxLines else { throw .tooManyLines }
+        if separator == UInt8(ascii: "-") { return nil }
+        let reply = SMTPReply(code: code, lines: self.lines)
+        self.code = nil
+        self.lines = []
+        return reply
+    }
+
+    public var isMidReply: Bool { self.code != nil }
+}

@@ -1,0 +1,730 @@
+// SMTPSessionStateMachine: every decision about one proxied SMTP session, as a value.
+//
+// It sits between a client and the backend mail server. It sees each client line and each
+// backend reply, keeps one queue that pairs every backend reply with the client command it
+// answers (a reply with no command ends the session), handles AUTH itself so that the
+// engine decides before the backend sees a credential, and returns actions: bytes to send,
+// timers to start, the engine to ask, events to record, connections to close. It never
+// touches a channel, never sleeps and never reads a clock: the handler does those things.
+//
+// Trusts: nothing the client sends; the backend's replies only for their code and, where
+// relayed, their text (the greeting and EHLO domain are always replaced).
+
+import GuardCore
+import NIOCore
+
+public enum SessionTimer: Hashable, Sendable {
+    case backendConnect
+    case backendReply
+    case clientIdle
+    case tarpit
+}
+
+public enum SessionLogLevel: Sendable, Equatable {
+    case info, warning, error, critical
+}
+
+public enum SessionAction: Equatable, Sendable {
+    case connectBackend
+    case sendToBackend(ByteBuffer)
+    case sendToClient(SMTPReply)
+    /// Ask the engine; the handler stamps the time and answers with `verdictReceived`.
+    case decide(AuthAttempt)
+    /// One AUTH attempt is settled: write it to the event log.
+    case recordAttempt(AuthAttempt, replyCode: Int, decision: Decision)
+    case startTimer(SessionTimer, Duration)
+    case cancelTimer(SessionTimer)
+    case closeBackend
+    /// Close the client once what was sent to it is flushed.
+    case closeClient
+    case log(SessionLogLevel, String)
+}
+
+public struct SMTPSessionStateMachine {
+    // MARK: - State
+
+    /// What the guard is waiting for from the client during AUTH.
+    enum AuthStep: Equatable {
+        case plain
+        case loginUsername
+        case loginPassword(username: String, usernameLine: String)
+        case cramResponse
+    }
+
+    /// One AUTH attempt on its way. Holds the client's base64 lines until they are
+    /// forwarded or dropped; they are secrets and go nowhere else.
+    struct AuthFlight: Equatable {
+        var mechanism: AuthMechanism
+        var attempt: AuthAttempt
+        /// Lines to send the backend, in order (the first is a command or a response).
+        var backendLines: [String]
+        var delay: Duration = .zero
+    }
+
+    enum Phase: Equatable {
+        case idle
+        case connecting
+        case greeting
+        case identifying
+        case commands
+        case authClient(AuthStep)
+        case authChallenge  // CRAM-MD5: waiting for the backend's challenge
+        case authDeciding(AuthFlight)
+        case authTarpit(AuthFlight, Decision)
+        case authBackend(AuthFlight)
+        case authReporting(AuthFlight, code: Int)
+        case data
+        case backendGone
+        case closed
+    }
+
+    /// What a backend reply answers.
+    enum Pending: Equatable {
+        case greeting
+        case identityEHLO
+        case identityXCLIENT
+        case ehlo
+        case helo
+        case mail
+        case rset
+        case data
+        case dataEnd
+        case quit
+        case relay
+        case authChallenge
+        case authLoginPrompt
+        case authResult
+        case swallow
+        /// A reply of the guard's own, sent when every reply before it has been.
+        case local(SMTPReply)
+    }
+
+    public let configuration: SessionConfiguration
+    public let client: ClientInfo
+    private var phase: Phase = .idle
+    private var pending: [Pending] = []
+    /// A line that must wait until every outstanding reply has come (AUTH behind others).
+    private var heldLine: ByteBuffer?
+    private var ehloSeen = false
+    private var authenticated = false
+    private var inTransaction = false
+    private var offeredMechanisms: [AuthMechanism] = []
+    private var errors = 0
+    private var closing = false
+
+    public init(configuration: SessionConfiguration, client: ClientInfo) {
+        self.configuration = configuration
+        self.client = client
+    }
+
+    // MARK: - Queries
+
+    /// True when the handler may hand over the next client line.
+    public var wantsInput: Bool {
+        guard !self.closing, self.heldLine == nil else { return false }
+        switch self.phase {
+        case .commands:
+            // After DATA or QUIT nothing more is read until the backend has answered.
+            return !self.pending.contains(.data) && !self.pending.contains(.quit)
+        case .authClient, .data, .backendGone: return true
+        default: return false
+        }
+    }
+
+    /// The longest line the next read may hold, given its first bytes.
+    public func lineLimit(peek: ByteBuffer) -> Int {
+        switch self.phase {
+        case .data: return self.configuration.maxDataLine
+        case .authClient: return self.configuration.maxAuthLine
+        default: return SMTPCommand.looksLikeAuth(peek) ? self.configuration.maxAuthLine : self.configuration.maxCommandLine
+        }
+    }
+
+    public var isClosed: Bool { self.phase == .closed }
+    public var isAuthenticated: Bool { self.authenticated }
+
+    // MARK: - Events
+
+    public mutating func start() -> [SessionAction] {
+        self.phase = .connecting
+        return [.connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+    }
+
+    public mutating func backendConnected() -> [SessionAction] {
+        guard self.phase == .connecting else { return [] }
+        var actions: [SessionAction] = [.cancelTimer(.backendConnect)]
+        let client = self.client
+        switch self.configuration.identity {
+        case .proxyV1:
+            let header = ClientIdentity.proxyV1(
+                source: client.address, sourcePort: client.port, destination: client.localAddress, destinationPort: client.localPort)
+            actions.append(.sendToBackend(ByteBuffer(string: header)))
+        case .proxyV2:
+            actions.append(
+                .sendToBackend(
+                    ClientIdentity.proxyV2(
+                        source: client.address, sourcePort: client.port, destination: client.localAddress, destinationPort: client.localPort)))
+        case .none, .xclient:
+            break
+        }
+        self.phase = .greeting
+        self.pending = [.greeting]
+        actions.append(.startTimer(.backendReply, self.configuration.replyTimeout))
+        return actions
+    }
+
+    public mutating func backendConnectFailed(_ reason: String) -> [SessionAction] {
+        guard self.phase == .connecting else { return [] }
+        return self.backendTrouble("cannot connect to the backend: \(reason)")
+    }
+
+    /// The backend closed its side or failed.
+    public mutating func backendClosed() -> [SessionAction] {
+        switch self.phase {
+        case .closed: return []
+        case .backendGone: return []
+        default:
+            if self.closing { return [] }
+            return self.backendTrouble("the backend closed the connection")
+        }
+    }
+
+    public mutating func clientClosed() -> [SessionAction] {
+        guard self.phase != .closed else { return [] }
+        var actions: [SessionAction] = []
+        // An AUTH under way whose outcome will never be told: record it as abandoned.
+        if case .authTarpit(let flight, let decision) = self.phase {
+            actions.append(.recordAttempt(flight.attempt, replyCode: 0, decision: decision))
+        }
+        self.phase = .closed
+        self.closing = true
+        actions += [.closeBackend, .closeClient] + self.cancelAllTimers()
+        return actions
+    }
+
+    public mutating func timerFired(_ timer: SessionTimer) -> [SessionAction] {
+        switch timer {
+        case .backendConnect:
+            guard self.phase == .connecting else { return [] }
+            return self.backendTrouble("the backend did not accept a connection within \(self.configuration.connectTimeout.compactText)")
+        case .backendReply:
+            guard !self.pending.isEmpty, self.phase != .closed else { return [] }
+            return self.backendTrouble("the backend did not answer within \(self.configuration.replyTimeout.compactText)")
+        case .clientIdle:
+            guard self.phase != .closed else { return [] }
+            return self.closeBoth(
+                with: SMTPReply(code: 421, "4.4.2 \(self.configuration.hostname) Error: timeout exceeded"),
+                log: (.info, "client idle for \(self.configuration.commandTimeout.compactText): disconnected"))
+        case .tarpit:
+            guard case .authTarpit(let flight, let decision) = self.phase else { return [] }
+            return self.act(on: decision, for: flight)
+        }
+    }
+
+    /// A framed line from the client.
+    public mutating func clientLine(_ framed: FramedLine) -> [SessionAction] {
+        guard self.wantsInput else { return [] }
+        var actions: [SessionAction] = [.startTimer(.clientIdle, self.configuration.commandTimeout)]
+        switch framed {
+        case .bareNewline:
+            return actions
+                + self.closeBoth(
+                    with: SMTPReply(code: 521, "5.5.2 \(self.configuration.hostname) Error: bare <CR> or <LF> received"),
+                    log: (.warning, "client sent a bare CR or LF: disconnected (SMTP smuggling defence)"))
+        case .tooLong:
+            switch self.phase {
+            case .data:
+                return actions
+                    + self.closeBoth(
+                        with: SMTPReply(code: 554, "5.6.0 \(self.configuration.hostname) Error: message line longer than \(self.configuration.maxDataLine) bytes"),
+                        log: (.warning, "client sent a message line over \(self.configuration.maxDataLine) bytes: message dropped, disconnected"))
+            case .authClient(let step):
+                actions += self.abandonAuth(step: step)
+                actions += self.localReply(SMTPReply(code: 500, "5.5.6 Error: authentication line too long"), error: true)
+                return actions
+            default:
+                return actions + self.localReply(SMTPReply(code: 500, "5.5.6 Error: line too long"), error: true)
+            }
+        case .line(let line):
+            switch self.phase {
+            case .data: return actions + self.dataLine(line)
+            case .authClient(let step): return actions + self.authResponse(line, step: step)
+            case .backendGone:
+                return actions
+                    + self.closeBoth(
+                        with: SMTPReply(code: 421, "4.7.0 \(self.configuration.hostname) Service not available, closing transmission channel"),
+                        log: nil)
+            default: return actions + self.command(line)
+            }
+        }
+    }
+
+    /// A complete reply from the backend.
+    public mutating func backendReply(_ reply: SMTPReply) -> [SessionAction] {
+        guard self.phase != .closed, !self.closing else { return [] }
+        guard !self.pending.isEmpty else {
+            if reply.code == 421 {
+                return self.backendTrouble("the backend ended the session (421)")
+            }
+            return self.closeBoth(
+                with: SMTPReply(code: 421, "4.3.0 \(self.configuration.hostname) Service not available, closing transmission channel"),
+                log: (.error, "the backend sent a reply to no command (\(reply.code)): protocol error, session closed"))
+        }
+        let head = self.pending.removeFirst()
+        var actions = self.handle(reply, for: head)
+        actions += self.afterReply()
+        return actions
+    }
+
+    /// The engine's answer to the last `.decide`.
+    public mutating func verdictReceived(_ decision: Decision) -> [SessionAction] {
+        switch self.phase {
+        case .authDeciding(var flight):
+            flight.delay = decision.delay
+            if decision.delay > .zero {
+                self.phase = .authTarpit(flight, decision)
+                return [.startTimer(.tarpit, decision.delay)]
+            }
+            return self.act(on: decision, for: flight)
+        case .authReporting(let flight, _):
+            return self.settle(flight, decision: decision) + self.afterReply()
+        default:
+            return []
+        }
+    }
+
+    // MARK: - Commands
+
+    private mutating func command(_ line: ByteBuffer) -> [SessionAction] {
+        guard let command = SMTPCommand(line: line) else {
+            return self.localReply(SMTPReply(code: 500, "5.5.2 Error: bad syntax"), error: true)
+        }
+        switch command.verb {
+        case .auth:
+            if !self.pending.isEmpty {
+                // Every reply before it must be in: AUTH changes what the next lines mean.
+                self.heldLine = line
+                return []
+            }
+            return self.auth(command)
+        case .ehlo:
+            return self.forward(line, .ehlo)
+        case .helo:
+            return self.forward(line, .helo)
+        case .mail:
+            return self.forward(line, .mail)
+        case .rset:
+            return self.forward(line, .rset)
+        case .data:
+            return self.forward(line, .data)
+        case .quit:
+            return self.forward(line, .quit)
+        case .bdat:
+            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: BDAT is not supported here"), error: true)
+        case .startTLS:
+            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not implemented"), error: true)
+        case .xclient, .xforward:
+            return self.localReply(SMTPReply(code: 550, "5.7.0 Error: insufficient authorization"), error: true)
+        case .rcpt, .noop, .vrfy, .expn, .help, .etrn, .other:
+            return self.forward(line, .relay)
+        }
+    }
+
+    private mutating func forward(_ line: ByteBuffer, _ kind: Pending) -> [SessionAction] {
+        var bytes = line
+        bytes.writeStaticString("\r\n")
+        return self.sendToBackend(bytes, expecting: kind)
+    }
+
+    private mutating func sendToBackend(_ bytes: ByteBuffer, expecting kind: Pending) -> [SessionAction] {
+        let wasEmpty = self.pending.isEmpty
+        self.pending.append(kind)
+        var actions: [SessionAction] = [.sendToBackend(bytes)]
+        if wasEmpty {
+            actions.append(.startTimer(.backendReply, kind == .dataEnd ? self.configuration.dataTimeout : self.configuration.replyTimeout))
+        }
+        return actions
+    }
+
+    private mutating func sendLine(_ text: String, expecting kind: Pending) -> [SessionAction] {
+        var buffer = ByteBuffer(string: text)
+        buffer.writeStaticString("\r\n")
+        return self.sendToBackend(buffer, expecting: kind)
+    }
+
+    /// A reply of the guard's own, in its place in the reply order.
+    private mutating func localReply(_ reply: SMTPReply, error: Bool = false) -> [SessionAction] {
+        if error {
+            self.errors += 1
+            if self.errors >= self.configuration.maxErrors {
+                return self.closeBoth(
+                    with: SMTPReply(code: 421, "4.7.0 \(self.configuration.hostname) Error: too many errors"),
+                    log: (.info, "client made \(self.errors) protocol errors: disconnected"))
+            }
+        }
+        if self.pending.isEmpty { return [.sendToClient(reply)] }
+        self.pending.append(.local(reply))
+        return []
+    }
+
+    // MARK: - AUTH
+
+    private mutating func auth(_ command: SMTPCommand) -> [SessionAction] {
+        if !self.ehloSeen { return self.localReply(SMTPReply(code: 503, "5.5.1 Error: send HELO/EHLO first"), error: true) }
+        if self.offeredMechanisms.isEmpty {
+            return self.localReply(SMTPReply(code: 503, "5.5.1 Error: authentication not enabled"), error: true)
+        }
+        if self.authenticated { return self.localReply(SMTPReply(code: 503, "5.5.1 Error: already authenticated"), error: true) }
+        if self.inTransaction { return self.localReply(SMTPReply(code: 503, "5.5.1 Error: MAIL transaction in progress"), error: true) }
+        let words = command.argument.split(separator: " ", omittingEmptySubsequences: true)
+        guard let name = words.first, words.count <= 2 else {
+            return self.localReply(SMTPReply(code: 501, "5.5.4 Syntax: AUTH mechanism"), error: true)
+        }
+        let mechanism = AuthMechanism(name: name)
+        guard mechanism != .other, self.offeredMechanisms.contains(mechanism) else {
+            return self.localReply(SMTPReply(code: 504, "5.5.4 Unrecognized authentication type"), error: true)
+        }
+        let initial = words.count == 2 ? String(words[1]) : nil
+        switch mechanism {
+        case .plain:
+            guard let initial else {
+                self.phase = .authClient(.plain)
+                return [.sendToClient(SMTPReply(code: 334, ""))]
+            }
+            return self.authResponse(ByteBuffer(string: initial), step: .plain)
+        case .login:
+            guard let initial else {
+                self.phase = .authClient(.loginUsername)
+                return [.sendToClient(SMTPReply(code: 334, SASL.loginUsernamePrompt))]
+            }
+            return self.authResponse(ByteBuffer(string: initial), step: .loginUsername)
+        case .cramMD5:
+            if initial != nil {
+                return self.localReply(SMTPReply(code: 501, "5.5.2 Error: CRAM-MD5 takes no initial response"), error: true)
+            }
+            self.phase = .authChallenge
+            return self.sendLine("AUTH CRAM-MD5", expecting: .authChallenge)
+        case .other:
+            return self.localReply(SMTPReply(code: 504, "5.5.4 Unrecognized authentication type"), error: true)
+        }
+    }
+
+    private func attempt(username: String, mechanism: AuthMechanism, credential: CredentialEvidence) -> AuthAttempt {
+        AuthAttempt(
+            time: Timestamp(nanoseconds: 0), client: self.client.address, clientPort: self.client.port, username: username,
+            mechanism: mechanism, tls: self.client.tls, outcome: .pending, source: .proxy, credential: credential)
+    }
+
+    /// A SASL response line from the client (or the initial response of the AUTH command).
+    private mutating func authResponse(_ line: ByteBuffer, step: AuthStep) -> [SessionAction] {
+        let text = String(decoding: line.readableBytesView, as: UTF8.self)
+        if text == "*" {
+            var actions = self.abandonAuth(step: step)
+            actions += self.localReply(SMTPReply(code: 501, "5.7.0 Authentication aborted"))
+            return actions
+        }
+        guard let bytes = SASL.decodeResponse(text) else { return self.malformedAuth(step: step) }
+        do {
+            switch step {
+            case .plain:
+                let credentials = try SASL.parsePlain(bytes)
+                let evidence = credentials.evidence(hasher: self.configuration.hasher)
+                let flight = AuthFlight(
+                    mechanism: .plain, attempt: self.attempt(username: credentials.username, mechanism: .plain, credential: evidence),
+                    backendLines: ["AUTH PLAIN " + (text.isEmpty ? "=" : text)])
+                return self.decide(flight)
+            case .loginUsername:
+                let name = try SASL.parseLoginField(bytes)
+                guard !name.isEmpty else { return self.malformedAuth(step: step) }
+                self.phase = .authClient(.loginPassword(username: String(decoding: name, as: UTF8.self), usernameLine: Base64.encode(name)))
+                return [.sendToClient(SMTPReply(code: 334, SASL.loginPasswordPrompt))]
+            case .loginPassword(let username, let usernameLine):
+                let password = try SASL.parseLoginField(bytes)
+                let credentials = SASLPlainCredentials(authorizationID: "", username: username, password: password)
+                let evidence = credentials.evidence(hasher: self.configuration.hasher)
+                let flight = AuthFlight(
+                    mechanism: .login, attempt: self.attempt(username: username, mechanism: .login, credential: evidence),
+                    backendLines: ["AUTH LOGIN " + usernameLine, text.isEmpty ? "=" : text])
+                return self.decide(flight)
+            case .cramResponse:
+                let username = try SASL.parseCramMD5(bytes)
+                let flight = AuthFlight(
+                    mechanism: .cramMD5, attempt: self.attempt(username: username, mechanism: .cramMD5, credential: .unknown),
+                    backendLines: [text])
+                return self.decide(flight)
+            }
+        } catch {
+            return self.malformedAuth(step: step)
+        }
+    }
+
+    private mutating func malformedAuth(step: AuthStep) -> [SessionAction] {
+        var actions = self.abandonAuth(step: step)
+        actions += self.localReply(SMTPReply(code: 501, "5.5.2 Error: malformed authentication data"), error: true)
+        return actions
+    }
+
+    /// Ends an AUTH exchange without a verdict; a CRAM-MD5 exchange is cancelled at the backend.
+    private mutating func abandonAuth(step: AuthStep) -> [SessionAction] {
+        self.phase = .commands
+        if step == .cramResponse { return self.sendLine("*", expecting: .swallow) }
+        return []
+    }
+
+    private mutating func decide(_ flight: AuthFlight) -> [SessionAction] {
+        self.phase = .authDeciding(flight)
+        return [.decide(flight.attempt)]
+    }
+
+    /// Carries out the engine's verdict on a pending attempt (after its tarpit).
+    private mutating func act(on decision: Decision, for flight: AuthFlight) -> [SessionAction] {
+        var flight = flight
+        switch decision.verdict {
+        case .allow:
+            var lines = flight.backendLines
+            let first = lines.removeFirst()
+            flight.backendLines = lines  // what is left to send (LOGIN's password)
+            self.phase = .authBackend(flight)
+            let kind: Pending = flight.mechanism == .login ? .authLoginPrompt : .authResult
+            return self.sendLine(first, expecting: kind)
+        case .refuse, .tempFail:
+            var actions: [SessionAction] = []
+            if flight.mechanism == .cramMD5 { actions += self.sendLine("*", expecting: .swallow) }
+            flight.attempt.outcome = decision.verdict == .refuse ? .failure : .tempFailure
+            self.phase = .commands
+            actions += self.finishAuth(flight, decision: decision)
+            return actions
+        }
+    }
+
+    /// The backend's answer to the credentials: ask the engine what to make of it.
+    private mutating func authResult(_ reply: SMTPReply, flight: AuthFlight) -> [SessionAction] {
+        var flight = flight
+        flight.backendLines = []
+        let outcome: AuthOutcome = reply.code == 235 ? .success : (reply.code < 500 && reply.code >= 400 ? .tempFailure : .failure)
+        if reply.code == 334 {
+            // A mechanism step the guard did not expect: end the exchange at the backend.
+            self.phase = .commands
+            var actions = self.sendLine("*", expecting: .swallow)
+            flight.attempt.outcome = .failure
+            actions += self.finishAuth(flight, decision: Decision(verdict: .refuse))
+            return actions
+        }
+        flight.attempt.outcome = outcome
+        self.phase = .authReporting(flight, code: reply.code)
+        return [.decide(flight.attempt)]
+    }
+
+    /// The engine's verdict on a reported outcome.
+    private mutating func settle(_ flight: AuthFlight, decision: Decision) -> [SessionAction] {
+        self.phase = .commands
+        var decision = decision
+        decision.delay = flight.delay
+        switch flight.attempt.outcome {
+        case .success where decision.verdict == .allow:
+            self.authenticated = true
+            let reply = SMTPReply(code: 235, "2.7.0 Authentication successful")
+            return [.sendToClient(reply), .recordAttempt(flight.attempt, replyCode: 235, decision: decision)]
+        case .success:
+            // The weak-credential firewall: the backend said yes to a default password.
+            self.phase = .backendGone
+            self.pending = []
+            return [
+                .sendToClient(self.configuration.failureReply),
+                .recordAttempt(flight.attempt, replyCode: self.configuration.failureReply.code, decision: decision),
+                .log(.critical, "backend accepted a default credential for \(Self.printable(flight.attempt.username)); login refused, backend session ended"),
+                .closeBackend,
+            ]
+        default:
+            return self.finishAuth(flight, decision: decision)
+        }
+    }
+
+    /// Tells the client a failure (or temporary failure) and records the attempt.
+    private mutating func finishAuth(_ flight: AuthFlight, decision: Decision) -> [SessionAction] {
+        var decision = decision
+        decision.delay = max(decision.delay, flight.delay)
+        let reply = flight.attempt.outcome == .tempFailure ? self.configuration.tempFailureReply : self.configuration.failureReply
+        var actions: [SessionAction] = [.sendToClient(reply), .recordAttempt(flight.attempt, replyCode: reply.code, decision: decision)]
+        if decision.bansClient || decision.reasons.contains(.ipBanned) || decision.reasons.contains(.prefixBanned) {
+            actions += self.closeBoth(
+                with: SMTPReply(code: 421, "4.7.0 \(self.configuration.hostname) Service not available, closing transmission channel"),
+                log: (.info, "client \(self.client.address) is banned: disconnected"))
+        }
+        return actions
+    }
+
+    // MARK: - Backend replies
+
+    private mutating func handle(_ reply: SMTPReply, for pending: Pending) -> [SessionAction] {
+        switch pending {
+        case .greeting:
+            guard reply.code == 220 else {
+                return self.backendTrouble("the backend refused the session with \(reply.code)")
+            }
+            if self.configuration.identity == .xclient {
+                self.phase = .identifying
+                return self.sendLine("EHLO \(self.configuration.hostname)", expecting: .identityEHLO)
+            }
+            return self.ready()
+        case .identityEHLO:
+            guard reply.code == 250, EHLOEditor.offers("XCLIENT", in: reply) else {
+                return self.backendTrouble(
+                    "the backend does not offer XCLIENT to the guard (EHLO answered \(reply.code)); "
+                        + "add the guard's address to Postfix's smtpd_authorized_xclient_hosts, or set backend.identity")
+            }
+            return self.sendLine(
+                ClientIdentity.xclientCommand(client: self.client.address, port: self.client.port), expecting: .identityXCLIENT)
+        case .identityXCLIENT:
+            guard reply.code == 220 else {
+                return self.backendTrouble("the backend refused XCLIENT with \(reply.code)")
+            }
+            return self.ready()
+        case .ehlo:
+            guard reply.isPositive else { return [.sendToClient(reply)] }
+            self.ehloSeen = true
+            self.inTransaction = false
+            let editor = EHLOEditor(
+                hostname: self.configuration.hostname, offerAuth: self.client.authAllowed && !self.authenticated,
+                mechanisms: self.configuration.mechanisms)
+            let (edited, mechanisms) = editor.edit(reply)
+            self.offeredMechanisms = mechanisms
+            return [.sendToClient(edited)]
+        case .helo:
+            guard reply.isPositive else { return [.sendToClient(reply)] }
+            self.ehloSeen = true
+            self.inTransaction = false
+            self.offeredMechanisms = []
+            return [.sendToClient(SMTPReply(code: reply.code, self.configuration.hostname))]
+        case .mail:
+            if reply.isPositive { self.inTransaction = true }
+            return [.sendToClient(reply)]
+        case .rset:
+            if reply.isPositive { self.inTransaction = false }
+            return [.sendToClient(reply)]
+        case .data:
+            if reply.code == 354 {
+                self.phase = .data
+                return [.sendToClient(SMTPReply(code: 354, "End data with <CR><LF>.<CR><LF>"))]
+            }
+            return [.sendToClient(reply)]
+        case .dataEnd:
+            self.inTransaction = false
+            return [.sendToClient(reply)]
+        case .quit:
+            return self.closeBoth(with: SMTPReply(code: 221, "2.0.0 Bye"), log: nil)
+        case .relay:
+            return [.sendToClient(reply)]
+        case .authChallenge:
+            guard self.phase == .authChallenge else { return [] }
+            if reply.code == 334 {
+                self.phase = .authClient(.cramResponse)
+                return [.sendToClient(reply)]
+            }
+            self.phase = .commands
+            return [.sendToClient(reply.isPositive ? reply : SMTPReply(code: 504, "5.5.4 Unrecognized authentication type"))]
+        case .authLoginPrompt:
+            guard case .authBackend(var flight) = self.phase else { return [] }
+            if reply.code == 334, let password = flight.backendLines.first {
+                flight.backendLines = []
+                self.phase = .authBackend(flight)
+                return self.sendLine(password, expecting: .authResult)
+            }
+            return self.authResult(reply, flight: flight)
+        case .authResult:
+            guard case .authBackend(let flight) = self.phase else { return [] }
+            return self.authResult(reply, flight: flight)
+        case .swallow:
+            return []
+        case .local(let reply):
+            return [.sendToClient(reply)]
+        }
+    }
+
+    /// After a backend reply: send the guard's own replies that were waiting their turn,
+    /// settle the backend timer, and take up a held line.
+    private mutating func afterReply() -> [SessionAction] {
+        guard !self.closing else { return [] }
+        var actions: [SessionAction] = []
+        while case .local(let reply)? = self.pending.first {
+            self.pending.removeFirst()
+            actions.append(.sendToClient(reply))
+        }
+        if self.pending.isEmpty {
+            actions.append(.cancelTimer(.backendReply))
+        } else {
+            let timeout = self.pending.first == .dataEnd ? self.configuration.dataTimeout : self.configuration.replyTimeout
+            actions.append(.startTimer(.backendReply, timeout))
+        }
+        if self.pending.isEmpty, self.phase == .commands, let held = self.heldLine {
+            self.heldLine = nil
+            actions += self.command(held)
+        }
+        return actions
+    }
+
+    private mutating func ready() -> [SessionAction] {
+        self.phase = .commands
+        return [
+            .sendToClient(SMTPReply(code: 220, self.configuration.banner)),
+            .startTimer(.clientIdle, self.configuration.commandTimeout),
+        ]
+    }
+
+    // MARK: - DATA
+
+    private mutating func dataLine(_ line: ByteBuffer) -> [SessionAction] {
+        var bytes = line
+        if bytes.readableBytes == 1 && bytes.readableBytesView.first == UInt8(ascii: ".") {
+            self.phase = .commands
+            bytes.writeStaticString("\r\n")
+            return self.sendToBackend(bytes, expecting: .dataEnd)
+        }
+        bytes.writeStaticString("\r\n")
+        return [.sendToBackend(bytes)]
+    }
+
+    // MARK: - Ending
+
+    private mutating func backendTrouble(_ reason: String) -> [SessionAction] {
+        self.closeBoth(
+            with: SMTPReply(code: 421, "4.3.0 \(self.configuration.hostname) Service temporarily unavailable, try again later"),
+            log: (.error, reason))
+    }
+
+    private mutating func closeBoth(with reply: SMTPReply, log: (SessionLogLevel, String)?) -> [SessionAction] {
+        guard !self.closing else { return [] }
+        var actions: [SessionAction] = []
+        if let log { actions.append(.log(log.0, log.1)) }
+        // An AUTH still waiting in the tarpit is recorded as what it would have been.
+        if case .authTarpit(var flight, let decision) = self.phase {
+            flight.attempt.outcome = decision.verdict == .allow ? .pending : .failure
+            actions.append(.recordAttempt(flight.attempt, replyCode: reply.code, decision: decision))
+        }
+        self.closing = true
+        self.phase = .closed
+        self.pending = []
+        self.heldLine = nil
+        actions.append(.sendToClient(reply))
+        actions += [.closeBackend, .closeClient]
+        actions += self.cancelAllTimers()
+        return actions
+    }
+
+    private func cancelAllTimers() -> [SessionAction] {
+        [.cancelTimer(.backendConnect), .cancelTimer(.backendReply), .cancelTimer(.clientIdle), .cancelTimer(.tarpit)]
+    }
+
+    /// A client-supplied string made safe for a log line.
+    public static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(256) {
+            if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                out += "\\x" + String(scalar.value, radix: 16)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

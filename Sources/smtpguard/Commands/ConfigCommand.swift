@@ -1,0 +1,51 @@
+// `smtpguard config defaults | check FILE | reference`.
+
+import ArgumentParser
+import GuardCore
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Print the default configuration, or check a configuration file.",
+        subcommands: [Defaults.self, Check.self, Reference.self]
+    )
+
+    struct Defaults: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the whole default configuration as YAML, every key commented.",
+            discussion: "Save it as a starting point: smtpguard config defaults > smtpguard.yaml")
+
+        func run() {
+            print(GuardConfiguration.renderDefaults(), terminator: "")
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration file; name the line and key of every error.",
+            discussion: "Exit status 0 when the file is valid, 1 when it is not.")
+
+        @Argument(help: ArgumentHelp("The configuration file.", valueName: "file"))
+        var file: String
+
+        func run() throws {
+            do {
+                _ = try ConfigurationLoader.load(path: self.file)
+                print("\(self.file): valid")
+            } catch let failure as ConfigurationLoader.Failure {
+                for issue in failure.issues { print(issue.description) }
+                let count = failure.issues.count
+                print("\(self.file): \(count) error\(count == 1 ? "" : "s")")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Reference: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the configuration reference as a Markdown table (as in README.md).")
+
+        func run() {
+            print(GuardConfiguration.renderReference(), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,119 @@
+// `smtpguard run`: the SMTP proxy in front of a mail server.
+
+import ArgumentParser
+import Foundation
+import GuardCore
+import Logging
+import NIOCore
+import NIOPosix
+import SMTPProxy
+import SMTPWire
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the SMTP proxy in front of the mail server.",
+        discussion: """
+            Reads the configuration file when one is given (see `smtpguard config defaults`), \
+            then applies the flags, which override it. Without a file the built-in defaults apply: \
+            listen on 127.0.0.1:2525, backend 127.0.0.1:25, events as JSON lines on standard output. \
+            Stops gracefully on SIGTERM or SIGINT: no new connections, open sessions get time to finish.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Listen on HOST:PORT (repeatable; replaces the configured list).", valueName: "host:port"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The mail server to protect, HOST:PORT.", valueName: "host:port"))
+    var backend: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, or - for standard output.", valueName: "path|-"))
+    var events: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: self.logLevel) else {
+            throw ValidationError("--log-level: unknown level \"\(self.logLevel)\"")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "smtpguard")
+        let configuration = try self.loadConfiguration()
+
+        let eventSink: (any EventSink)?
+        if configuration.events.path.isEmpty {
+            eventSink = nil
+        } else {
+            do {
+                eventSink = try EventLogWriter(path: configuration.events.path)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        let sink = LoggingEventSink(next: eventSink, logger: logger)
+        let guardEngine = Guard(policy: configuration.policy, clock: SystemClock(), events: sink)
+        let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
+        let proxyContext = ProxyContext(
+            configuration: configuration.proxy,
+            session: SessionConfiguration(configuration.proxy, hasher: hasher),
+            guardEngine: guardEngine, events: sink,
+            registry: ConnectionRegistry(maxTotal: configuration.proxy.maxConnections, maxPerClient: configuration.proxy.maxConnectionsPerIP),
+            logger: logger)
+        let proxy = SMTPProxyService(context: proxyContext)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: BanExpiryService(guardEngine: guardEngine)),
+                    .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        logger.info(
+            "smtpguard \(SMTPGuardCommand.version) starting",
+            metadata: [
+                "listen": .string(configuration.proxy.listen.map(\.description).joined(separator: ",")),
+                "backend": .string(configuration.proxy.backend.description),
+                "identity": .string(configuration.proxy.identity.rawValue),
+                "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
+            ])
+        do {
+            try await group.run()
+        } catch let error as ProxyStartError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    /// The file (if any), then the flags.
+    func loadConfiguration() throws -> GuardConfiguration {
+        var configuration = GuardConfiguration()
+        if let path = self.config {
+            do {
+                configuration = try ConfigurationLoader.load(path: path)
+            } catch let failure as ConfigurationLoader.Failure {
+                throw ValidationError("invalid configuration:\n\(failure)")
+            }
+        }
+        var flags: [(path: String, value: ConfigValue, line: Int?)] = []
+        if !self.listen.isEmpty { flags.append(("listen", .list(self.listen), nil)) }
+        if let backend = self.backend { flags.append(("backend.address", .scalar(backend), nil)) }
+        if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
+        let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
+        if !issues.isEmpty {
+            let text = issues.map { issue in
+                let flag = ["listen": "--listen", "backend.address": "--backend", "events.path": "--events"][issue.key] ?? issue.key
+                return "\(flag): \(issue.message)"
+            }.joined(separator: "\n")
+            throw ValidationError(text)
+        }
+        return merged
+    }
+}
