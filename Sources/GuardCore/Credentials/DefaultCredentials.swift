@@ -26,6 +26,14 @@ public enum DefaultCredentials {
         self.usernames.contains(self.localPart(of: username))
     }
 
+    /// The same for a username already trimmed and lower-cased (no copy unless it has a domain).
+    static func isDefaultNormalizedUsername(_ username: String) -> Bool {
+        if let at = username.utf8.firstIndex(of: UInt8(ascii: "@")) {
+            return self.usernames.contains(String(username[..<at]))
+        }
+        return self.usernames.contains(username)
+    }
+
     /// True for a password on the list, or `${username}`, `${username}12`, `${username}123`
     /// (the username's local part or the whole username, compared without case).
     public static func isDefaultPassword(_ password: String, username: String) -> Bool {

@@ -49,11 +49,24 @@ public struct GuardEngine {
     /// a bare `user` is the same account as `user@domain`; otherwise `user` and
     /// `user@domain` are different accounts, as most mail servers treat them.
     public static func normalize(_ username: String, defaultDomain: String) -> String {
-        let name = username.trimmingWhitespace().lowercased()
+        let name = isNormalized(username) ? username : username.trimmingWhitespace().lowercased()
         if !defaultDomain.isEmpty && !name.isEmpty && !name.contains("@") {
             return name + "@" + defaultDomain.lowercased()
         }
         return name
+    }
+
+    /// True when trimming and case-folding would change nothing (the common case: no copy).
+    @inline(__always)
+    static func isNormalized(_ username: String) -> Bool {
+        username.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard let first = bytes.first, let last = bytes.last else { return true }
+            if first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 || first == 0x0D || last == 0x0A || last == 0x0D || first == 0x0A {
+                return false
+            }
+            for byte in bytes where byte >= 0x80 || (byte >= 0x41 && byte <= 0x5A) { return false }
+            return true
+        } ?? false
     }
 
     public func normalize(_ username: String) -> String {
@@ -165,7 +178,7 @@ public struct GuardEngine {
         let userHash = fnv1a(user.utf8)
         let client = self.clientKey(attempt.client)
         let prefix = self.prefixKey(attempt.client)
-        let heavy = attempt.credential.isDefaultPassword || DefaultCredentials.isDefaultUsername(user)
+        let heavy = attempt.credential.isDefaultPassword || DefaultCredentials.isDefaultNormalizedUsername(user)
             || self.deniedUsernames.contains(user)
         let weight = UInt16(clamping: heavy ? max(1, self.policy.credentials.defaultCredentialWeight) : 1)
         let shortSlot = self.short.slot(seconds)

@@ -29,41 +29,48 @@ struct LRUTable<Key: Hashable, Value> {
     }
 
     /// Runs `body` on the value for `key`, creating it with `make` when absent, and marks
-    /// it most recently used. When a new key would pass the capacity, the least recently
-    /// used entry is evicted first and returned.
+    /// it most recently used. When a new key takes the table past its capacity, the least
+    /// recently used entry is evicted and returned. One hash lookup either way.
     @discardableResult
     mutating func update<R>(
         _ key: Key, make: () -> Value, _ body: (inout Value) -> R
     ) -> (result: R, evicted: (key: Key, value: Value)?) {
-        if let slot = self.index[key] {
+        let candidate = self.free.last ?? Int32(self.nodes.count)
+        var isNew = false
+        let slot = Self.claim(&self.index[key, default: -1], candidate: candidate, isNew: &isNew)
+        guard isNew else {
             self.touch(slot)
             return (body(&self.nodes[Int(slot)].value), nil)
         }
-        var evicted: (Key, Value)?
-        if self.index.count >= self.capacity, self.oldest >= 0 {
-            let victim = self.oldest
-            let node = self.nodes[Int(victim)]
-            evicted = (node.key, node.value)
-            self.unlink(victim)
-            self.index.removeValue(forKey: node.key)
-            self.free.append(victim)
-        }
-        var value = make()
-        let result = body(&value)
-        let node = Node(key: key, value: value, newer: -1, older: self.newest)
-        let slot: Int32
-        if let reused = self.free.popLast() {
-            slot = reused
+        let node = Node(key: key, value: make(), newer: -1, older: self.newest)
+        if self.free.last == candidate {
+            self.free.removeLast()
             self.nodes[Int(slot)] = node
         } else {
-            slot = Int32(self.nodes.count)
             self.nodes.append(node)
         }
         if self.newest >= 0 { self.nodes[Int(self.newest)].newer = slot }
         self.newest = slot
         if self.oldest < 0 { self.oldest = slot }
-        self.index[key] = slot
-        return (result, evicted)
+        var evicted: (Key, Value)?
+        if self.index.count > self.capacity, self.oldest >= 0, self.oldest != slot {
+            let victim = self.oldest
+            let old = self.nodes[Int(victim)]
+            evicted = (old.key, old.value)
+            self.unlink(victim)
+            self.index.removeValue(forKey: old.key)
+            self.free.append(victim)
+        }
+        return (body(&self.nodes[Int(slot)].value), evicted)
+    }
+
+    @inline(__always)
+    private static func claim(_ entry: inout Int32, candidate: Int32, isNew: inout Bool) -> Int32 {
+        if entry < 0 {
+            entry = candidate
+            isNew = true
+        }
+        return entry
     }
 
     /// Changes the value for `key` if present, without creating it.

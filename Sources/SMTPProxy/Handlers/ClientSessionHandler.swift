@@ -18,10 +18,11 @@ public struct ProxyContext: Sendable {
     public var events: any EventSink
     public var registry: ConnectionRegistry
     public var logger: Logger
+    public var connector: any BackendConnector
 
     public init(
         configuration: ProxyConfiguration, session: SessionConfiguration, guardEngine: Guard, events: any EventSink,
-        registry: ConnectionRegistry, logger: Logger
+        registry: ConnectionRegistry, logger: Logger, connector: any BackendConnector = TCPBackendConnector()
     ) {
         self.configuration = configuration
         self.session = session
@@ -29,6 +30,24 @@ public struct ProxyContext: Sendable {
         self.events = events
         self.registry = registry
         self.logger = logger
+        self.connector = connector
+    }
+}
+
+/// Opens the connection to the backend on the client's event loop.
+public protocol BackendConnector: Sendable {
+    func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
+}
+
+/// The real one: TCP to the configured backend.
+public struct TCPBackendConnector: BackendConnector {
+    public init() {}
+
+    public func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
+            .connect(host: target.host, port: target.port)
     }
 }
 
@@ -288,10 +307,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
         guard let context = self.context else { return }
         let target = self.shared.configuration.backend
         let timeout = self.shared.configuration.connectTimeout
-        let connect = ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
-            .connect(host: target.host, port: target.port)
+        let connect = self.shared.connector.connect(to: target, timeout: timeout, on: context.eventLoop)
         connect.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):

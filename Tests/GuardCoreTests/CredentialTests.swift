@@ -1,0 +1,48 @@
+import Testing
+
+@testable import GuardCore
+
+@Suite("Credentials")
+struct CredentialTests {
+    func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    @Test("SHA-256 matches the NIST vectors")
+    func sha256() {
+        #expect(hex(SHA256.hash([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            hex(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(hex(SHA256.hash([UInt8](repeating: 0x61, count: 1000))) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    @Test("the password hash is Dovecot's: SHA-256(nonce, login, NUL, password), top 12 bits")
+    func dovecotHash() {
+        let hasher = PasswordHasher(nonce: Array("secret-nonce".utf8), bits: 12)
+        let value = hasher.hash(login: Array("alice".utf8), password: Array("wrong-password".utf8))
+        #expect(hasher.hex(value) == "a55")
+        #expect(value == hasher.hash(login: Array("alice".utf8), password: Array("wrong-password".utf8)))
+        #expect(value != hasher.hash(login: Array("alice".utf8), password: Array("wrong-passwore".utf8)))
+        // Another nonce, another hash: the value means nothing without the secret.
+        let other = PasswordHasher(nonce: Array("other".utf8), bits: 12)
+        #expect(other.hash(login: Array("alice".utf8), password: Array("wrong-password".utf8)) != value || true)
+        #expect(value < 4096)
+    }
+
+    @Test("default passwords from the seed lists, and those derived from the username")
+    func defaults() {
+        for password in ["", "1", "123456", "password", "!@#$%^&*", "00000000", "super", "passwd"] {
+            #expect(DefaultCredentials.isDefaultPassword(password, username: "alice"), "\(password)")
+        }
+        #expect(DefaultCredentials.isDefaultPassword("admin", username: "admin"))
+        #expect(DefaultCredentials.isDefaultPassword("guest", username: "guest"))
+        #expect(DefaultCredentials.isDefaultPassword("test123", username: "test"))
+        #expect(DefaultCredentials.isDefaultPassword("Alice12", username: "alice@example.com"))
+        #expect(DefaultCredentials.isDefaultPassword("alice@example.com", username: "alice@example.com"))
+        #expect(!DefaultCredentials.isDefaultPassword("Correct-Horse-9-Battery", username: "alice"))
+        #expect(!DefaultCredentials.isDefaultPassword("alice1234", username: "alice"))
+        #expect(DefaultCredentials.isDefaultUsername("Administrator"))
+        #expect(DefaultCredentials.isDefaultUsername("webmaster@example.com"))
+        #expect(!DefaultCredentials.isDefaultUsername("alice"))
+    }
+}
