@@ -37,7 +37,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-repo_root=$(pwd)
 invocation="$0${*:+ $*}"
 
 messages=${BENCH_MESSAGES:-20000}
@@ -108,7 +107,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
+# Is something listening on PORT? ss does not connect; the fallback does (one short session).
+listening() {
+  if command -v ss >/dev/null; then
+    ss -Hltn "sport = :$1" | grep -q .
+  else
+    timeout 1 bash -c "exec 3<>/dev/tcp/$host/$1" 2>/dev/null
+  fi
+}
 
 # Waits (bounded) until PID listens on PORT; fails if the process died or time ran out.
 wait_listen() {
@@ -210,10 +216,10 @@ source_flags=(-A -s "$concurrency" -l "$size" -M bench.test -f sender@bench.test
 # Sets r_seconds, r_rate (sessions/s), r_errors, r_detail (what went wrong) and r_cpu_us (the
 # proxy's CPU time per session in µs, 0 for direct).
 run_source() {
-  local setup=$1 count=$2 port=${port_of[$1]} t0 t1 rc=0 i s0 m0 s1 m1
-  local errfile="$tmp/source.err"
+  local setup=$1 count=$2 port=${port_of[$1]} errfile="$tmp/source.err"
+  local t0 t1 rc=0 i s0 m0 s1 m1 e0 e1 c0=0 c1=0
   read -r s0 m0 < <(sink_counts)
-  local c0=0 c1=0
+  e0=$(wc -l <"$tmp/sink.err")
   [ -n "${pid_of[$setup]:-}" ] && c0=$(cpu_seconds "${pid_of[$setup]}")
   t0=$(date +%s.%N)
   timeout "$run_timeout" "$smtp_source" "${source_flags[@]}" -m "$count" "$host:$port" \
@@ -226,6 +232,7 @@ run_source() {
     [ $((s1 - s0)) -ge "$count" ] && [ $((m1 - m0)) -ge "$count" ] && break
     sleep 0.1
   done
+  e1=$(wc -l <"$tmp/sink.err")
   r_seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   r_rate=$(awk -v n="$count" -v t="$r_seconds" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')
   r_cpu_us=$(awk -v a="$c0" -v b="$c1" -v n="$count" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')
@@ -233,7 +240,8 @@ run_source() {
   r_detail=""
   [ "$rc" -eq 124 ] && r_detail+="timed out after ${run_timeout}s; "
   [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && r_detail+="smtp-source exit $rc; "
-  [ "$r_errors" -gt 0 ] && r_detail+="$r_errors smtp-source errors (first: $(grep -m1 -E 'warning:|fatal:' "$errfile" | sed 's/^smtp-source: //')); "
+  [ "$r_errors" -gt 0 ] && r_detail+="$r_errors smtp-source errors (first: $(grep -m1 -E 'warning:|fatal:' "$errfile" | sed 's/^[^ ]*smtp-source: //')); "
+  [ "$e1" -gt "$e0" ] && r_detail+="smtp-sink logged $((e1 - e0)) lines (first: $(sed -n "$((e0 + 1))p" "$tmp/sink.err")); "
   [ $((m1 - m0)) -ne "$count" ] && r_detail+="sink got $((m1 - m0)) of $count messages; "
   [ $((s1 - s0)) -ne "$count" ] && r_detail+="sink saw $((s1 - s0)) sessions for $count messages; "
   if [ -n "$r_detail" ] && [ "$r_errors" -eq 0 ]; then r_errors=1; fi
@@ -268,9 +276,9 @@ for ((r = 1; r <= runs; r++)); do
 done
 
 # --- latency (the project's load generator) -----------------------------------------------
-declare -A p50=() p99=() lat_json=()
+declare -A p50=() p99=() lat_errors=() lat_json=()
 latency_note=""
-json_number() { grep -oE "\"$1\"[[:space:]]*:[[:space:]]*-?[0-9.eE+-]+" | head -n1 | sed -E 's/.*:[[:space:]]*//'; }
+json_number() { grep -oE "\"$1\"[[:space:]]*:[[:space:]]*-?[0-9.eE+-]+" | sed -E -n '1s/.*:[[:space:]]*//p'; }
 if [ -x "$load_bin" ]; then
   for s in $setups; do
     log "latency $s: $load_bin --sessions $latency_sessions --concurrency $latency_concurrency"
@@ -282,6 +290,7 @@ if [ -x "$load_bin" ]; then
     }
     p50[$s]=$(json_number p50_ms <<<"$lat_out")
     p99[$s]=$(json_number p99_ms <<<"$lat_out")
+    lat_errors[$s]=$(json_number errors <<<"$lat_out")
     lat_json[$s]=$(tr -d '\n' <<<"$lat_out" | grep -oE '\{.*\}' || echo null)
   done
   latency_note="Latency: \`$load_bin --target 127.0.0.1:PORT --sessions $latency_sessions --concurrency $latency_concurrency --json\`, one run per set-up after the throughput runs."
@@ -299,7 +308,7 @@ done)$invocation
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cores=$(nproc)
 postfix_version=$(postconf -d mail_version 2>/dev/null | sed 's/.*= //')
-haproxy_version=$("$haproxy_bin" -v 2>/dev/null | head -n1)
+haproxy_version=$("$haproxy_bin" -v 2>/dev/null | sed -n 1p) # not head: SIGPIPE + pipefail
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 
 declare -A med=()
@@ -333,6 +342,7 @@ for s in $setups; do
   if [ -n "${p50[$s]:-}" ] && [ -n "${p50[direct]:-}" ] && [ "$s" != direct ]; then
     note+=$(awk -v a="${p50[$s]}" -v d="${p50[direct]}" 'BEGIN { printf "; p50 %+.2f ms vs direct", a - d }')
   fi
+  if [ "${lat_errors[$s]:-0}" != 0 ]; then note+="; **smtp-load errors: ${lat_errors[$s]}**"; fi
   printf '| %s | %s | %s | %s | %s | %s |\n' "$s" "${med[$s]}" "$(echo ${rates[$s]} | tr ' ' '/')" \
     "${p50[$s]:--}" "${p99[$s]:--}" "$note"
 done

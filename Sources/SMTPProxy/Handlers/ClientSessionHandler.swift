@@ -130,6 +130,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
         self.machine = machine
         self.run(actions)
         self.flushAll()
+        self.readIfWanted()
     }
 
     private func refuse(_ reply: SMTPReply, context: ChannelHandlerContext) {
@@ -177,16 +178,19 @@ final class ClientSessionHandler: ChannelInboundHandler {
     func backendReplied(_ reply: SMTPReply) {
         self.send { $0.backendReply(reply) }
         self.processInput()
+        self.readIfWanted()
     }
 
     func backendProtocolError(_ reason: String) {
         self.logger.error("\(reason): session closed")
         self.send { $0.backendClosed() }
+        self.flushAll()
     }
 
     func backendClosed() {
         self.backend = nil
         self.send { $0.backendClosed() }
+        self.flushAll()
     }
 
     func backendWritabilityChanged(_ writable: Bool) {
@@ -251,6 +255,13 @@ final class ClientSessionHandler: ChannelInboundHandler {
         case .decide(var attempt):
             attempt.time = self.shared.guardEngine.clock.now()
             let decision = self.shared.guardEngine.decide(attempt)
+            self.logger.debug(
+                "guard decided",
+                metadata: [
+                    "auth.outcome": .string(attempt.outcome.rawValue), "guard.decision": .string(decision.verdict.rawValue),
+                    "guard.reasons": .string(decision.reasons.map(\.rawValue).joined(separator: ",")),
+                    "guard.delay": .string(decision.delay.compactText),
+                ])
             self.send { $0.verdictReceived(decision) }
         case .recordAttempt(var attempt, let replyCode, let decision):
             attempt.time = self.shared.guardEngine.clock.now()
@@ -268,6 +279,12 @@ final class ClientSessionHandler: ChannelInboundHandler {
         case .cancelTimer(let timer):
             self.timers.removeValue(forKey: timer)?.cancel()
         case .closeBackend:
+            // The client must see what it was told before the backend goes (its read may
+            // never complete once closed).
+            if self.clientNeedsFlush, let context = self.context {
+                self.clientNeedsFlush = false
+                context.flush()
+            }
             if let backend = self.backend {
                 self.backend = nil
                 if self.backendNeedsFlush {
