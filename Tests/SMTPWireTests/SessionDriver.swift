@@ -1,0 +1,198 @@
+// Drives SMTPSessionStateMachine the way the handler does, against a scripted backend
+// that answers like a small Postfix and a real Guard on a manual clock. It records what
+// the client is told ("S: "), what the backend receives ("B< "), tarpits, logs and closes:
+// the golden transcripts compare that record.
+
+import GuardCore
+import NIOCore
+
+@testable import SMTPWire
+
+/// A backend that answers like Postfix with Dovecot SASL: alice/secret and admin/admin
+/// are valid; bob is valid with CRAM-MD5.
+struct ScriptedBackend {
+    var inData = false
+    var loginUser: String?
+    var xclientAllowed = true
+    var greeting = SMTPReply(code: 220, "backend.internal ESMTP Postfix (Debian/GNU) 3.7.11")
+
+    mutating func receive(_ line: String) -> SMTPReply? {
+        if self.inData {
+            if line == "." {
+                self.inData = false
+                return SMTPReply(code: 250, "2.0.0 Ok: queued as 4XyZ")
+            }
+            return nil
+        }
+        if let user = self.loginUser {
+            self.loginUser = nil
+            let password = String(decoding: Base64.decode(line) ?? [], as: UTF8.self)
+            return Self.check(user: user, password: password)
+        }
+        let upper = line.uppercased()
+        if upper.hasPrefix("EHLO") {
+            var lines = ["backend.internal", "PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "STARTTLS", "AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5", "AUTH=PLAIN LOGIN", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"]
+            if self.xclientAllowed { lines.insert("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT", at: 5) }
+            return SMTPReply(code: 250, lines: lines)
+        }
+        if upper.hasPrefix("HELO") { return SMTPReply(code: 250, "backend.internal") }
+        if upper.hasPrefix("XCLIENT") { return SMTPReply(code: 220, "backend.internal ESMTP Postfix (Debian/GNU) 3.7.11") }
+        if upper.hasPrefix("AUTH PLAIN ") {
+            let bytes = Base64.decode(line.dropFirst(11)) ?? []
+            let parts = bytes.split(separator: 0, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { return SMTPReply(code: 535, "5.7.8 Error: authentication failed: Invalid authentication mechanism") }
+            return Self.check(user: String(decoding: parts[1], as: UTF8.self), password: String(decoding: parts[2], as: UTF8.self))
+        }
+        if upper.hasPrefix("AUTH LOGIN ") {
+            self.loginUser = String(decoding: Base64.decode(line.dropFirst(11)) ?? [], as: UTF8.self)
+            return SMTPReply(code: 334, "UGFzc3dvcmQ6")
+        }
+        if upper == "AUTH CRAM-MD5" { return SMTPReply(code: 334, "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+") }
+        if line == "*" { return SMTPReply(code: 501, "5.7.0 Authentication aborted") }
+        if let decoded = Base64.decode(line), let text = String(validating: decoded, as: UTF8.self), text.contains(" ") {
+            return text.hasPrefix("bob ") ? SMTPReply(code: 235, "2.7.0 Authentication successful") : SMTPReply(code: 535, "5.7.8 Error: authentication failed: authentication failure")
+        }
+        if upper.hasPrefix("MAIL") { return SMTPReply(code: 250, "2.1.0 Ok") }
+        if upper.hasPrefix("RCPT") { return SMTPReply(code: 250, "2.1.5 Ok") }
+        if upper == "DATA" {
+            self.inData = true
+            return SMTPReply(code: 354, "End data with <CR><LF>.<CR><LF>")
+        }
+        if upper == "RSET" || upper == "NOOP" { return SMTPReply(code: 250, "2.0.0 Ok") }
+        if upper == "QUIT" { return SMTPReply(code: 221, "2.0.0 Bye") }
+        return SMTPReply(code: 502, "5.5.2 Error: command not recognized")
+    }
+
+    static func check(user: String, password: String) -> SMTPReply {
+        if (user == "alice" && password == "secret") || (user == "admin" && password == "admin") {
+            return SMTPReply(code: 235, "2.7.0 Authentication successful")
+        }
+        return SMTPReply(code: 535, "5.7.8 Error: authentication failed: authentication failure")
+    }
+}
+
+struct SessionDriver {
+    var machine: SMTPSessionStateMachine
+    var backend = ScriptedBackend()
+    let guardEngine: Guard
+    let clock: ManualClock
+    var transcript: [String] = []
+    var records: [(AuthAttempt, Int, Decision)] = []
+    private var input = ByteBuffer()
+    private var framer = SMTPLineFramer()
+    private var replies: [SMTPReply] = []
+    private var backendBuffer = ByteBuffer()
+    private var backendFramer = SMTPLineFramer()
+    private var tarpitPending = false
+    var closed = false
+    var backendOpen = false
+
+    init(proxy: ProxyConfiguration = ProxyConfiguration(), policy: GuardPolicy = GuardPolicy(), client: String = "203.0.113.5", guardEngine: Guard? = nil, clock: ManualClock = ManualClock()) {
+        var proxy = proxy
+        proxy.hostname = "mx.example.org"
+        let address = IPAddress(client)!
+        let info = ClientInfo(
+            address: address, port: 40001, localAddress: IPAddress("192.0.2.25")!, localPort: 25,
+            authAllowed: proxy.authNetworks.contains(address))
+        self.clock = clock
+        self.guardEngine = guardEngine ?? Guard(policy: policy, clock: clock, seed: 1)
+        self.machine = SMTPSessionStateMachine(
+            configuration: SessionConfiguration(proxy, hasher: PasswordHasher(nonce: Array("test".utf8))), client: info)
+    }
+
+    mutating func start() {
+        self.run(self.machine.start())
+        self.settle()
+    }
+
+    /// Sends raw client bytes (all at once, as a pipelining client would).
+    mutating func client(_ text: String) {
+        self.input.writeString(text)
+        self.settle()
+    }
+
+    /// Sends client bytes one at a time.
+    mutating func clientByteByByte(_ text: String) {
+        for byte in text.utf8 {
+            self.input.writeInteger(byte)
+            self.settle()
+        }
+    }
+
+    mutating func fire(_ timer: SessionTimer) {
+        self.run(self.machine.timerFired(timer))
+        self.settle()
+    }
+
+    /// Delivers backend replies and client lines until nothing moves.
+    private mutating func settle() {
+        var progress = true
+        var rounds = 0
+        while progress && rounds < 10_000 {
+            rounds += 1
+            progress = false
+            if self.tarpitPending {
+                self.tarpitPending = false
+                self.run(self.machine.timerFired(.tarpit))
+                progress = true
+                continue
+            }
+            if !self.replies.isEmpty {
+                let reply = self.replies.removeFirst()
+                self.run(self.machine.backendReply(reply))
+                progress = true
+                continue
+            }
+            if self.machine.wantsInput {
+                let limit = self.machine.lineLimit(peek: self.input)
+                if let framed = self.framer.next(from: &self.input, limit: limit) {
+                    self.run(self.machine.clientLine(framed))
+                    progress = true
+                }
+            }
+        }
+    }
+
+    private mutating func run(_ actions: [SessionAction]) {
+        for action in actions {
+            switch action {
+            case .connectBackend:
+                self.backendOpen = true
+                self.run(self.machine.backendConnected())
+                self.replies.append(self.backend.greeting)
+            case .sendToBackend(var bytes):
+                self.backendBuffer.writeBuffer(&bytes)
+                while case .line(let line)? = self.backendFramer.next(from: &self.backendBuffer, limit: 100_000) {
+                    let text = String(decoding: line.readableBytesView, as: UTF8.self)
+                    self.transcript.append("B< " + text)
+                    if let reply = self.backend.receive(text) { self.replies.append(reply) }
+                }
+            case .sendToClient(let reply):
+                for line in reply.encoded.split(separator: "\r\n", omittingEmptySubsequences: false) where !line.isEmpty {
+                    self.transcript.append("S: " + line)
+                }
+            case .decide(var attempt):
+                attempt.time = self.clock.now()
+                let decision = self.guardEngine.decide(attempt)
+                self.run(self.machine.verdictReceived(decision))
+            case .recordAttempt(let attempt, let code, let decision):
+                self.records.append((attempt, code, decision))
+                self.transcript.append("# auth \(attempt.username) \(attempt.mechanism.rawValue) \(attempt.outcome.rawValue) -> \(decision.verdict.rawValue) \(decision.reasons.map(\.rawValue).joined(separator: ","))")
+            case .startTimer(.tarpit, let duration):
+                self.transcript.append("# tarpit \(duration.compactText)")
+                self.clock.advance(by: duration)
+                self.tarpitPending = true
+            case .startTimer, .cancelTimer:
+                break
+            case .closeBackend:
+                if self.backendOpen { self.transcript.append("# backend closed") }
+                self.backendOpen = false
+            case .closeClient:
+                if !self.closed { self.transcript.append("# client closed") }
+                self.closed = true
+            case .log(let level, let message):
+                self.transcript.append("# log \(level): \(message)")
+            }
+        }
+    }
+}
