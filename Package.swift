@@ -76,6 +76,7 @@ let package = Package(
         .testTarget(
             name: "SMTPWireTests",
             dependencies: ["SMTPWire", "GuardCore", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Transcripts"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -47,13 +47,17 @@ extension ConfigurationKey {
     // MARK: - Typed keys
 
     static func int(
-        _ path: String, _ help: String, _ keyPath: WritableKeyPath<GuardConfiguration, Int>, _ range: ClosedRange<Int>
+        _ path: String, _ help: String, _ keyPath: WritableKeyPath<GuardConfiguration, Int>, _ range: ClosedRange<Int>,
+        only allowed: [Int]? = nil
     ) -> ConfigurationKey {
         ConfigurationKey(
             path: path, help: help, render: { String($0[keyPath: keyPath]) },
             apply: { config, value in
                 let text = try scalar(value)
                 guard let number = Int(text.replacingUnderscores) else { throw ConfigValueError("expected a whole number, got \"\(text)\"") }
+                if let allowed, !allowed.contains(number) {
+                    throw ConfigValueError("must be one of \(allowed.map(String.init).joined(separator: ", ")), got \(number)")
+                }
                 guard range.contains(number) else {
                     throw ConfigValueError("\(number) is out of range \(range.lowerBound)…\(range.upperBound)")
                 }

@@ -30,7 +30,7 @@ extension GuardConfiguration {
                 "smtp.hostname", "Name the guard greets with and answers EHLO with; empty: this host's name.", \.proxy.hostname,
                 validate: { $0.contains(" ") ? "must not contain spaces" : nil }),
             .string("smtp.banner", "Greeting text after \"220 \"; empty: \"<hostname> ESMTP\". The backend's own banner never reaches clients.", \.proxy.banner),
-            .int("smtp.ban_reply", "Reply code for a banned client at connect: 554 (go away) or 421 (try later).", \.proxy.banReplyCode, 421...554),
+            .int("smtp.ban_reply", "Reply code for a banned client at connect: 554 (go away) or 421 (try later).", \.proxy.banReplyCode, 421...554, only: [421, 554]),
             .string(
                 "smtp.failure_reply", "The one reply every failed AUTH gets, whether the backend or the guard decided.", \.proxy.failureReply,
                 validate: reply("535 5.7.8 Authentication credentials invalid")),
@@ -122,9 +122,6 @@ extension GuardConfiguration {
         }
         if !self.proxy.tempFailureReply.hasPrefix("4") {
             problems.append(("smtp.temp_failure_reply", "must be a temporary (4xx) reply"))
-        }
-        if self.proxy.banReplyCode != 421 && self.proxy.banReplyCode != 554 {
-            problems.append(("smtp.ban_reply", "must be 421 or 554"))
         }
         if self.proxy.mechanisms.isEmpty {
             problems.append(("smtp.auth_mechanisms", "needs at least one mechanism"))

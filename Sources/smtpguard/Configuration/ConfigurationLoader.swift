@@ -119,6 +119,10 @@ public enum ConfigurationLoader {
             .composer(let context, let problem, let mark, _):
             let detail = context.map { "\($0.text) " } ?? ""
             return ConfigurationIssue(file: file, line: mark.line, key: "", message: "not valid YAML: \(detail)\(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigurationIssue(
+                file: file, line: context.mark.line, key: "",
+                message: "key given twice in the mapping that starts here: \(duplicates.sorted().joined(separator: ", "))")
         case .reader(let problem, _, _, _):
             return ConfigurationIssue(file: file, line: nil, key: "", message: "not readable as YAML: \(problem)")
         default:

@@ -1,0 +1,151 @@
+// The proxy on real loopback sockets: a small scripted backend, many clients at once.
+
+import GuardCore
+import Logging
+import NIOCore
+import NIOPosix
+import SMTPWire
+import Synchronization
+import Testing
+
+@testable import SMTPProxy
+
+/// A backend that greets, answers EHLO with AUTH PLAIN, refuses every password, and says bye.
+final class RefusingBackendHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var buffer = ByteBuffer()
+    private var framer = SMTPLineFramer()
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "220 backend ESMTP\r\n")), promise: nil)
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = self.unwrapInboundIn(data)
+        self.buffer.writeBuffer(&incoming)
+        while case .line(let line)? = self.framer.next(from: &self.buffer, limit: 20_000) {
+            let text = String(buffer: line).uppercased()
+            let reply: String
+            if text.hasPrefix("EHLO") { reply = "250-backend\r\n250 AUTH PLAIN LOGIN\r\n" }
+            else if text.hasPrefix("AUTH") { reply = "535 5.7.8 Error: authentication failed\r\n" }
+            else if text == "QUIT" { reply = "221 2.0.0 Bye\r\n" }
+            else { reply = "250 2.0.0 Ok\r\n" }
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: reply)), promise: nil)
+        }
+    }
+}
+
+/// A client that logs in with a wrong password and reports the reply it got.
+final class GuessingClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var buffer = ByteBuffer()
+    private var framer = SMTPLineFramer()
+    private let done: EventLoopPromise<String>
+
+    init(done: EventLoopPromise<String>) { self.done = done }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = self.unwrapInboundIn(data)
+        self.buffer.writeBuffer(&incoming)
+        while case .line(let line)? = self.framer.next(from: &self.buffer, limit: 20_000) {
+            let text = String(buffer: line)
+            if text.hasPrefix("220 ") {
+                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "EHLO bot\r\n")), promise: nil)
+            } else if text.hasPrefix("250 ") {
+                let payload = Base64.encode(Array("\0admin\0letmein".utf8))
+                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "AUTH PLAIN \(payload)\r\n")), promise: nil)
+            } else if !text.hasPrefix("250-") {
+                self.done.succeed(text)
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { self.done.succeed("closed") }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { self.done.succeed("error: \(error)"); context.close(promise: nil) }
+}
+
+func threadCount() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+    for line in status.split(separator: "\n") where line.hasPrefix("Threads:") {
+        return Int(line.split(separator: "\t").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "") ?? -1
+    }
+    return -1
+}
+
+@Suite("Proxy on loopback")
+struct LoopbackTests {
+    @Test("a thousand tarpitted connections at once cost no threads, and each gets its reply", .timeLimit(.minutes(1)))
+    func manyTarpitted() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let backend = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingBackendHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        var proxy = ProxyConfiguration()
+        proxy.listen = [HostPort(host: "127.0.0.1", port: 0)]
+        proxy.backend = HostPort(host: "127.0.0.1", port: backend.localAddress!.port!)
+        proxy.hostname = "mx.test"
+        proxy.maxConnections = 5000
+        proxy.maxConnectionsPerIP = 5000
+        var policy = GuardPolicy()
+        policy.tarpit.afterFailures = 0  // every attempt waits
+        policy.tarpit.initial = .seconds(2)
+        policy.limits.attemptsPerIP = 100_000
+        policy.limits.pairFailures = 100_000
+        policy.limits.ipFailuresShort = 100_000
+        policy.limits.ipFailuresLong = 100_000
+        policy.limits.prefixFailuresShort = 100_000
+        policy.limits.prefixFailuresLong = 100_000
+        policy.limits.usernameFailuresShort = 100_000
+        policy.limits.usernameFailuresLong = 100_000
+        policy.limits.ipsPerUsername = 100_000
+        let registry = ConnectionRegistry(maxTotal: 5000, maxPerClient: 5000)
+        let context = ProxyContext(
+            configuration: proxy, session: SessionConfiguration(proxy, hasher: .random()), guardEngine: Guard(policy: policy),
+            events: DiscardingEventSink(), registry: registry, logger: Logger(label: "test"))
+        let bound = Mutex<Int?>(nil)
+        let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
+            bound.withLock { $0 = addresses.first?.port }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await service.run() }
+            var port: Int?
+            for _ in 0..<200 where port == nil {
+                try await Task.sleep(for: .milliseconds(10))
+                port = bound.withLock { $0 }
+            }
+            let proxyPort = try #require(port)
+            let threadsBefore = threadCount()
+            // Clients come from many loopback addresses: 127.0.0.0/8 stands in for a botnet.
+            var replies: [EventLoopFuture<String>] = []
+            for i in 0..<1000 {
+                let promise = group.next().makePromise(of: String.self)
+                _ = try await ClientBootstrap(group: group)
+                    .bind(to: try SocketAddress(ipAddress: "127.1.\(i / 250).\(i % 250 + 1)", port: 0))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(GuessingClientHandler(done: promise)) }
+                    }
+                    .connect(host: "127.0.0.1", port: proxyPort).get()
+                replies.append(promise.futureResult)
+            }
+            // All are now held in the tarpit together.
+            try await Task.sleep(for: .milliseconds(500))
+            let open = registry.openConnections
+            let threadsDuring = threadCount()
+            var results: [String: Int] = [:]
+            for reply in replies { results[try await reply.get(), default: 0] += 1 }
+            #expect(open > 900, "connections held open in the tarpit: \(open)")
+            #expect(threadsDuring <= threadsBefore + 2, "threads before \(threadsBefore), during \(threadsDuring)")
+            #expect(results["535 5.7.8 Authentication credentials invalid"] == 1000, "\(results)")
+            tasks.cancelAll()
+        }
+        try await backend.close()
+        try await group.shutdownGracefully()
+    }
+}
