@@ -46,3 +46,25 @@ struct CredentialTests {
         #expect(!DefaultCredentials.isDefaultUsername("alice"))
     }
 }
+
+@Suite("CRAM-MD5 default-credential recognition")
+struct CramTests {
+    func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    @Test("MD5 and HMAC-MD5 match RFC 1321, RFC 2104 and RFC 2195")
+    func vectors() {
+        #expect(hex(MD5.hash([])) == "d41d8cd98f00b204e9800998ecf8427e")
+        #expect(hex(MD5.hash(Array("abc".utf8))) == "900150983cd24fb0d6963f7d28e17f72")
+        #expect(hex(MD5.hash(Array("12345678901234567890123456789012345678901234567890123456789012345678901234567890".utf8))) == "57edf4a22be3c955ac49da2e2107b67a")
+        #expect(hex(MD5.hmac(key: [UInt8](repeating: 0x0b, count: 16), message: Array("Hi There".utf8))) == "9294727a3638bb1c13f48ef8158bfc9d")
+        #expect(hex(MD5.hmac(key: Array("tanstaaftanstaaf".utf8), message: Array("<1896.697170952@postoffice.reston.mci.net>".utf8))) == "b913a602c7eda7a495b4e6e7334d3890")
+    }
+
+    @Test("a CRAM-MD5 response made with a default password is recognised, a real one is not")
+    func recognition() {
+        let challenge = Array("<1896.697170952@postoffice.reston.mci.net>".utf8)
+        #expect(DefaultCredentials.isDefaultCramMD5(username: "admin", challenge: challenge, digestHex: "31fd5fce0a7c98fe66c8f2329a85fb10"))
+        #expect(DefaultCredentials.isDefaultCramMD5(username: "bob", challenge: challenge, digestHex: "A844A8EAA3CA9E04FCAD809E8297080C"))
+        #expect(!DefaultCredentials.isDefaultCramMD5(username: "tim", challenge: challenge, digestHex: "b913a602c7eda7a495b4e6e7334d3890"))
+    }
+}

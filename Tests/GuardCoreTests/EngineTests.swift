@@ -343,4 +343,56 @@ struct EngineTests {
         #expect(h.sink.bans.count == 1)
         #expect(h.sink.unbans.count == 1)
     }
+
+    @Test("parallel connections do not multiply a failing client's guesses")
+    func parallelAttempts() {
+        var h = Harness()
+        h.fail("203.0.113.110", "a")  // one failure: five more may run, the last of which bans
+        for i in 1...5 { #expect(h.ask("203.0.113.110", "u\(i)").verdict == .allow, "in flight \(i)") }
+        let sixth = h.ask("203.0.113.110", "u6")
+        #expect(sixth.verdict == .refuse)
+        #expect(sixth.reasons.contains(.parallelAttempts))
+        #expect(sixth.delay >= .seconds(1))
+        // An outcome lands, or a client goes away: room again.
+        _ = h.engine.decide(h.attempt("203.0.113.110", "u1", .abandoned))
+        #expect(h.ask("203.0.113.110", "u7").verdict == .allow)
+        // A client without failures is not limited this way (an office behind one address).
+        for i in 1...20 { #expect(h.ask("203.0.113.111", "user\(i)").verdict == .allow) }
+    }
+
+    @Test("retrying a counted password does not prolong the pair's block")
+    func pairBlockNotProlonged() {
+        var h = Harness()
+        for _ in 1...3 { h.fail("203.0.113.120", "alice") }
+        // The phone retries one password (new to the guard, so counted once) every 4 minutes.
+        for minute in [4, 8, 12] {
+            h.clock.advance(by: .seconds(240))
+            let retry = h.engine.decide(h.attempt("203.0.113.120", "alice", .pending, hash: 77))
+            #expect(retry.verdict == .refuse, "minute \(minute)")
+            #expect(retry.reasons.contains(.pairLimit))
+        }
+        // The block runs 10 minutes from the last counted failure (minute 4), not from minute 12.
+        h.clock.advance(by: .seconds(150))
+        #expect(h.engine.decide(h.attempt("203.0.113.120", "alice", .pending, hash: 77)).verdict == .allow)
+    }
+
+    @Test("refusals of a locked account count against the client, not the account")
+    func lockNotStretched() {
+        var h = Harness { $0.limits.ipsPerUsername = 10_000 }
+        for i in 0..<11 { h.fail("10.1.\(i).1") }  // the 11th failure in 10 minutes locks alice
+        #expect(h.engine.ban(for: .username("alice")) != nil)
+        for i in 0..<100 { _ = h.engine.decide(h.attempt("10.2.\(i).1", "alice", .pending, hash: UInt16(i))) }
+        h.clock.advance(by: .seconds(31 * 60))
+        h.engine.expireBans()
+        // The 100 refused attempts did not count towards the 40 a day: one new failure does not lock again.
+        #expect(h.fail("10.3.0.1").bans.isEmpty)
+    }
+
+    @Test("a refusal by the guard takes at least the minimum refusal delay")
+    func minimumRefusalDelay() {
+        let h = Harness()
+        let decision = h.ask("203.0.113.130", "guest")
+        #expect(decision.verdict == .refuse)
+        #expect(decision.delay == .seconds(1))
+    }
 }

@@ -171,4 +171,19 @@ struct HandlerTests {
         let greeting = try h.toClient()
         #expect(!greeting.contains("Postfix") && !greeting.contains("backend"))
     }
+
+    @Test("after a refusal in the tarpit, pipelined commands reach the backend at once")
+    func pipelinedAfterRefusal() throws {
+        let h = try HandlerHarness()
+        for i in 1...3 {
+            _ = h.guardEngine.decide(
+                AuthAttempt(time: h.clock.now(), client: IPAddress("203.0.113.9")!, username: "alice", outcome: .failure,
+                    credential: CredentialEvidence(passwordHash: UInt16(i))))
+        }
+        try h.open()
+        try h.clientSays("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw9".utf8)))\r\nNOOP\r\n")
+        h.loop.advanceTime(by: .seconds(2))
+        #expect(try h.toClient() == "535 5.7.8 Authentication credentials invalid\r\n")
+        #expect(try h.toBackend() == "NOOP\r\n")
+    }
 }

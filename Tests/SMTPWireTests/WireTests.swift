@@ -102,7 +102,7 @@ struct WireTests {
         #expect(throws: SASLError.malformed) { try SASL.parsePlain(Array("\0ali\nce\0secret".utf8)) }
         #expect(throws: SASLError.malformed) { try SASL.parsePlain([0] + Array(repeating: 0x61, count: 256) + [0, 0x62]) }
         // RFC 2195's own example: the username is read from the response.
-        #expect(try SASL.parseCramMD5(Array("tim b913a602c7eda7a495b4e6e7334d3890".utf8)) == "tim")
+        #expect(try SASL.parseCramMD5(Array("tim b913a602c7eda7a495b4e6e7334d3890".utf8)).username == "tim")
         #expect(throws: SASLError.malformed) { try SASL.parseCramMD5(Array("tim b913a602".utf8)) }
         #expect(throws: SASLError.malformed) { try SASL.parseCramMD5(Array("b913a602c7eda7a495b4e6e7334d3890".utf8)) }
         #expect(String(decoding: Base64.decode(SASL.loginUsernamePrompt)!, as: UTF8.self) == "Username:")
@@ -232,5 +232,41 @@ struct SessionTroubleTests {
             #expect(!line.contains("Sup3r") && !line.contains(payload))
         }
         #expect(driver.records.count == 2)
+    }
+
+    func openedMachine() -> SMTPSessionStateMachine {
+        var machine = SMTPSessionStateMachine(
+            configuration: SessionConfiguration(ProxyConfiguration(), hasher: PasswordHasher(nonce: [])),
+            client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
+        _ = machine.start()
+        _ = machine.backendConnected()
+        _ = machine.backendReply(SMTPReply(code: 220, "backend"))
+        _ = machine.clientLine(.line(ByteBuffer(string: "EHLO x")))
+        _ = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]))
+        return machine
+    }
+
+    @Test("a client that goes away while its AUTH is at the backend is reported as abandoned")
+    func abandoned() {
+        var machine = self.openedMachine()
+        let asked = machine.clientLine(.line(ByteBuffer(string: "AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")))
+        #expect(asked.contains { if case .decide(let attempt) = $0 { attempt.outcome == .pending } else { false } })
+        _ = machine.verdictReceived(Decision(verdict: .allow))
+        let closed = machine.clientClosed()
+        #expect(closed.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
+        #expect(closed.contains { if case .recordAttempt(let attempt, _, _) = $0 { attempt.outcome == .abandoned } else { false } })
+    }
+
+    @Test("while the backend owes the end-of-data reply, the client's idle timer rests")
+    func idleRestsDuringDataEnd() {
+        var machine = self.openedMachine()
+        _ = machine.clientLine(.line(ByteBuffer(string: "DATA")))
+        _ = machine.backendReply(SMTPReply(code: 354, "go"))
+        _ = machine.clientLine(.line(ByteBuffer(string: "Subject: x")))
+        let end = machine.clientLine(.line(ByteBuffer(string: ".")))
+        #expect(end.contains(.cancelTimer(.clientIdle)))
+        #expect(end.contains(.startTimer(.backendReply, .seconds(600))))
+        let answered = machine.backendReply(SMTPReply(code: 250, "queued"))
+        #expect(answered.contains(.startTimer(.clientIdle, .seconds(300))))
     }
 }

@@ -46,6 +46,7 @@ extension GuardConfiguration {
             .int("smtp.max_auth_line", "Longest AUTH line or SASL response (Postfix: 12288).", \.proxy.maxAuthLine, 512...1_048_576),
             .int("smtp.max_data_line", "Longest message line, CRLF included (RFC 5321: 1000).", \.proxy.maxDataLine, 1000...1_048_576),
             .int("smtp.max_errors", "Protocol errors a client may make before it is disconnected.", \.proxy.maxErrors, 1...1000),
+            .int("smtp.threads", "Event-loop threads serving connections; 0: one per CPU core.", \.proxy.threads, 0...256),
 
             .networks(
                 "guard.trusted_networks", "Networks never banned, tarpitted or locked out (office, VPN). None by default.",
@@ -91,6 +92,9 @@ extension GuardConfiguration {
             .duration("guard.tarpit.initial", "First delay; 0s turns the tarpit off.", \.policy.tarpit.initial),
             .double("guard.tarpit.factor", "Each further failure multiplies the delay by this.", \.policy.tarpit.factor, 1...100),
             .duration("guard.tarpit.max", "Longest delay.", \.policy.tarpit.max, max: .seconds(600)),
+            .duration(
+                "guard.tarpit.min_refusal_delay", "Least time a refusal by the guard itself takes (locked account, denied username), so it answers no faster than a wrong password at the backend.",
+                \.policy.tarpit.minRefusalDelay, max: .seconds(60)),
 
             .duration("guard.bans.ip", "First ban of a client address.", \.policy.bans.ip, min: .seconds(1)),
             .duration("guard.bans.prefix", "First ban of a network prefix.", \.policy.bans.prefix, min: .seconds(1)),

@@ -92,6 +92,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var maxDataLine: Int = 2048
     /// Protocol errors (bad commands, over-long lines) before the client is disconnected.
     public var maxErrors: Int = 10
+    /// Event-loop threads serving connections; 0 means one per CPU core.
+    public var threads: Int = 0
 
     public init() {}
 
@@ -164,6 +166,9 @@ public struct GuardPolicy: Sendable, Equatable {
         public var initial: Duration = .seconds(1)
         public var factor: Double = 2
         public var max: Duration = .seconds(20)
+        /// The least time a refusal by the guard itself takes, so that a locked account or a
+        /// denied username answers no faster than a wrong password at the backend.
+        public var minRefusalDelay: Duration = .seconds(1)
         public init() {}
     }
 

@@ -92,9 +92,15 @@ public struct GuardEngine {
     public mutating func decide(_ attempt: AuthAttempt) -> Decision {
         switch attempt.outcome {
         case .pending: return self.check(attempt)
-        case .failure: return self.recordFailure(attempt, locallyRefused: [])
-        case .success: return self.recordSuccess(attempt)
-        case .tempFailure: return Decision(verdict: .allow)
+        case .failure:
+            self.land(attempt)
+            return self.recordFailure(attempt, locallyRefused: [])
+        case .success:
+            self.land(attempt)
+            return self.recordSuccess(attempt)
+        case .tempFailure, .abandoned:
+            self.land(attempt)
+            return Decision(verdict: .allow)
         }
     }
 
@@ -118,20 +124,23 @@ public struct GuardEngine {
         let userHash = fnv1a(user.utf8)
         let shortSlot = self.short.slot(seconds)
         let shortSeconds = self.shortSeconds
-        let (counts, _) = self.clients.update(client, make: ClientRecord.init) { record -> (attempts: Int, failures: Int, pair: Int) in
+        let (counts, _) = self.clients.update(client, make: ClientRecord.init) { record -> (attempts: Int, failures: Int, pair: Int, inFlight: Int) in
             record.attempts.add(1, slot: shortSlot)
             var pair = 0
             if let i = record.pairIndex(userHash), seconds &- record.pairs[i].lastFailure <= shortSeconds {
                 pair = Int(record.pairs[i].failures)
             }
-            return (record.attempts.total(slot: shortSlot), record.failuresShort.total(slot: shortSlot), pair)
+            let inFlight = record.currentInFlight(now: seconds, stale: Self.staleInFlightSeconds)
+            return (record.attempts.total(slot: shortSlot), record.failuresShort.total(slot: shortSlot), pair, inFlight)
         }
         let known = self.isKnownPlace(client: client, prefix: prefix.address, user: user, now: seconds)
         let delay = known ? .zero : self.tarpitDelay(failures: counts.failures)
 
+        // A refusal by the guard takes at least as long as a backend's usually does.
+        let refusalDelay = max(delay, known ? .zero : self.policy.tarpit.minRefusalDelay)
         func refused(_ decision: Decision) -> Decision {
             var decision = decision
-            decision.delay = delay
+            decision.delay = refusalDelay
             if delay > .zero { decision.reasons.append(.tarpit) }
             return decision
         }
@@ -143,16 +152,46 @@ public struct GuardEngine {
             return refused(self.recordFailure(attempt, locallyRefused: [.deniedUsername]))
         }
         if !self.bans.isEmpty, let lock = self.activeBan(.username(user), now: now), !(lock.exemptKnownPlaces && known) {
-            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked]))
+            // Refusals of a locked account count against the client, not the account: an
+            // attacker hammering a lock must not stretch it for the owner.
+            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked], countUsername: false))
         }
-        if known { return Decision(verdict: .allow, reasons: [.knownPlace]) }
+        if known {
+            self.takeOff(client, now: seconds)
+            return Decision(verdict: .allow, reasons: [.knownPlace])
+        }
         if counts.pair >= self.policy.limits.pairFailures {
-            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit]))
+            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit], countUsername: false))
         }
         if counts.attempts > self.policy.limits.attemptsPerIP {
             return Decision(verdict: .tempFail, reasons: [.rateLimited])
         }
+        // A client that has failed already may not run more attempts side by side than its
+        // remaining allowance: parallel connections do not multiply the guesses.
+        if counts.failures > 0 && counts.failures + counts.inFlight > self.policy.limits.ipFailuresShort {
+            return refused(Decision(verdict: .refuse, reasons: [.parallelAttempts]))
+        }
+        self.takeOff(client, now: seconds)
         return Decision(verdict: .allow, delay: delay, reasons: delay > .zero ? [.tarpit] : [])
+    }
+
+    /// An AUTH exchange stays "in flight" at most this long without its result.
+    static let staleInFlightSeconds: UInt32 = 300
+
+    /// Counts an allowed attempt as in flight until its outcome lands.
+    private mutating func takeOff(_ client: IPAddress, now: UInt32) {
+        self.clients.modifyIfPresent(client) { record in
+            _ = record.currentInFlight(now: now, stale: Self.staleInFlightSeconds)
+            record.inFlight &+= record.inFlight < .max ? 1 : 0
+            record.inFlightSince = now
+        }
+    }
+
+    /// The outcome of an attempt arrived: it is no longer in flight.
+    private mutating func land(_ attempt: AuthAttempt) {
+        self.clients.modifyIfPresent(self.clientKey(attempt.client)) { record in
+            if record.inFlight > 0 { record.inFlight -= 1 }
+        }
     }
 
     /// The tarpit: nothing below the threshold, then initial × factor^(failures − threshold),
@@ -166,7 +205,7 @@ public struct GuardEngine {
     }
 
     /// Counts a failure (reported by a source, or refused here) and issues what it earns.
-    private mutating func recordFailure(_ attempt: AuthAttempt, locallyRefused: [Reason]) -> Decision {
+    private mutating func recordFailure(_ attempt: AuthAttempt, locallyRefused: [Reason], countUsername: Bool = true) -> Decision {
         var decision = Decision(verdict: .refuse, reasons: locallyRefused)
         if self.isTrusted(attempt.client) {
             decision.reasons.append(.trustedNetwork)
@@ -196,12 +235,13 @@ public struct GuardEngine {
             }
             var repeated = false
             if let hash, record.pairs[i].hasSeen(hash) {
+                // A retry of a password already counted neither counts nor prolongs the pair's block.
                 repeated = true
             } else {
                 record.pairs[i].failures &+= 1
                 if let hash { record.pairs[i].remember(hash) }
+                record.pairs[i].lastFailure = seconds
             }
-            record.pairs[i].lastFailure = seconds
             if !repeated {
                 record.failuresShort.add(weight, slot: shortSlot)
                 record.failuresLong.add(weight, slot: longSlot)
@@ -225,11 +265,16 @@ public struct GuardEngine {
         }
         let clientHash = client.stableHash
         let cap = self.policy.limits.ipsPerUsername + 1
-        let (account, _) = self.users.update(user, make: UserRecord.init) { record -> (short: Int, long: Int, clients: Int) in
-            record.failuresShort.add(weight, slot: shortSlot)
-            record.failuresLong.add(weight, slot: longSlot)
-            let clients = record.noteClient(clientHash, now: seconds, window: longSeconds, cap: cap)
-            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), clients)
+        let account: (short: Int, long: Int, clients: Int)
+        if countUsername {
+            account = self.users.update(user, make: UserRecord.init) { record -> (short: Int, long: Int, clients: Int) in
+                record.failuresShort.add(weight, slot: shortSlot)
+                record.failuresLong.add(weight, slot: longSlot)
+                let clients = record.noteClient(clientHash, now: seconds, window: longSeconds, cap: cap)
+                return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), clients)
+            }.result
+        } else {
+            account = (0, 0, 0)
         }
 
         let limits = self.policy.limits
@@ -350,13 +395,13 @@ public struct GuardEngine {
         var duration = base.secondsDouble
         if escalate {
             duration *= pow(max(1, self.policy.bans.factor), Double(min(previous, 32)))
-            duration = min(duration, self.policy.bans.max.secondsDouble)
         }
         let jitter = min(max(self.policy.bans.jitter, 0), 1)
         if jitter > 0 {
             let unit = Double(self.random.next() >> 11) / Double(1 << 53)  // [0, 1)
             duration *= 1 + jitter * (2 * unit - 1)
         }
+        if escalate { duration = min(duration, self.policy.bans.max.secondsDouble) }
         let ban = Ban(
             key: key, since: now, until: now + .milliseconds(Int64(max(1, duration) * 1000)), reason: reason,
             offense: offense, exemptKnownPlaces: exemptKnownPlaces)

@@ -32,6 +32,15 @@ struct ClientRecord {
     var users = InlineArray<8, UInt32>(repeating: 0)
     var userCount: UInt16 = 0
     var usersSince: UInt32 = 0
+    /// Attempts allowed and not yet reported back (they run in parallel connections).
+    var inFlight: UInt16 = 0
+    var inFlightSince: UInt32 = 0
+
+    /// In-flight attempts, forgetting any a source never reported back within `stale` seconds.
+    mutating func currentInFlight(now: UInt32, stale: UInt32) -> Int {
+        if self.inFlight > 0 && now &- self.inFlightSince > stale { self.inFlight = 0 }
+        return Int(self.inFlight)
+    }
 
     func pairIndex(_ user: UInt32) -> Int? {
         for i in 0..<3 where self.pairs[i].failures > 0 && self.pairs[i].user == user { return i }

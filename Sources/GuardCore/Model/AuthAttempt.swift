@@ -22,6 +22,8 @@ public enum AuthOutcome: String, Sendable, Hashable {
     case failure
     /// The backend could not decide (454): neither a guess nor a login.
     case tempFailure = "temp_failure"
+    /// Allowed, but the client went away before the backend answered.
+    case abandoned
 }
 
 /// Which evidence source saw the attempt.

@@ -17,6 +17,7 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case spraying = "spraying"
     case distributedAttack = "distributed_attack"
     case rateLimited = "rate_limited"
+    case parallelAttempts = "parallel_attempts"
     case tarpit = "tarpit"
     case weakCredentialAccepted = "weak_credential_accepted"
     case possibleCompromise = "possible_compromise"

@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SMTPWire
+import Synchronization
 
 /// What every session of one proxy shares.
 public struct ProxyContext: Sendable {
@@ -39,25 +40,63 @@ public protocol BackendConnector: Sendable {
     func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
 }
 
-/// The real one: TCP to the configured backend.
+/// The real one: TCP to the configured backend. An address given as an IP literal is used
+/// as it is; a host name is resolved for each connection (so DNS changes are followed).
 public struct TCPBackendConnector: BackendConnector {
     public init() {}
 
     public func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
-        ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
-            .connect(host: target.host, port: target.port)
+        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
+            return bootstrap.connect(to: address)
+        }
+        return bootstrap.connect(host: target.host, port: target.port)
     }
 }
 
-final class ClientSessionHandler: ChannelInboundHandler {
+/// Session ids: a per-process random prefix and a counter (no system call per session).
+enum SessionIDs {
+    private static let prefix = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let n = self.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return self.prefix + String(n, radix: 16)
+    }
+}
+
+/// The session's timers: when each is due, and the task that will look at it.
+struct SessionTimers {
+    var deadlines: [NIODeadline?] = [nil, nil, nil, nil]
+    var tasks: [(task: Scheduled<Void>, due: NIODeadline)?] = [nil, nil, nil, nil]
+
+    static func index(_ timer: SessionTimer) -> Int {
+        switch timer {
+        case .backendConnect: return 0
+        case .backendReply: return 1
+        case .clientIdle: return 2
+        case .tarpit: return 3
+        }
+    }
+
+    mutating func cancelAll() {
+        for case let entry? in self.tasks { entry.task.cancel() }
+        self = SessionTimers()
+    }
+}
+
+final class ClientSessionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// Client bytes buffered while the session is not reading (AUTH in flight, DATA not yet
     /// answered) before the guard stops reading from the socket.
     static let maxBufferedInput = 65_536
+    /// How long a closing client may take to receive its last reply.
+    static let closeGrace: TimeAmount = .seconds(10)
 
     private let shared: ProxyContext
     private var logger: Logger
@@ -66,20 +105,27 @@ final class ClientSessionHandler: ChannelInboundHandler {
     private var backend: (any Channel)?
     private var inbound = ByteBuffer()
     private var framer = SMTPLineFramer()
-    private var timers: [SessionTimer: Scheduled<Void>] = [:]
+    /// When each running timer is due. A timer restarted before it fires only moves its
+    /// deadline; the scheduled task, when it runs, re-arms itself for the remainder. So a
+    /// command costs a clock read, not a timer heap insertion.
+    private var timers = SessionTimers()
     private var clientAddress: IPAddress?
+    /// The address the connection limits count this client under (IPv6: its /64).
+    private var registryKey: IPAddress?
     private var admitted = false
     private var processing = false
     private var clientNeedsFlush = false
     private var backendNeedsFlush = false
     private var lastClientWrite: EventLoopFuture<Void>?
     private var backendWritable = true
+    /// A read the channel asked for while the session did not want more input.
+    private var heldRead = false
     private let sessionID: String
 
     init(shared: ProxyContext) {
         self.shared = shared
         self.logger = shared.logger
-        self.sessionID = String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
+        self.sessionID = SessionIDs.next()
         self.logger[metadataKey: "smtp.session"] = .string(self.sessionID)
     }
 
@@ -96,7 +142,8 @@ final class ClientSessionHandler: ChannelInboundHandler {
         self.logger[metadataKey: "client.ip"] = .string(address.description)
         let hostname = self.shared.session.hostname
 
-        switch self.shared.registry.admit(address, channel: context.channel) {
+        self.registryKey = self.shared.guardEngine.clientKey(address)
+        switch self.shared.registry.admit(self.registryKey!, channel: context.channel) {
         case .admitted:
             self.admitted = true
         case .tooManyTotal:
@@ -157,10 +204,9 @@ final class ClientSessionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if self.machine != nil { self.send { $0.clientClosed() } }
-        for (_, timer) in self.timers { timer.cancel() }
-        self.timers = [:]
-        if self.admitted, let address = self.clientAddress {
-            self.shared.registry.release(address, channel: context.channel)
+        self.timers.cancelAll()
+        if self.admitted, let key = self.registryKey {
+            self.shared.registry.release(key, channel: context.channel)
             self.admitted = false
         }
         self.backend?.close(promise: nil)
@@ -217,19 +263,43 @@ final class ClientSessionHandler: ChannelInboundHandler {
         if self.inbound.readerIndex > 16_384 { self.inbound.discardReadBytes() }
     }
 
-    private func readIfWanted() {
-        guard let context = self.context, let machine = self.machine, !machine.isClosed else { return }
-        if self.inbound.readableBytes < Self.maxBufferedInput && self.backendWritable {
-            context.read()
+    /// Back-pressure: reads pass while the buffered input is small and the backend keeps up;
+    /// otherwise they wait until `readIfWanted` lets them go.
+    private var mayRead: Bool {
+        self.inbound.readableBytes < Self.maxBufferedInput && self.backendWritable && (self.context?.channel.isWritable ?? true)
+    }
+
+    /// A client that does not read its replies stops the flow both ways: the guard neither
+    /// reads from it nor from the backend until it catches up.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        self.backend?.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
+        if writable {
+            if let backend = self.backend { backend.read() }
+            self.readIfWanted()
         }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.mayRead {
+            context.read()
+        } else {
+            self.heldRead = true
+        }
+    }
+
+    private func readIfWanted() {
+        guard self.heldRead, self.mayRead, let context = self.context else { return }
+        self.heldRead = false
+        context.read()
     }
 
     // MARK: - Carrying out actions
 
     private func send(_ event: (inout SMTPSessionStateMachine) -> [SessionAction]) {
-        guard var machine = self.machine else { return }
-        let actions = event(&machine)
-        self.machine = machine
+        guard self.machine != nil else { return }
+        let actions = event(&self.machine!)  // in place: no copy of the machine per event
         self.run(actions)
     }
 
@@ -267,17 +337,14 @@ final class ClientSessionHandler: ChannelInboundHandler {
             attempt.time = self.shared.guardEngine.clock.now()
             self.shared.events.record(.attempt(AttemptRecord(attempt: attempt, session: self.sessionID, replyCode: replyCode, decision: decision)))
         case .startTimer(let timer, let duration):
-            self.timers[timer]?.cancel()
             guard let context = self.context else { return }
-            self.timers[timer] = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(duration.nanosecondsClamped)) {
-                self.timers[timer] = nil
-                self.send { $0.timerFired(timer) }
-                self.flushAll()
-                self.processInput()
-                self.readIfWanted()
-            }
+            let index = SessionTimers.index(timer)
+            let due = context.eventLoop.now + .nanoseconds(duration.nanosecondsClamped)
+            self.timers.deadlines[index] = due
+            if let scheduled = self.timers.tasks[index], scheduled.due <= due { return }
+            self.arm(timer, at: due, on: context.eventLoop)
         case .cancelTimer(let timer):
-            self.timers.removeValue(forKey: timer)?.cancel()
+            self.timers.deadlines[SessionTimers.index(timer)] = nil
         case .closeBackend:
             // The client must see what it was told before the backend goes (its read may
             // never complete once closed).
@@ -297,8 +364,18 @@ final class ClientSessionHandler: ChannelInboundHandler {
             guard let context = self.context else { return }
             context.flush()
             self.clientNeedsFlush = false
-            let closing = self.lastClientWrite ?? context.eventLoop.makeSucceededVoidFuture()
-            closing.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            guard let last = self.lastClientWrite else {
+                context.close(promise: nil)
+                return
+            }
+            // A client that never reads would keep its last write, and the connection, forever.
+            let grace = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) {
+                context.close(promise: nil)
+            }
+            last.assumeIsolated().whenComplete { _ in
+                grace.cancel()
+                context.close(promise: nil)
+            }
         case .log(let level, let message):
             switch level {
             case .info: self.logger.info("\(message)")
@@ -307,6 +384,25 @@ final class ClientSessionHandler: ChannelInboundHandler {
             case .critical: self.logger.critical("\(message)")
             }
         }
+    }
+
+    private func arm(_ timer: SessionTimer, at due: NIODeadline, on eventLoop: any EventLoop) {
+        let index = SessionTimers.index(timer)
+        self.timers.tasks[index]?.task.cancel()
+        let task = eventLoop.assumeIsolated().scheduleTask(deadline: due) {
+            self.timers.tasks[index] = nil
+            guard let deadline = self.timers.deadlines[index] else { return }  // cancelled meanwhile
+            if deadline > eventLoop.now {
+                self.arm(timer, at: deadline, on: eventLoop)  // restarted meanwhile
+                return
+            }
+            self.timers.deadlines[index] = nil
+            self.send { $0.timerFired(timer) }
+            self.processInput()
+            self.flushAll()
+            self.readIfWanted()
+        }
+        self.timers.tasks[index] = (task, due)
     }
 
     private func flushAll() {

@@ -60,14 +60,14 @@ public enum SASL {
         return bytes
     }
 
-    /// CRAM-MD5's response: `username SP hex-digest` (32 lower-case hex digits).
-    public static func parseCramMD5(_ bytes: [UInt8]) throws(SASLError) -> String {
+    /// CRAM-MD5's response: `username SP hex-digest` (32 hex digits).
+    public static func parseCramMD5(_ bytes: [UInt8]) throws(SASLError) -> (username: String, digest: String) {
         guard let space = bytes.lastIndex(of: UInt8(ascii: " ")), space > 0 else { throw .malformed }
         let digest = bytes[(space + 1)...]
         guard digest.count == 32, digest.allSatisfy({ IPAddressHex.isHex($0) }) else { throw .malformed }
         let name = bytes[..<space]
         guard name.count <= self.maxFieldLength, !name.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { throw .malformed }
-        return String(decoding: name, as: UTF8.self)
+        return (String(decoding: name, as: UTF8.self), String(decoding: digest, as: UTF8.self))
     }
 
     public static let loginUsernamePrompt = "VXNlcm5hbWU6"  // "Username:"

@@ -48,7 +48,7 @@ public struct SMTPSessionStateMachine {
         case plain
         case loginUsername
         case loginPassword(username: String, usernameLine: String)
-        case cramResponse
+        case cramResponse(challenge: [UInt8])
     }
 
     /// One AUTH attempt on its way. Holds the client's base64 lines until they are
@@ -191,15 +191,29 @@ public struct SMTPSessionStateMachine {
 
     public mutating func clientClosed() -> [SessionAction] {
         guard self.phase != .closed else { return [] }
-        var actions: [SessionAction] = []
-        // An AUTH under way whose outcome will never be told: record it as abandoned.
-        if case .authTarpit(let flight, let decision) = self.phase {
-            actions.append(.recordAttempt(flight.attempt, replyCode: 0, decision: decision))
-        }
+        let actions = self.abandonFlight(replyCode: 0)
         self.phase = .closed
         self.closing = true
-        actions += [.closeBackend, .closeClient] + self.cancelAllTimers()
-        return actions
+        return actions + [.closeBackend, .closeClient] + self.cancelAllTimers()
+    }
+
+    /// An AUTH under way whose outcome will never be known: the engine hears it was
+    /// abandoned (it is no longer in flight) and the event log records it.
+    private func abandonFlight(replyCode: Int) -> [SessionAction] {
+        switch self.phase {
+        case .authTarpit(var flight, let decision):
+            if decision.verdict == .allow {
+                flight.attempt.outcome = .abandoned
+                return [.decide(flight.attempt), .recordAttempt(flight.attempt, replyCode: replyCode, decision: decision)]
+            }
+            flight.attempt.outcome = .failure  // refused by the guard, counted already
+            return [.recordAttempt(flight.attempt, replyCode: replyCode, decision: decision)]
+        case .authBackend(var flight):
+            flight.attempt.outcome = .abandoned
+            return [.decide(flight.attempt), .recordAttempt(flight.attempt, replyCode: replyCode, decision: Decision(verdict: .allow, delay: flight.delay))]
+        default:
+            return []
+        }
     }
 
     public mutating func timerFired(_ timer: SessionTimer) -> [SessionAction] {
@@ -283,7 +297,8 @@ public struct SMTPSessionStateMachine {
             flight.delay = decision.delay
             if decision.delay > .zero {
                 self.phase = .authTarpit(flight, decision)
-                return [.startTimer(.tarpit, decision.delay)]
+                // The client waits for us now: its idle timer rests until the answer is out.
+                return [.startTimer(.tarpit, decision.delay), .cancelTimer(.clientIdle)]
             }
             return self.act(on: decision, for: flight)
         case .authReporting(let flight, _):
@@ -339,7 +354,9 @@ public struct SMTPSessionStateMachine {
     private mutating func sendToBackend(_ bytes: ByteBuffer, expecting kind: Pending) -> [SessionAction] {
         let wasEmpty = self.pending.isEmpty
         self.pending.append(kind)
-        var actions: [SessionAction] = [.sendToBackend(bytes)]
+        // While the backend owes a reply, its timer runs, not the client's: a slow end of
+        // data must not be taken for an idle client.
+        var actions: [SessionAction] = [.sendToBackend(bytes), .cancelTimer(.clientIdle)]
         if wasEmpty {
             actions.append(.startTimer(.backendReply, kind == .dataEnd ? self.configuration.dataTimeout : self.configuration.replyTimeout))
         }
@@ -356,7 +373,7 @@ public struct SMTPSessionStateMachine {
     private mutating func localReply(_ reply: SMTPReply, error: Bool = false) -> [SessionAction] {
         if error {
             self.errors += 1
-            if self.errors >= self.configuration.maxErrors {
+            if self.errors > self.configuration.maxErrors {
                 return self.closeBoth(
                     with: SMTPReply(code: 421, "4.7.0 \(self.configuration.hostname) Error: too many errors"),
                     log: (.info, "client made \(self.errors) protocol errors: disconnected"))
@@ -446,10 +463,14 @@ public struct SMTPSessionStateMachine {
                     mechanism: .login, attempt: self.attempt(username: username, mechanism: .login, credential: evidence),
                     backendLines: ["AUTH LOGIN " + usernameLine, text.isEmpty ? "=" : text])
                 return self.decide(flight)
-            case .cramResponse:
-                let username = try SASL.parseCramMD5(bytes)
+            case .cramResponse(let challenge):
+                let (username, digest) = try SASL.parseCramMD5(bytes)
+                // The password is not sent, but a default one can still be recognised.
+                let evidence = CredentialEvidence(
+                    passwordHash: nil,
+                    isDefaultPassword: DefaultCredentials.isDefaultCramMD5(username: username, challenge: challenge, digestHex: digest))
                 let flight = AuthFlight(
-                    mechanism: .cramMD5, attempt: self.attempt(username: username, mechanism: .cramMD5, credential: .unknown),
+                    mechanism: .cramMD5, attempt: self.attempt(username: username, mechanism: .cramMD5, credential: evidence),
                     backendLines: [text])
                 return self.decide(flight)
             }
@@ -467,7 +488,7 @@ public struct SMTPSessionStateMachine {
     /// Ends an AUTH exchange without a verdict; a CRAM-MD5 exchange is cancelled at the backend.
     private mutating func abandonAuth(step: AuthStep) -> [SessionAction] {
         self.phase = .commands
-        if step == .cramResponse { return self.sendLine("*", expecting: .swallow) }
+        if case .cramResponse = step { return self.sendLine("*", expecting: .swallow) }
         return []
     }
 
@@ -493,6 +514,7 @@ public struct SMTPSessionStateMachine {
             flight.attempt.outcome = decision.verdict == .refuse ? .failure : .tempFailure
             self.phase = .commands
             actions += self.finishAuth(flight, decision: decision)
+            if !self.closing { actions.append(.startTimer(.clientIdle, self.configuration.commandTimeout)) }
             return actions
         }
     }
@@ -618,7 +640,7 @@ public struct SMTPSessionStateMachine {
         case .authChallenge:
             guard self.phase == .authChallenge else { return [] }
             if reply.code == 334 {
-                self.phase = .authClient(.cramResponse)
+                self.phase = .authClient(.cramResponse(challenge: Base64.decode(reply.lines[0]) ?? []))
                 return [.sendToClient(reply)]
             }
             self.phase = .commands
@@ -652,6 +674,9 @@ public struct SMTPSessionStateMachine {
         }
         if self.pending.isEmpty {
             actions.append(.cancelTimer(.backendReply))
+            if self.wantsInput || self.heldLine != nil {
+                actions.append(.startTimer(.clientIdle, self.configuration.commandTimeout))
+            }
         } else {
             let timeout = self.pending.first == .dataEnd ? self.configuration.dataTimeout : self.configuration.replyTimeout
             actions.append(.startTimer(.backendReply, timeout))
@@ -696,11 +721,7 @@ public struct SMTPSessionStateMachine {
         guard !self.closing else { return [] }
         var actions: [SessionAction] = []
         if let log { actions.append(.log(log.0, log.1)) }
-        // An AUTH still waiting in the tarpit is recorded as what it would have been.
-        if case .authTarpit(var flight, let decision) = self.phase {
-            flight.attempt.outcome = decision.verdict == .allow ? .pending : .failure
-            actions.append(.recordAttempt(flight.attempt, replyCode: reply.code, decision: decision))
-        }
+        actions += self.abandonFlight(replyCode: reply.code)
         self.closing = true
         self.phase = .closed
         self.pending = []

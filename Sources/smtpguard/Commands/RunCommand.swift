@@ -49,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "smtpguard")
         let configuration = try self.loadConfiguration()
 
-        let eventSink: (any EventSink)?
+        let eventSink: EventLogWriter?
         if configuration.events.path.isEmpty {
             eventSink = nil
         } else {
@@ -59,6 +59,7 @@ struct RunCommand: AsyncParsableCommand {
                 throw ValidationError("\(error)")
             }
         }
+        defer { eventSink?.flush() }
         let sink = LoggingEventSink(next: eventSink, logger: logger)
         let guardEngine = Guard(policy: configuration.policy, clock: SystemClock(), events: sink)
         let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
@@ -68,7 +69,9 @@ struct RunCommand: AsyncParsableCommand {
             guardEngine: guardEngine, events: sink,
             registry: ConnectionRegistry(maxTotal: configuration.proxy.maxConnections, maxPerClient: configuration.proxy.maxConnectionsPerIP),
             logger: logger)
-        let proxy = SMTPProxyService(context: proxyContext)
+        let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -88,8 +91,10 @@ struct RunCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch let error as ProxyStartError {
+            try? await eventLoops.shutdownGracefully()
             throw ValidationError(error.message)
         }
+        try? await eventLoops.shutdownGracefully()
     }
 
     /// The file (if any), then the flags.

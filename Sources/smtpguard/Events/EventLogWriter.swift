@@ -1,50 +1,77 @@
 // Writes events as JSON lines to a file (appending) or to standard output, and tells the
-// operator's log about bans, unbans and alerts. One write(2) per event, so a line is never
-// interleaved with another and `tail -f` sees it at once.
+// operator's log about bans, unbans and alerts. Lines are written by one background queue
+// (one write(2) each, so a line is never split and `tail -f` sees it at once); the event
+// loops only hand them over, so a slow disk or a stalled pipe never blocks a session. If the
+// queue backs up past its bound, events are dropped and a "dropped" line says how many.
 
+import Dispatch
 import Foundation
 import GuardCore
 import Logging
 import Synchronization
 
 public final class EventLogWriter: EventSink {
-    private let descriptor: Mutex<Int32>
+    public static let maxQueued = 100_000
+
+    private let descriptor: Int32
+    private let queue = DispatchQueue(label: "smtpguard.events")
+    private let queued = Atomic<Int>(0)
+    private let dropped = Atomic<Int>(0)
     public let path: String
 
     public init(path: String) throws {
         self.path = path
         if path == "-" {
-            self.descriptor = Mutex(STDOUT_FILENO)
+            self.descriptor = STDOUT_FILENO
             return
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             throw EventLogError(message: "cannot open the event log \(path): \(String(cString: strerror(errno)))")
         }
-        self.descriptor = Mutex(fd)
+        self.descriptor = fd
     }
 
     public func record(_ event: GuardEvent) {
-        var line = event.jsonLine
-        line += "\n"
-        self.descriptor.withLock { fd in
-            line.withUTF8 { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return
-                    }
-                    offset += written
+        if self.queued.wrappingAdd(1, ordering: .relaxed).newValue > Self.maxQueued {
+            self.queued.wrappingSubtract(1, ordering: .relaxed)
+            self.dropped.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        let line = event.jsonLine + "\n"
+        self.queue.async {
+            let lost = self.dropped.exchange(0, ordering: .relaxed)
+            if lost > 0 {
+                self.write("{\"time\":\"\(SystemClock().now().iso8601)\",\"event\":\"dropped\",\"count\":\(lost)}\n")
+            }
+            self.write(line)
+            self.queued.wrappingSubtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Waits until every event handed over so far is written.
+    public func flush() {
+        self.queue.sync {}
+    }
+
+    private func write(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(self.descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
                 }
+                offset += written
             }
         }
     }
 
     deinit {
-        let fd = self.descriptor.withLock { $0 }
-        if fd > 2 { close(fd) }
+        self.queue.sync {}
+        if self.descriptor > 2 { close(self.descriptor) }
     }
 }
 
