@@ -26,7 +26,7 @@ final class RefusingBackendHandler: ChannelInboundHandler {
         var incoming = self.unwrapInboundIn(data)
         self.buffer.writeBuffer(&incoming)
         while case .line(let line)? = self.framer.next(from: &self.buffer, limit: 20_000) {
-            let text = String(buffer: line).uppercased()
+            let text = String(buffer: line.content).uppercased()
             let reply: String
             if text.hasPrefix("EHLO") { reply = "250-backend\r\n250 AUTH PLAIN LOGIN\r\n" }
             else if text.hasPrefix("AUTH") { reply = "535 5.7.8 Error: authentication failed\r\n" }
@@ -51,7 +51,7 @@ final class GuessingClientHandler: ChannelInboundHandler {
         var incoming = self.unwrapInboundIn(data)
         self.buffer.writeBuffer(&incoming)
         while case .line(let line)? = self.framer.next(from: &self.buffer, limit: 20_000) {
-            let text = String(buffer: line)
+            let text = String(buffer: line.content)
             if text.hasPrefix("220 ") {
                 context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "EHLO bot\r\n")), promise: nil)
             } else if text.hasPrefix("250 ") {

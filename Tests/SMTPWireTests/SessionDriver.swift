@@ -163,7 +163,7 @@ struct SessionDriver {
             case .sendToBackend(var bytes):
                 self.backendBuffer.writeBuffer(&bytes)
                 while case .line(let line)? = self.backendFramer.next(from: &self.backendBuffer, limit: 100_000) {
-                    let text = String(decoding: line.readableBytesView, as: UTF8.self)
+                    let text = String(decoding: line.content.readableBytesView, as: UTF8.self)
                     self.transcript.append("B< " + text)
                     if let reply = self.backend.receive(text) { self.replies.append(reply) }
                 }

@@ -13,7 +13,7 @@ struct WireTests {
         func drain() {
             while let framed = framer.next(from: &buffer, limit: limit) {
                 switch framed {
-                case .line(let line): out.append(String(buffer: line))
+                case .line(let line): out.append(String(buffer: line.content))
                 case .tooLong: out.append("<too long>")
                 case .bareNewline: out.append("<bare newline>")
                 }
@@ -171,7 +171,7 @@ struct SessionTroubleTests {
         var driver = SessionDriver()
         driver.start()
         var machine = driver.machine
-        _ = machine.clientLine(.line(ByteBuffer(string: "NOOP")))
+        _ = machine.clientLine(.line(SMTPLine("NOOP")))
         let actions = machine.timerFired(.backendReply)
         #expect(actions.contains { if case .sendToClient(let reply) = $0 { reply.code == 421 } else { false } })
         #expect(actions.contains(.closeBackend))
@@ -241,7 +241,7 @@ struct SessionTroubleTests {
         _ = machine.start()
         _ = machine.backendConnected()
         _ = machine.backendReply(SMTPReply(code: 220, "backend"))
-        _ = machine.clientLine(.line(ByteBuffer(string: "EHLO x")))
+        _ = machine.clientLine(.line(SMTPLine("EHLO x")))
         _ = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]))
         return machine
     }
@@ -249,7 +249,7 @@ struct SessionTroubleTests {
     @Test("a client that goes away while its AUTH is at the backend is reported as abandoned")
     func abandoned() {
         var machine = self.openedMachine()
-        let asked = machine.clientLine(.line(ByteBuffer(string: "AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")))
+        let asked = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")))
         #expect(asked.contains { if case .decide(let attempt) = $0 { attempt.outcome == .pending } else { false } })
         _ = machine.verdictReceived(Decision(verdict: .allow))
         let closed = machine.clientClosed()
@@ -260,10 +260,10 @@ struct SessionTroubleTests {
     @Test("while the backend owes the end-of-data reply, the client's idle timer rests")
     func idleRestsDuringDataEnd() {
         var machine = self.openedMachine()
-        _ = machine.clientLine(.line(ByteBuffer(string: "DATA")))
+        _ = machine.clientLine(.line(SMTPLine("DATA")))
         _ = machine.backendReply(SMTPReply(code: 354, "go"))
-        _ = machine.clientLine(.line(ByteBuffer(string: "Subject: x")))
-        let end = machine.clientLine(.line(ByteBuffer(string: ".")))
+        _ = machine.clientLine(.line(SMTPLine("Subject: x")))
+        let end = machine.clientLine(.line(SMTPLine(".")))
         #expect(end.contains(.cancelTimer(.clientIdle)))
         #expect(end.contains(.startTimer(.backendReply, .seconds(600))))
         let answered = machine.backendReply(SMTPReply(code: 250, "queued"))

@@ -31,7 +31,7 @@ final class BackendReplyHandler: ChannelInboundHandler {
             switch framed {
             case .line(let line):
                 do {
-                    if let reply = try self.accumulator.feed(line) {
+                    if let reply = try self.accumulator.feed(line.content) {
                         self.session.backendReplied(reply)
                     }
                 } catch {

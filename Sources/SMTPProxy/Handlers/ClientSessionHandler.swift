@@ -87,6 +87,27 @@ struct SessionTimers {
     }
 }
 
+extension IPAddress {
+    /// The address of a socket, read from its sockaddr (no text round trip).
+    init?(_ socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let v4):
+            self.init(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6):
+            var storage = v6.address.sin6_addr
+            let (high, low) = withUnsafeBytes(of: &storage) { raw -> (UInt64, UInt64) in
+                (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                 UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
+            let address = IPAddress(high: high, low: low)
+            // An IPv4-mapped address is the IPv4 address.
+            self = address.isIPv4 ? IPAddress(ipv4: UInt32(truncatingIfNeeded: low)) : address
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+}
+
 final class ClientSessionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -99,7 +120,13 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     static let closeGrace: TimeAmount = .seconds(10)
 
     private let shared: ProxyContext
-    private var logger: Logger
+    /// The shared logger with this session's metadata, made only when something is logged.
+    private var logger: Logger {
+        var logger = self.shared.logger
+        logger[metadataKey: "smtp.session"] = .string(self.sessionID)
+        if let address = self.clientAddress { logger[metadataKey: "client.ip"] = .string(address.description) }
+        return logger
+    }
     private var machine: SMTPSessionStateMachine?
     private var context: ChannelHandlerContext?
     private var backend: (any Channel)?
@@ -124,22 +151,19 @@ final class ClientSessionHandler: ChannelDuplexHandler {
 
     init(shared: ProxyContext) {
         self.shared = shared
-        self.logger = shared.logger
         self.sessionID = SessionIDs.next()
-        self.logger[metadataKey: "smtp.session"] = .string(self.sessionID)
     }
 
     // MARK: - Client channel events
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
-        guard let remote = context.channel.remoteAddress, let address = remote.ipAddress.flatMap(IPAddress.init) else {
+        guard let remote = context.channel.remoteAddress, let address = IPAddress(remote) else {
             self.logger.warning("client connection without a usable remote address: closed")
             context.close(promise: nil)
             return
         }
         self.clientAddress = address
-        self.logger[metadataKey: "client.ip"] = .string(address.description)
         let hostname = self.shared.session.hostname
 
         self.registryKey = self.shared.guardEngine.clientKey(address)
@@ -169,7 +193,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         let local = context.channel.localAddress
         let info = ClientInfo(
             address: address, port: UInt16(clamping: remote.port ?? 0),
-            localAddress: local?.ipAddress.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001),
+            localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001),
             localPort: UInt16(clamping: local?.port ?? 0),
             authAllowed: self.shared.configuration.authNetworks.contains(address))
         var machine = SMTPSessionStateMachine(configuration: self.shared.session, client: info)
@@ -255,8 +279,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         guard !self.processing else { return }
         self.processing = true
         defer { self.processing = false }
-        while let machine = self.machine, machine.wantsInput {
-            let limit = machine.lineLimit(peek: self.inbound)
+        while self.machine?.wantsInput == true {
+            let limit = self.machine!.lineLimit(peek: self.inbound)
             guard let framed = self.framer.next(from: &self.inbound, limit: limit) else { break }
             self.send { $0.clientLine(framed) }
         }
@@ -319,19 +343,21 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             self.backendNeedsFlush = true
         case .sendToClient(let reply):
             guard let context = self.context else { return }
-            let future = context.write(self.wrapOutboundOut(ByteBuffer(string: reply.encoded)))
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            reply.write(into: &buffer)
+            let future = context.write(self.wrapOutboundOut(buffer))
             self.lastClientWrite = future
             self.clientNeedsFlush = true
         case .decide(var attempt):
             attempt.time = self.shared.guardEngine.clock.now()
             let decision = self.shared.guardEngine.decide(attempt)
-            self.logger.debug(
+            if self.shared.logger.logLevel <= .debug { self.logger.debug(
                 "guard decided",
                 metadata: [
                     "auth.outcome": .string(attempt.outcome.rawValue), "guard.decision": .string(decision.verdict.rawValue),
                     "guard.reasons": .string(decision.reasons.map(\.rawValue).joined(separator: ",")),
                     "guard.delay": .string(decision.delay.compactText),
-                ])
+                ]) }
             self.send { $0.verdictReceived(decision) }
         case .recordAttempt(var attempt, let replyCode, let decision):
             attempt.time = self.shared.guardEngine.clock.now()
@@ -424,7 +450,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         connect.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                guard self.context != nil, let machine = self.machine, !machine.isClosed else {
+                guard self.context != nil, self.machine?.isClosed == false else {
                     channel.close(promise: nil)
                     return
                 }

@@ -2,12 +2,36 @@
 // CR anywhere in a line is reported (the SMTP smuggling family, CVE-2023-51764..6), and a
 // line longer than the limit is reported once and then skipped up to its end.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
+
+/// One line as it came off the wire: `wire` with its CRLF (forwarded as it is, without a
+/// copy), `content` without.
+public struct SMTPLine: Equatable, Sendable {
+    public var wire: ByteBuffer
+
+    public init(wire: ByteBuffer) { self.wire = wire }
+
+    /// A line built from text (tests, initial responses); CRLF is added.
+    public init(_ text: String) {
+        self.wire = ByteBuffer(string: text + "\r\n")
+    }
+
+    public var content: ByteBuffer {
+        self.wire.getSlice(at: self.wire.readerIndex, length: self.wire.readableBytes - 2)!
+    }
+}
 
 /// One framing result.
 public enum FramedLine: Equatable, Sendable {
-    /// A complete line, without its CRLF.
-    case line(ByteBuffer)
+    /// A complete line.
+    case line(SMTPLine)
     /// A line longer than the limit (CRLF included); its bytes were discarded.
     case tooLong
     /// A line containing a LF not preceded by CR, or a CR not followed by LF.
@@ -24,7 +48,7 @@ public struct SMTPLineFramer: Sendable {
     public mutating func next(from buffer: inout ByteBuffer, limit: Int) -> FramedLine? {
         while true {
             let view = buffer.readableBytesView
-            guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
+            guard let lf = Self.firstLineFeed(in: buffer).map({ view.startIndex + $0 }) else {
                 // No end of line yet. Past the limit, the line is already too long.
                 if buffer.readableBytes >= limit || self.discarding {
                     let wasDiscarding = self.discarding
@@ -50,10 +74,21 @@ public struct SMTPLineFramer: Sendable {
                 buffer.moveReaderIndex(forwardBy: lineLength)
                 return .bareNewline
             }
-            let content = buffer.readSlice(length: lineLength - 2)!
-            buffer.moveReaderIndex(forwardBy: 2)
-            if content.readableBytesView.contains(UInt8(ascii: "\r")) { return .bareNewline }
-            return .line(content)
+            let wire = buffer.readSlice(length: lineLength)!
+            let hasCR = wire.withUnsafeReadableBytes { bytes in
+                memchr(bytes.baseAddress!, 0x0D, bytes.count - 2) != nil
+            }
+            if hasCR { return .bareNewline }
+            return .line(SMTPLine(wire: wire))
+        }
+    }
+
+    /// Offset of the first LF in the readable bytes (memchr: lines are scanned at memory speed).
+    @inline(__always)
+    static func firstLineFeed(in buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard let base = bytes.baseAddress, bytes.count > 0, let hit = memchr(base, 0x0A, bytes.count) else { return nil }
+            return base.distance(to: UnsafeRawPointer(hit))
         }
     }
 }

@@ -12,37 +12,65 @@ public enum SMTPVerb: String, Sendable, Equatable {
 
 public struct SMTPCommand: Equatable, Sendable {
     public var verb: SMTPVerb
+    /// The verb as sent (letters only, at most 16).
+    public var verbBytes: ByteBuffer
+    /// What follows the verb and one space.
+    public var argumentBytes: ByteBuffer
+
     /// The verb as sent, upper-cased.
-    public var verbText: String
+    public var verbText: String { String(buffer: self.verbBytes).uppercased() }
     /// What follows the verb and one space (empty when nothing does).
-    public var argument: String
+    public var argument: String { String(buffer: self.argumentBytes) }
 
     /// Splits a command line. Returns nil for a line that is not a command at all: empty,
     /// control characters (NUL, DEL and the C0 set other than tab), or a verb that is not
     /// made of letters.
     public init?(line: ByteBuffer) {
-        let bytes = line.readableBytesView
-        guard !bytes.isEmpty, bytes.count <= 1_048_576 else { return nil }
-        for byte in bytes where (byte < 0x20 && byte != 0x09) || byte == 0x7F { return nil }
-        let spaceIndex = bytes.firstIndex(of: UInt8(ascii: " "))
-        let verbBytes = bytes[bytes.startIndex..<(spaceIndex ?? bytes.endIndex)]
-        guard !verbBytes.isEmpty, verbBytes.count <= 16,
-            verbBytes.allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) })
-        else { return nil }
-        self.verbText = String(decoding: verbBytes, as: UTF8.self).uppercased()
-        self.verb = SMTPVerb(rawValue: self.verbText) ?? .other
-        if let spaceIndex {
-            self.argument = String(decoding: bytes[(spaceIndex + 1)...], as: UTF8.self)
-        } else {
-            self.argument = ""
+        let count = line.readableBytes
+        guard count > 0, count <= 1_048_576 else { return nil }
+        var verbLength = count
+        var packed: UInt64 = 0
+        let valid = line.withUnsafeReadableBytes { bytes -> Bool in
+            var inVerb = true
+            for i in 0..<bytes.count {
+                let byte = bytes[i]
+                if (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
+                guard inVerb else { continue }
+                if byte == 0x20 {
+                    verbLength = i
+                    inVerb = false
+                    continue
+                }
+                let isLetter = (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+                guard isLetter, i < 16 else { return false }
+                if i < 8 { packed = packed << 8 | UInt64(byte & 0xDF) }  // upper-cased
+            }
+            return true
         }
+        guard valid, verbLength > 0 else { return nil }
+        self.verb = verbLength <= 8 ? SMTPVerb.known[packed] ?? .other : .other
+        self.verbBytes = line.getSlice(at: line.readerIndex, length: verbLength)!
+        let rest = verbLength < count ? count - verbLength - 1 : 0
+        self.argumentBytes = line.getSlice(at: line.readerIndex + count - rest, length: rest)!
     }
 
     /// True when a line (by its first bytes) is an AUTH command, which may be longer.
     public static func looksLikeAuth(_ buffer: ByteBuffer) -> Bool {
-        let bytes = buffer.readableBytesView.prefix(5)
-        guard bytes.count == 5 else { return false }
-        let word = bytes.map { $0 | 0x20 }
-        return word == [0x61, 0x75, 0x74, 0x68, 0x20]  // "auth "
+        guard buffer.readableBytes >= 5, let word = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
+            buffer.getInteger(at: buffer.readerIndex + 4, as: UInt8.self) == 0x20
+        else { return false }
+        return word | 0x2020_2020 == 0x6175_7468  // "auth", any case
     }
+}
+
+extension SMTPVerb {
+    /// Verbs by their upper-case letters packed into an integer.
+    static let known: [UInt64: SMTPVerb] = {
+        var table: [UInt64: SMTPVerb] = [:]
+        for verb in [SMTPVerb.helo, .ehlo, .auth, .mail, .rcpt, .data, .bdat, .rset, .quit, .noop, .startTLS, .xclient, .xforward, .vrfy, .expn, .help, .etrn] {
+            let packed = verb.rawValue.utf8.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            table[packed] = verb
+        }
+        return table
+    }()
 }

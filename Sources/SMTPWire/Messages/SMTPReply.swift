@@ -38,6 +38,19 @@ public struct SMTPReply: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { self.encoded }
+
+    /// Writes the wire form straight into a buffer (no intermediate string).
+    public func write(into buffer: inout ByteBuffer) {
+        let digits: (UInt8, UInt8, UInt8) = (
+            UInt8(ascii: "0") + UInt8(truncatingIfNeeded: self.code / 100 % 10),
+            UInt8(ascii: "0") + UInt8(truncatingIfNeeded: self.code / 10 % 10),
+            UInt8(ascii: "0") + UInt8(truncatingIfNeeded: self.code % 10))
+        for (i, line) in self.lines.enumerated() {
+            buffer.writeMultipleIntegers(digits.0, digits.1, digits.2, i == self.lines.count - 1 ? UInt8(ascii: " ") : UInt8(ascii: "-"))
+            buffer.writeString(line)
+            buffer.writeStaticString("\r\n")
+        }
+    }
 }
 
 /// Assembles replies from lines; a multi-line reply ends at the line with a space after the code.

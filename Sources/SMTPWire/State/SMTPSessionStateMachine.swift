@@ -29,9 +29,9 @@ public enum SessionAction: Equatable, Sendable {
     case sendToBackend(ByteBuffer)
     case sendToClient(SMTPReply)
     /// Ask the engine; the handler stamps the time and answers with `verdictReceived`.
-    case decide(AuthAttempt)
+    indirect case decide(AuthAttempt)
     /// One AUTH attempt is settled: write it to the event log.
-    case recordAttempt(AuthAttempt, replyCode: Int, decision: Decision)
+    indirect case recordAttempt(AuthAttempt, replyCode: Int, decision: Decision)
     case startTimer(SessionTimer, Duration)
     case cancelTimer(SessionTimer)
     case closeBackend
@@ -104,7 +104,7 @@ public struct SMTPSessionStateMachine {
     private var phase: Phase = .idle
     private var pending: [Pending] = []
     /// A line that must wait until every outstanding reply has come (AUTH behind others).
-    private var heldLine: ByteBuffer?
+    private var heldLine: SMTPLine?
     private var ehloSeen = false
     private var authenticated = false
     private var inTransaction = false
@@ -262,7 +262,7 @@ public struct SMTPSessionStateMachine {
         case .line(let line):
             switch self.phase {
             case .data: return actions + self.dataLine(line)
-            case .authClient(let step): return actions + self.authResponse(line, step: step)
+            case .authClient(let step): return actions + self.authResponse(line.content, step: step)
             case .backendGone:
                 return actions
                     + self.closeBoth(
@@ -310,8 +310,8 @@ public struct SMTPSessionStateMachine {
 
     // MARK: - Commands
 
-    private mutating func command(_ line: ByteBuffer) -> [SessionAction] {
-        guard let command = SMTPCommand(line: line) else {
+    private mutating func command(_ line: SMTPLine) -> [SessionAction] {
+        guard let command = SMTPCommand(line: line.content) else {
             return self.localReply(SMTPReply(code: 500, "5.5.2 Error: bad syntax"), error: true)
         }
         switch command.verb {
@@ -345,10 +345,9 @@ public struct SMTPSessionStateMachine {
         }
     }
 
-    private mutating func forward(_ line: ByteBuffer, _ kind: Pending) -> [SessionAction] {
-        var bytes = line
-        bytes.writeStaticString("\r\n")
-        return self.sendToBackend(bytes, expecting: kind)
+    /// Passes a client line on as it came (CRLF included, no copy).
+    private mutating func forward(_ line: SMTPLine, _ kind: Pending) -> [SessionAction] {
+        self.sendToBackend(line.wire, expecting: kind)
     }
 
     private mutating func sendToBackend(_ bytes: ByteBuffer, expecting kind: Pending) -> [SessionAction] {
@@ -698,15 +697,12 @@ public struct SMTPSessionStateMachine {
 
     // MARK: - DATA
 
-    private mutating func dataLine(_ line: ByteBuffer) -> [SessionAction] {
-        var bytes = line
-        if bytes.readableBytes == 1 && bytes.readableBytesView.first == UInt8(ascii: ".") {
+    private mutating func dataLine(_ line: SMTPLine) -> [SessionAction] {
+        if line.wire.readableBytes == 3 && line.wire.getInteger(at: line.wire.readerIndex, as: UInt8.self) == UInt8(ascii: ".") {
             self.phase = .commands
-            bytes.writeStaticString("\r\n")
-            return self.sendToBackend(bytes, expecting: .dataEnd)
+            return self.sendToBackend(line.wire, expecting: .dataEnd)
         }
-        bytes.writeStaticString("\r\n")
-        return [.sendToBackend(bytes)]
+        return [.sendToBackend(line.wire)]
     }
 
     // MARK: - Ending

@@ -2,22 +2,23 @@
 
 import GuardCore
 
-public struct SessionConfiguration: Sendable {
-    public var hostname: String
-    public var banner: String
-    public var failureReply: SMTPReply
-    public var tempFailureReply: SMTPReply
-    public var mechanisms: [AuthMechanism]
-    public var identity: IdentityForwarding
-    public var maxCommandLine: Int
-    public var maxAuthLine: Int
-    public var maxDataLine: Int
-    public var maxErrors: Int
-    public var connectTimeout: Duration
-    public var replyTimeout: Duration
-    public var dataTimeout: Duration
-    public var commandTimeout: Duration
-    public var hasher: PasswordHasher
+/// A class: every session of a proxy shares one, and a session machine carries only a reference.
+public final class SessionConfiguration: Sendable {
+    public let hostname: String
+    public let banner: String
+    public let failureReply: SMTPReply
+    public let tempFailureReply: SMTPReply
+    public let mechanisms: [AuthMechanism]
+    public let identity: IdentityForwarding
+    public let maxCommandLine: Int
+    public let maxAuthLine: Int
+    public let maxDataLine: Int
+    public let maxErrors: Int
+    public let connectTimeout: Duration
+    public let replyTimeout: Duration
+    public let dataTimeout: Duration
+    public let commandTimeout: Duration
+    public let hasher: PasswordHasher
 
     public init(_ proxy: ProxyConfiguration, hasher: PasswordHasher) {
         self.hostname = proxy.effectiveHostname
@@ -40,13 +41,13 @@ public struct SessionConfiguration: Sendable {
 
 /// Who is on the other end of one client connection.
 public struct ClientInfo: Sendable, Equatable {
-    public var address: IPAddress
-    public var port: UInt16
-    public var localAddress: IPAddress
-    public var localPort: UInt16
+    public let address: IPAddress
+    public let port: UInt16
+    public let localAddress: IPAddress
+    public let localPort: UInt16
     /// The client is inside the AUTH networks.
-    public var authAllowed: Bool
-    public var tls: Bool
+    public let authAllowed: Bool
+    public let tls: Bool
 
     public init(address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16, authAllowed: Bool, tls: Bool = false) {
         self.address = address
