@@ -90,6 +90,11 @@ if [[ " $setups " == *" guard "* && ! -x $guard_bin ]]; then
   fi
 fi
 
+if [ ! -x "$load_bin" ] && [ "$load_bin" = ".build/release/smtp-load" ]; then
+  log "building $load_bin (swift build -c release --product smtp-load)"
+  swift build -c release --product smtp-load >&2
+fi
+
 # --- processes and clean-up ---------------------------------------------------------------
 tmp=$(mktemp -d /tmp/bench-proxy.XXXXXX)
 chmod 755 "$tmp" # smtp-sink drops to nobody; the logs stay ours

@@ -19,7 +19,13 @@ struct LRUTable<Key: Hashable, Value> {
     private var oldest: Int32 = -1
     let capacity: Int
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        // Reserved, not touched: the pages become resident only as entries arrive, and the
+        // tables never copy themselves while growing under an attack.
+        self.index.reserveCapacity(self.capacity)
+        self.nodes.reserveCapacity(self.capacity)
+    }
 
     var count: Int { self.index.count }
 
