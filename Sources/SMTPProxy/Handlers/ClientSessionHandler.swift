@@ -69,8 +69,8 @@ enum SessionIDs {
 
 /// The session's timers: when each is due, and the task that will look at it.
 struct SessionTimers {
-    var deadlines: [NIODeadline?] = [nil, nil, nil, nil]
-    var tasks: [(task: Scheduled<Void>, due: NIODeadline)?] = [nil, nil, nil, nil]
+    var deadlines = InlineArray<4, NIODeadline?>(repeating: nil)
+    var tasks = InlineArray<4, (task: Scheduled<Void>, due: NIODeadline)?>(repeating: nil)
 
     static func index(_ timer: SessionTimer) -> Int {
         switch timer {
@@ -82,8 +82,11 @@ struct SessionTimers {
     }
 
     mutating func cancelAll() {
-        for case let entry? in self.tasks { entry.task.cancel() }
-        self = SessionTimers()
+        for i in 0..<4 {
+            self.tasks[i]?.task.cancel()
+            self.tasks[i] = nil
+            self.deadlines[i] = nil
+        }
     }
 }
 
@@ -143,7 +146,6 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     private var processing = false
     private var clientNeedsFlush = false
     private var backendNeedsFlush = false
-    private var lastClientWrite: EventLoopFuture<Void>?
     private var backendWritable = true
     /// A read the channel asked for while the session did not want more input.
     private var heldRead = false
@@ -345,8 +347,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             guard let context = self.context else { return }
             var buffer = context.channel.allocator.buffer(capacity: 64)
             reply.write(into: &buffer)
-            let future = context.write(self.wrapOutboundOut(buffer))
-            self.lastClientWrite = future
+            context.write(self.wrapOutboundOut(buffer), promise: nil)
             self.clientNeedsFlush = true
         case .decide(var attempt):
             attempt.time = self.shared.guardEngine.clock.now()
@@ -388,17 +389,16 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             }
         case .closeClient:
             guard let context = self.context else { return }
-            context.flush()
             self.clientNeedsFlush = false
-            guard let last = self.lastClientWrite else {
-                context.close(promise: nil)
-                return
-            }
-            // A client that never reads would keep its last write, and the connection, forever.
+            // Writes complete in order: when an empty write after the last reply is done, the
+            // client has been told everything. A client that never reads would hold that
+            // write, and the connection, forever: the grace timer ends it regardless.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: written)
             let grace = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) {
                 context.close(promise: nil)
             }
-            last.assumeIsolated().whenComplete { _ in
+            written.futureResult.assumeIsolated().whenComplete { _ in
                 grace.cancel()
                 context.close(promise: nil)
             }
