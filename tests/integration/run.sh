@@ -129,7 +129,17 @@ out=$(smtp 127.0.5.5 guest guest PLAIN --quit-after AUTH); attempts=$((attempts 
 after=$(grep -c "sasl_username=guest\|guest" "$LAB_DOVECOT_LOG" || true)
 check "guest is refused by the guard itself" bash -c 'grep -q "535 5.7.8" <<<"$1" && [ "$2" = "$3" ]' _ "$out" "$before" "$after"
 
-# 6. Visibility: one event line per AUTH attempt; no password anywhere.
+# 6. logrotate moves the event log away and sends SIGHUP: the guard goes on in a new file.
+mv "$EVENTS" "$EVENTS.1"
+kill -HUP "$GUARD_PID"
+for _ in $(seq 1 50); do [ -e "$EVENTS" ] && break; sleep 0.1; done
+out=$(smtp 127.0.0.1 alice "$LAB_PASS_ALICE" PLAIN --quit-after AUTH); attempts=$((attempts + 1))
+check "after SIGHUP the event log is reopened by name" grep -q '"event":"auth"' "$EVENTS"
+check "SIGHUP does not stop the guard" kill -0 "$GUARD_PID"
+
+# 7. Visibility: one event line per AUTH attempt; no password anywhere.
+cat "$EVENTS.1" "$EVENTS" >"$WORK/all-events.jsonl"
+EVENTS="$WORK/all-events.jsonl"
 auth_lines=$(grep -c '"event":"auth"' "$EVENTS")
 check "one event line per AUTH attempt ($attempts attempts, $auth_lines lines)" [ "$auth_lines" -eq "$attempts" ]
 leaks=0
@@ -140,14 +150,14 @@ done
 check "no test password or AUTH payload in the event log or the guard's log" [ "$leaks" -eq 0 ]
 check "every event line is valid JSON" python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$EVENTS"
 
-# 7. The backend goes away: clients get 421 4.3.0, the guard keeps running and says why.
+# 8. The backend goes away: clients get 421 4.3.0, the guard keeps running and says why.
 bash tests/integration/lab.sh stop >/dev/null 2>&1
 out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.6.6 --quit-after CONNECT 2>&1)
 check "a dead backend gives the client 421 4.3.0" grep -q "421 4.3.0" <<<"$out"
 check "the guard logs why" grep -q "error.*cannot connect to the backend" "$GUARD_LOG"
 check "the guard is still running" kill -0 "$GUARD_PID"
 
-# 8. Graceful stop on SIGTERM.
+# 9. Graceful stop on SIGTERM.
 kill -TERM "$GUARD_PID"
 stopped=1
 for _ in $(seq 1 100); do kill -0 "$GUARD_PID" 2>/dev/null || { stopped=0; break; }; sleep 0.1; done

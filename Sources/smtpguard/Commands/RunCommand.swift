@@ -56,7 +56,7 @@ struct RunCommand: AsyncParsableCommand {
             do {
                 eventSink = try EventLogWriter(path: configuration.events.path)
             } catch {
-                throw ValidationError("\(error)")
+                throw StartupError("\(error)")
             }
         }
         defer { eventSink?.flush() }
@@ -72,10 +72,13 @@ struct RunCommand: AsyncParsableCommand {
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ReloadService(eventLog: eventSink, logger: logger)),
+            .init(service: BanExpiryService(guardEngine: guardEngine)),
+        ]
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: BanExpiryService(guardEngine: guardEngine)),
+                services: services + [
                     .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -92,7 +95,7 @@ struct RunCommand: AsyncParsableCommand {
             try await group.run()
         } catch let error as ProxyStartError {
             try? await eventLoops.shutdownGracefully()
-            throw ValidationError(error.message)
+            throw StartupError(error.message)
         }
         try? await eventLoops.shutdownGracefully()
     }
@@ -104,7 +107,7 @@ struct RunCommand: AsyncParsableCommand {
             do {
                 configuration = try ConfigurationLoader.load(path: path)
             } catch let failure as ConfigurationLoader.Failure {
-                throw ValidationError("invalid configuration:\n\(failure)")
+                throw StartupError("invalid configuration:\n\(failure)")
             }
         }
         var flags: [(path: String, value: ConfigValue, line: Int?)] = []
@@ -121,4 +124,10 @@ struct RunCommand: AsyncParsableCommand {
         }
         return merged
     }
+}
+
+/// A reason the guard cannot start, told without the usage text (the flags were fine).
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

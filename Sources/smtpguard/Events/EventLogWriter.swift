@@ -13,7 +13,8 @@ import Synchronization
 public final class EventLogWriter: EventSink {
     public static let maxQueued = 100_000
 
-    private let descriptor: Int32
+    /// Used only on `queue`; a Mutex only to satisfy Sendable.
+    private let descriptor: Mutex<Int32>
     private let queue = DispatchQueue(label: "smtpguard.events")
     private let queued = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
@@ -21,15 +22,29 @@ public final class EventLogWriter: EventSink {
 
     public init(path: String) throws {
         self.path = path
-        if path == "-" {
-            self.descriptor = STDOUT_FILENO
-            return
-        }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        self.descriptor = Mutex(path == "-" ? STDOUT_FILENO : try Self.open(path))
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
+        let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             throw EventLogError(message: "cannot open the event log \(path): \(String(cString: strerror(errno)))")
         }
-        self.descriptor = fd
+        return fd
+    }
+
+    /// Opens the file again by name (after logrotate moved it away), once every line handed
+    /// over so far is written to the old one. On failure the old file stays in use.
+    public func reopen() throws {
+        guard self.path != "-" else { return }
+        try self.queue.sync {
+            let fresh = try Self.open(self.path)
+            let old = self.descriptor.withLock { fd in
+                defer { fd = fresh }
+                return fd
+            }
+            close(old)
+        }
     }
 
     public func record(_ event: GuardEvent) {
@@ -59,7 +74,7 @@ public final class EventLogWriter: EventSink {
         text.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
-                let written = Foundation.write(self.descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                let written = Foundation.write(self.descriptor.withLock { $0 }, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     return
@@ -71,7 +86,8 @@ public final class EventLogWriter: EventSink {
 
     deinit {
         self.queue.sync {}
-        if self.descriptor > 2 { close(self.descriptor) }
+        let fd = self.descriptor.withLock { $0 }
+        if fd > 2 { close(fd) }
     }
 }
 
