@@ -182,7 +182,9 @@ struct HandlerTests {
         }
         try h.open()
         try h.clientSays("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw9".utf8)))\r\nNOOP\r\n")
-        h.loop.advanceTime(by: .seconds(2))
+        h.loop.advanceTime(by: .seconds(3))  // tarpit 2 s after 3 failures, + 2 s for a refusal
+        #expect(try h.toClient() == "")
+        h.loop.advanceTime(by: .seconds(1))
         #expect(try h.toClient() == "535 5.7.8 Authentication credentials invalid\r\n")
         #expect(try h.toBackend() == "NOOP\r\n")
     }

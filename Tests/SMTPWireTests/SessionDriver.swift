@@ -14,6 +14,13 @@ struct ScriptedBackend {
     var inData = false
     var loginUser: String?
     var xclientAllowed = true
+    /// Never answers AUTH (a hung or dying backend).
+    var silentOnAuth = false
+    /// Asks for the username again although it came as the LOGIN initial response.
+    var ignoreLoginInitialResponse = false
+    /// Answers AUTH PLAIN with a step the guard does not know.
+    var unexpectedChallenge = false
+    private var loginAskedAgain = false
     var greeting = SMTPReply(code: 220, "backend.internal ESMTP Postfix (Debian/GNU) 3.7.11")
 
     mutating func receive(_ line: String) -> SMTPReply? {
@@ -23,6 +30,11 @@ struct ScriptedBackend {
                 return SMTPReply(code: 250, "2.0.0 Ok: queued as 4XyZ")
             }
             return nil
+        }
+        if self.loginAskedAgain {
+            self.loginAskedAgain = false
+            self.loginUser = String(decoding: Base64.decode(line) ?? [], as: UTF8.self)
+            return SMTPReply(code: 334, "UGFzc3dvcmQ6")
         }
         if let user = self.loginUser {
             self.loginUser = nil
@@ -37,6 +49,12 @@ struct ScriptedBackend {
         }
         if upper.hasPrefix("HELO") { return SMTPReply(code: 250, "backend.internal") }
         if upper.hasPrefix("XCLIENT") { return SMTPReply(code: 220, "backend.internal ESMTP Postfix (Debian/GNU) 3.7.11") }
+        if upper.hasPrefix("AUTH") && self.silentOnAuth { return nil }
+        if upper.hasPrefix("AUTH PLAIN ") && self.unexpectedChallenge { return SMTPReply(code: 334, "Zm9v") }
+        if upper.hasPrefix("AUTH LOGIN ") && self.ignoreLoginInitialResponse {
+            self.loginAskedAgain = true
+            return SMTPReply(code: 334, "VXNlcm5hbWU6")
+        }
         if upper.hasPrefix("AUTH PLAIN ") {
             let bytes = Base64.decode(line.dropFirst(11)) ?? []
             let parts = bytes.split(separator: 0, omittingEmptySubsequences: false)
@@ -64,6 +82,7 @@ struct ScriptedBackend {
     }
 
     static func check(user: String, password: String) -> SMTPReply {
+        if user == "busy" { return SMTPReply(code: 454, "4.7.0 Temporary authentication failure: Connection lost to authentication server") }
         if (user == "alice" && password == "secret") || (user == "admin" && password == "admin") {
             return SMTPReply(code: 235, "2.7.0 Authentication successful")
         }
@@ -86,6 +105,8 @@ struct SessionDriver {
     private var tarpitPending = false
     var closed = false
     var backendOpen = false
+    /// Run out tarpits at once (false: they stay pending, as if the client were waiting).
+    var autoFireTarpit = true
 
     init(proxy: ProxyConfiguration = ProxyConfiguration(), policy: GuardPolicy = GuardPolicy(), client: String = "203.0.113.5", guardEngine: Guard? = nil, clock: ManualClock = ManualClock()) {
         var proxy = proxy
@@ -117,6 +138,16 @@ struct SessionDriver {
             self.input.writeInteger(byte)
             self.settle()
         }
+    }
+
+    mutating func clientGoesAway() {
+        self.run(self.machine.clientClosed())
+        self.settle()
+    }
+
+    mutating func backendGoesAway() {
+        self.run(self.machine.backendClosed())
+        self.settle()
     }
 
     mutating func fire(_ timer: SessionTimer) {
@@ -180,8 +211,10 @@ struct SessionDriver {
                 self.transcript.append("# auth \(attempt.username) \(attempt.mechanism.rawValue) \(attempt.outcome.rawValue) -> \(decision.verdict.rawValue) \(decision.reasons.map(\.rawValue).joined(separator: ","))")
             case .startTimer(.tarpit, let duration):
                 self.transcript.append("# tarpit \(duration.compactText)")
-                self.clock.advance(by: duration)
-                self.tarpitPending = true
+                if self.autoFireTarpit {
+                    self.clock.advance(by: duration)
+                    self.tarpitPending = true
+                }
             case .startTimer, .cancelTimer:
                 break
             case .closeBackend:

@@ -68,6 +68,7 @@ events:
 guard:
   tarpit:
     initial: 100ms
+    min_refusal_delay: 100ms
     max: 1s
 EOF
 

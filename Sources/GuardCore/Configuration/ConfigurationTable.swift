@@ -93,7 +93,7 @@ extension GuardConfiguration {
             .double("guard.tarpit.factor", "Each further failure multiplies the delay by this.", \.policy.tarpit.factor, 1...100),
             .duration("guard.tarpit.max", "Longest delay.", \.policy.tarpit.max, max: .seconds(600)),
             .duration(
-                "guard.tarpit.min_refusal_delay", "Least time a refusal by the guard itself takes (locked account, denied username), so it answers no faster than a wrong password at the backend.",
+                "guard.tarpit.min_refusal_delay", "Added to the tarpit for a refusal by the guard itself (locked account, denied username, blocked pair), so it answers no faster than a wrong password at the backend (Dovecot waits 2s by default).",
                 \.policy.tarpit.minRefusalDelay, max: .seconds(60)),
 
             .duration("guard.bans.ip", "First ban of a client address.", \.policy.bans.ip, min: .seconds(1)),

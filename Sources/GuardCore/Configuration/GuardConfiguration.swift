@@ -168,7 +168,7 @@ public struct GuardPolicy: Sendable, Equatable {
         public var max: Duration = .seconds(20)
         /// The least time a refusal by the guard itself takes, so that a locked account or a
         /// denied username answers no faster than a wrong password at the backend.
-        public var minRefusalDelay: Duration = .seconds(1)
+        public var minRefusalDelay: Duration = .seconds(2)
         public init() {}
     }
 

@@ -73,6 +73,12 @@ public final class Guard: Sendable {
 
     public var counts: GuardEngine.Counts { self.engine.withLock { $0.counts } }
 
+    /// AUTH attempts of a client allowed and not yet reported back.
+    public func inFlight(of address: IPAddress) -> Int {
+        let now = self.clock.now()
+        return self.engine.withLock { $0.inFlight(of: address, now: now) }
+    }
+
     public func recentFailures(of address: IPAddress) -> Int {
         let now = self.clock.now()
         return self.engine.withLock { $0.recentFailures(of: address, now: now) }

@@ -136,8 +136,8 @@ public struct GuardEngine {
         let known = self.isKnownPlace(client: client, prefix: prefix.address, user: user, now: seconds)
         let delay = known ? .zero : self.tarpitDelay(failures: counts.failures)
 
-        // A refusal by the guard takes at least as long as a backend's usually does.
-        let refusalDelay = max(delay, known ? .zero : self.policy.tarpit.minRefusalDelay)
+        // A refusal by the guard takes as long as the tarpit plus what a backend usually takes.
+        let refusalDelay = known ? .zero : delay + self.policy.tarpit.minRefusalDelay
         func refused(_ decision: Decision) -> Decision {
             var decision = decision
             decision.delay = refusalDelay
@@ -166,10 +166,10 @@ public struct GuardEngine {
         if counts.attempts > self.policy.limits.attemptsPerIP {
             return Decision(verdict: .tempFail, reasons: [.rateLimited])
         }
-        // A client that has failed already may not run more attempts side by side than its
-        // remaining allowance: parallel connections do not multiply the guesses.
-        if counts.failures > 0 && counts.failures + counts.inFlight > self.policy.limits.ipFailuresShort {
-            return refused(Decision(verdict: .refuse, reasons: [.parallelAttempts]))
+        // No client may run more attempts side by side than its remaining allowance before a
+        // ban: parallel connections do not multiply the guesses. Told to try again later.
+        if counts.failures + counts.inFlight > self.policy.limits.ipFailuresShort {
+            return Decision(verdict: .tempFail, reasons: [.parallelAttempts])
         }
         self.takeOff(client, now: seconds)
         return Decision(verdict: .allow, delay: delay, reasons: delay > .zero ? [.tarpit] : [])
@@ -187,11 +187,19 @@ public struct GuardEngine {
         }
     }
 
-    /// The outcome of an attempt arrived: it is no longer in flight.
+    /// The outcome of an attempt arrived: it is no longer in flight. Only sources that ask
+    /// before an attempt (proxy, Dovecot policy) took it off; trusted clients never do.
     private mutating func land(_ attempt: AuthAttempt) {
+        guard attempt.source == .proxy || attempt.source == .dovecotPolicy, !self.isTrusted(attempt.client) else { return }
         self.clients.modifyIfPresent(self.clientKey(attempt.client)) { record in
             if record.inFlight > 0 { record.inFlight -= 1 }
         }
+    }
+
+    /// Attempts of a client allowed and not yet reported back.
+    public func inFlight(of address: IPAddress, now: Timestamp) -> Int {
+        guard var record = self.clients.peek(self.clientKey(address)) else { return 0 }
+        return record.currentInFlight(now: now.seconds, stale: Self.staleInFlightSeconds)
     }
 
     /// The tarpit: nothing below the threshold, then initial × factor^(failures − threshold),

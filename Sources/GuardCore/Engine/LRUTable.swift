@@ -22,9 +22,11 @@ struct LRUTable<Key: Hashable, Value> {
     init(capacity: Int) {
         self.capacity = max(1, capacity)
         // Reserved, not touched: the pages become resident only as entries arrive, and the
-        // tables never copy themselves while growing under an attack.
-        self.index.reserveCapacity(self.capacity)
-        self.nodes.reserveCapacity(self.capacity)
+        // tables never copy themselves while growing under an attack. Past a million entries
+        // the rest grows as needed (address space is not free everywhere: ulimit -v).
+        let reserved = min(self.capacity, 1 << 20)
+        self.index.reserveCapacity(reserved)
+        self.nodes.reserveCapacity(reserved)
     }
 
     var count: Int { self.index.count }

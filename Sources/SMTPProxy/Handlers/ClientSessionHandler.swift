@@ -117,8 +117,9 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     /// Client bytes buffered while the session is not reading (AUTH in flight, DATA not yet
-    /// answered) before the guard stops reading from the socket.
-    static let maxBufferedInput = 65_536
+    /// answered) before the guard stops reading from the socket: 64 KiB, or more if the
+    /// configured line limits need it (a line must fit to be framed).
+    private let maxBufferedInput: Int
     /// How long a closing client may take to receive its last reply.
     static let closeGrace: TimeAmount = .seconds(10)
 
@@ -153,6 +154,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
 
     init(shared: ProxyContext) {
         self.shared = shared
+        self.maxBufferedInput = max(65_536, shared.session.maxAuthLine, shared.session.maxDataLine, shared.session.maxCommandLine) + 2
         self.sessionID = SessionIDs.next()
     }
 
@@ -292,7 +294,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     /// Back-pressure: reads pass while the buffered input is small and the backend keeps up;
     /// otherwise they wait until `readIfWanted` lets them go.
     private var mayRead: Bool {
-        self.inbound.readableBytes < Self.maxBufferedInput && self.backendWritable && (self.context?.channel.isWritable ?? true)
+        self.inbound.readableBytes < self.maxBufferedInput && self.backendWritable && (self.context?.channel.isWritable ?? true)
     }
 
     /// A client that does not read its replies stops the flow both ways: the guard neither
@@ -423,7 +425,10 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                 return
             }
             self.timers.deadlines[index] = nil
-            self.send { $0.timerFired(timer) }
+            // A backend reply held back because the client does not read its own replies is the
+            // client's stall, not the backend's.
+            let stalled = timer == .backendReply && !(self.context?.channel.isWritable ?? true)
+            self.send { $0.timerFired(stalled ? .clientIdle : timer) }
             self.processInput()
             self.flushAll()
             self.readIfWanted()

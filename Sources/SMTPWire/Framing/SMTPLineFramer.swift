@@ -23,8 +23,9 @@ public struct SMTPLine: Equatable, Sendable {
         self.wire = ByteBuffer(string: text + "\r\n")
     }
 
+    /// The line without its CRLF (the framer always leaves one; other callers may not).
     public var content: ByteBuffer {
-        self.wire.getSlice(at: self.wire.readerIndex, length: self.wire.readableBytes - 2)!
+        self.wire.getSlice(at: self.wire.readerIndex, length: max(0, self.wire.readableBytes - 2))!
     }
 }
 

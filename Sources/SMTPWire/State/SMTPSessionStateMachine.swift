@@ -59,6 +59,8 @@ public struct SMTPSessionStateMachine {
         /// Lines to send the backend, in order (the first is a command or a response).
         var backendLines: [String]
         var delay: Duration = .zero
+        /// LOGIN: the username line, in case the backend ignores the initial response and asks.
+        var loginUsernameLine: String?
     }
 
     enum Phase: Equatable {
@@ -460,7 +462,7 @@ public struct SMTPSessionStateMachine {
                 let evidence = credentials.evidence(hasher: self.configuration.hasher)
                 let flight = AuthFlight(
                     mechanism: .login, attempt: self.attempt(username: username, mechanism: .login, credential: evidence),
-                    backendLines: ["AUTH LOGIN " + usernameLine, text.isEmpty ? "=" : text])
+                    backendLines: ["AUTH LOGIN " + usernameLine, text.isEmpty ? "=" : text], loginUsernameLine: usernameLine)
                 return self.decide(flight)
             case .cramResponse(let challenge):
                 let (username, digest) = try SASL.parseCramMD5(bytes)
@@ -524,11 +526,15 @@ public struct SMTPSessionStateMachine {
         flight.backendLines = []
         let outcome: AuthOutcome = reply.code == 235 ? .success : (reply.code < 500 && reply.code >= 400 ? .tempFailure : .failure)
         if reply.code == 334 {
-            // A mechanism step the guard did not expect: end the exchange at the backend.
+            // A mechanism step the guard did not expect: end the exchange at the backend. The
+            // engine hears the attempt ended without a verdict; the client hears it failed.
             self.phase = .commands
             var actions = self.sendLine("*", expecting: .swallow)
+            flight.attempt.outcome = .abandoned
+            actions.append(.decide(flight.attempt))
             flight.attempt.outcome = .failure
             actions += self.finishAuth(flight, decision: Decision(verdict: .refuse))
+            actions.append(.log(.warning, "the backend asked for an AUTH step the guard does not know (334): exchange cancelled"))
             return actions
         }
         flight.attempt.outcome = outcome
@@ -646,10 +652,19 @@ public struct SMTPSessionStateMachine {
             return [.sendToClient(reply.isPositive ? reply : SMTPReply(code: 504, "5.5.4 Unrecognized authentication type"))]
         case .authLoginPrompt:
             guard case .authBackend(var flight) = self.phase else { return [] }
-            if reply.code == 334, let password = flight.backendLines.first {
-                flight.backendLines = []
-                self.phase = .authBackend(flight)
-                return self.sendLine(password, expecting: .authResult)
+            if reply.code == 334 {
+                // The password goes only where the backend asks for a password.
+                let prompt = String(decoding: Base64.decode(reply.lines[0]) ?? [], as: UTF8.self).lowercased()
+                if prompt.hasPrefix("user"), let usernameLine = flight.loginUsernameLine {
+                    flight.loginUsernameLine = nil  // asked again despite the initial response: answer once
+                    self.phase = .authBackend(flight)
+                    return self.sendLine(usernameLine, expecting: .authLoginPrompt)
+                }
+                if prompt.hasPrefix("pass"), let password = flight.backendLines.first {
+                    flight.backendLines = []
+                    self.phase = .authBackend(flight)
+                    return self.sendLine(password, expecting: .authResult)
+                }
             }
             return self.authResult(reply, flight: flight)
         case .authResult:

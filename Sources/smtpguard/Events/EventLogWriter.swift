@@ -55,18 +55,22 @@ public final class EventLogWriter: EventSink {
         }
         let line = event.jsonLine + "\n"
         self.queue.async {
-            let lost = self.dropped.exchange(0, ordering: .relaxed)
-            if lost > 0 {
-                self.write("{\"time\":\"\(SystemClock().now().iso8601)\",\"event\":\"dropped\",\"count\":\(lost)}\n")
-            }
+            self.reportDrops()
             self.write(line)
             self.queued.wrappingSubtract(1, ordering: .relaxed)
         }
     }
 
-    /// Waits until every event handed over so far is written.
+    /// Waits until every event handed over so far is written (and any drop is reported).
     public func flush() {
-        self.queue.sync {}
+        self.queue.sync { self.reportDrops() }
+    }
+
+    private func reportDrops() {
+        let lost = self.dropped.exchange(0, ordering: .relaxed)
+        if lost > 0 {
+            self.write("{\"time\":\"\(SystemClock().now().iso8601)\",\"event\":\"dropped\",\"count\":\(lost)}\n")
+        }
     }
 
     private func write(_ text: String) {
@@ -77,6 +81,8 @@ public final class EventLogWriter: EventSink {
                 let written = Foundation.write(self.descriptor.withLock { $0 }, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
+                    // Disk full or gone: end a half-written line so the next one stays whole.
+                    if offset > 0 { _ = Foundation.write(self.descriptor.withLock { $0 }, "\n", 1) }
                     return
                 }
                 offset += written
@@ -85,7 +91,7 @@ public final class EventLogWriter: EventSink {
     }
 
     deinit {
-        self.queue.sync {}
+        // Every queued block holds the writer: by now none is left to run.
         let fd = self.descriptor.withLock { $0 }
         if fd > 2 { close(fd) }
     }
