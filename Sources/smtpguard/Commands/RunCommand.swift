@@ -18,7 +18,8 @@ struct RunCommand: AsyncParsableCommand {
             Reads the configuration file when one is given (see `smtpguard config defaults`), \
             then applies the flags, which override it. Without a file the built-in defaults apply: \
             listen on 127.0.0.1:2525, backend 127.0.0.1:25, events as JSON lines on standard output. \
-            Stops gracefully on SIGTERM or SIGINT: no new connections, open sessions get time to finish.
+            Stops gracefully on SIGTERM or SIGINT: no new connections, open sessions get time to finish. \
+            SIGHUP reopens the event log (for logrotate). `--events ""` turns the event log off.
             """
     )
 
@@ -31,7 +32,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The mail server to protect, HOST:PORT.", valueName: "host:port"))
     var backend: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, or - for standard output.", valueName: "path|-"))
+    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
     var events: String?
 
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
