@@ -95,7 +95,7 @@ struct LoopbackTests {
         proxy.maxConnectionsPerIP = 5000
         var policy = GuardPolicy()
         policy.tarpit.afterFailures = 0  // every attempt waits
-        policy.tarpit.initial = .seconds(2)
+        policy.tarpit.initial = .seconds(6)  // longer than it takes to open all thousand
         policy.limits.attemptsPerIP = 100_000
         policy.limits.pairFailures = 100_000
         policy.limits.ipFailuresShort = 100_000
@@ -143,6 +143,53 @@ struct LoopbackTests {
             #expect(open > 900, "connections held open in the tarpit: \(open)")
             #expect(threadsDuring <= threadsBefore + 2, "threads before \(threadsBefore), during \(threadsDuring)")
             #expect(results["535 5.7.8 Authentication credentials invalid"] == 1000, "\(results)")
+            tasks.cancelAll()
+        }
+        try await backend.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a client that sends without reading its replies is cut off, not buffered forever", .timeLimit(.minutes(1)))
+    func clientThatNeverReads() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let backend = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingBackendHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        var proxy = ProxyConfiguration()
+        proxy.listen = [HostPort(host: "127.0.0.1", port: 0)]
+        proxy.backend = HostPort(host: "127.0.0.1", port: backend.localAddress!.port!)
+        proxy.replyTimeout = .seconds(3)
+        proxy.commandTimeout = .seconds(1)
+        let registry = ConnectionRegistry(maxTotal: 10, maxPerClient: 10)
+        let context = ProxyContext(
+            configuration: proxy, session: SessionConfiguration(proxy, hasher: .random()), guardEngine: Guard(policy: GuardPolicy()),
+            events: DiscardingEventSink(), registry: registry, logger: Logger(label: "test"))
+        let bound = Mutex<Int?>(nil)
+        let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
+            bound.withLock { $0 = addresses.first?.port }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await service.run() }
+            var port: Int?
+            for _ in 0..<200 where port == nil {
+                try await Task.sleep(for: .milliseconds(10))
+                port = bound.withLock { $0 }
+            }
+            // The client never reads: its receive buffer fills with replies, then the guard's.
+            let client = try await ClientBootstrap(group: group)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+                .connect(host: "127.0.0.1", port: try #require(port)).get()
+            let noops = ByteBuffer(string: "EHLO x\r\n" + String(repeating: "NOOP\r\n", count: 200_000))
+            client.writeAndFlush(noops, promise: nil)
+            let began = ContinuousClock.now
+            try await client.closeFuture.get()
+            let took = ContinuousClock.now - began
+            #expect(took < .seconds(30), "closed after \(took)")
+            for _ in 0..<100 where registry.openConnections > 0 { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(registry.openConnections == 0)
             tasks.cancelAll()
         }
         try await backend.close()
