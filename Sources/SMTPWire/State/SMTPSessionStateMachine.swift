@@ -104,7 +104,10 @@ public struct SMTPSessionStateMachine {
     public let configuration: SessionConfiguration
     public let client: ClientInfo
     private var phase: Phase = .idle
-    private var pending: [Pending] = []
+    private var pending = CircularBuffer<Pending>(initialCapacity: 8)
+    /// Commands a client may have waiting for replies at once; past that the guard reads no
+    /// more until replies come back (pipelining cannot make a session's queue grow without end).
+    public static let maxPipelined = 100
     /// A line that must wait until every outstanding reply has come (AUTH behind others).
     private var heldLine: SMTPLine?
     private var ehloSeen = false
@@ -126,8 +129,10 @@ public struct SMTPSessionStateMachine {
         guard !self.closing, self.heldLine == nil else { return false }
         switch self.phase {
         case .commands:
-            // After DATA or QUIT nothing more is read until the backend has answered.
-            return !self.pending.contains(.data) && !self.pending.contains(.quit)
+            // After DATA or QUIT nothing more is read until the backend has answered (they are
+            // always last in the queue: nothing is read behind them).
+            if let last = self.pending.last, last == .data || last == .quit { return false }
+            return self.pending.count < Self.maxPipelined
         case .authClient, .data, .backendGone: return true
         default: return false
         }
@@ -555,7 +560,7 @@ public struct SMTPSessionStateMachine {
         case .success:
             // The weak-credential firewall: the backend said yes to a default password.
             self.phase = .backendGone
-            self.pending = []
+            self.pending.removeAll()
             return [
                 .sendToClient(self.configuration.failureReply),
                 .recordAttempt(flight.attempt, replyCode: self.configuration.failureReply.code, decision: decision),
@@ -735,7 +740,7 @@ public struct SMTPSessionStateMachine {
         actions += self.abandonFlight(replyCode: reply.code)
         self.closing = true
         self.phase = .closed
-        self.pending = []
+        self.pending.removeAll()
         self.heldLine = nil
         actions.append(.sendToClient(reply))
         actions += [.closeBackend, .closeClient]
