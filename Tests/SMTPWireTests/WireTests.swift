@@ -269,4 +269,17 @@ struct SessionTroubleTests {
         let answered = machine.backendReply(SMTPReply(code: 250, "queued"))
         #expect(answered.contains(.startTimer(.clientIdle, .seconds(300))))
     }
+
+    @Test("a pipelining client may have at most 100 commands waiting for replies")
+    func pipeliningBound() {
+        var machine = self.openedMachine()
+        var forwarded = 0
+        for _ in 0..<150 where machine.wantsInput {
+            forwarded += machine.clientLine(.line(SMTPLine("NOOP"))).filter { if case .sendToBackend = $0 { true } else { false } }.count
+        }
+        #expect(forwarded == SMTPSessionStateMachine.maxPipelined)
+        #expect(!machine.wantsInput)
+        _ = machine.backendReply(SMTPReply(code: 250, "ok"))
+        #expect(machine.wantsInput)
+    }
 }
