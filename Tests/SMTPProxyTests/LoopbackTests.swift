@@ -76,23 +76,48 @@ func threadCount() -> Int {
     return -1
 }
 
+/// Runs a scripted backend and the proxy in front of it on loopback, calls `body` with the
+/// proxy's port, then stops both.
+func withProxy(
+    group: MultiThreadedEventLoopGroup, proxy configure: (inout ProxyConfiguration) -> Void, policy: GuardPolicy,
+    registry: ConnectionRegistry, _ body: (Int) async throws -> Void
+) async throws {
+    let backend = try await ServerBootstrap(group: group)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingBackendHandler()) }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
+    var proxy = ProxyConfiguration()
+    proxy.listen = [HostPort(host: "127.0.0.1", port: 0)]
+    proxy.backend = HostPort(host: "127.0.0.1", port: backend.localAddress!.port!)
+    proxy.hostname = "mx.test"
+    configure(&proxy)
+    let context = ProxyContext(
+        configuration: proxy, session: SessionConfiguration(proxy, hasher: .random()), guardEngine: Guard(policy: policy),
+        events: DiscardingEventSink(), registry: registry, logger: Logger(label: "test"))
+    let bound = Mutex<Int?>(nil)
+    let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
+        bound.withLock { $0 = addresses.first?.port }
+    }
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await service.run() }
+        var port: Int?
+        for _ in 0..<200 where port == nil {
+            try await Task.sleep(for: .milliseconds(10))
+            port = bound.withLock { $0 }
+        }
+        try await body(try #require(port))
+        tasks.cancelAll()
+    }
+    try await backend.close()
+}
+
 @Suite("Proxy on loopback")
 struct LoopbackTests {
     @Test("a thousand tarpitted connections at once cost no threads, and each gets its reply", .timeLimit(.minutes(1)))
     func manyTarpitted() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let backend = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingBackendHandler()) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        var proxy = ProxyConfiguration()
-        proxy.listen = [HostPort(host: "127.0.0.1", port: 0)]
-        proxy.backend = HostPort(host: "127.0.0.1", port: backend.localAddress!.port!)
-        proxy.hostname = "mx.test"
-        proxy.maxConnections = 5000
-        proxy.maxConnectionsPerIP = 5000
         var policy = GuardPolicy()
         policy.tarpit.afterFailures = 0  // every attempt waits
         policy.tarpit.initial = .seconds(6)  // longer than it takes to open all thousand
@@ -106,21 +131,8 @@ struct LoopbackTests {
         policy.limits.usernameFailuresLong = 100_000
         policy.limits.ipsPerUsername = 100_000
         let registry = ConnectionRegistry(maxTotal: 5000, maxPerClient: 5000)
-        let context = ProxyContext(
-            configuration: proxy, session: SessionConfiguration(proxy, hasher: .random()), guardEngine: Guard(policy: policy),
-            events: DiscardingEventSink(), registry: registry, logger: Logger(label: "test"))
-        let bound = Mutex<Int?>(nil)
-        let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
-            bound.withLock { $0 = addresses.first?.port }
-        }
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await service.run() }
-            var port: Int?
-            for _ in 0..<200 where port == nil {
-                try await Task.sleep(for: .milliseconds(10))
-                port = bound.withLock { $0 }
-            }
-            let proxyPort = try #require(port)
+        let limits: (inout ProxyConfiguration) -> Void = { $0.maxConnections = 5000; $0.maxConnectionsPerIP = 5000 }
+        try await withProxy(group: group, proxy: limits, policy: policy, registry: registry) { proxyPort in
             let threadsBefore = threadCount()
             // Clients come from many loopback addresses: 127.0.0.0/8 stands in for a botnet.
             var replies: [EventLoopFuture<String>] = []
@@ -143,45 +155,21 @@ struct LoopbackTests {
             #expect(open > 900, "connections held open in the tarpit: \(open)")
             #expect(threadsDuring <= threadsBefore + 2, "threads before \(threadsBefore), during \(threadsDuring)")
             #expect(results["535 5.7.8 Authentication credentials invalid"] == 1000, "\(results)")
-            tasks.cancelAll()
         }
-        try await backend.close()
         try await group.shutdownGracefully()
     }
 
     @Test("a client that sends without reading its replies is cut off, not buffered forever", .timeLimit(.minutes(1)))
     func clientThatNeverReads() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let backend = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingBackendHandler()) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        var proxy = ProxyConfiguration()
-        proxy.listen = [HostPort(host: "127.0.0.1", port: 0)]
-        proxy.backend = HostPort(host: "127.0.0.1", port: backend.localAddress!.port!)
-        proxy.replyTimeout = .seconds(3)
-        proxy.commandTimeout = .seconds(1)
         let registry = ConnectionRegistry(maxTotal: 10, maxPerClient: 10)
-        let context = ProxyContext(
-            configuration: proxy, session: SessionConfiguration(proxy, hasher: .random()), guardEngine: Guard(policy: GuardPolicy()),
-            events: DiscardingEventSink(), registry: registry, logger: Logger(label: "test"))
-        let bound = Mutex<Int?>(nil)
-        let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
-            bound.withLock { $0 = addresses.first?.port }
-        }
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await service.run() }
-            var port: Int?
-            for _ in 0..<200 where port == nil {
-                try await Task.sleep(for: .milliseconds(10))
-                port = bound.withLock { $0 }
-            }
+        let timeouts: (inout ProxyConfiguration) -> Void = { $0.replyTimeout = .seconds(3); $0.commandTimeout = .seconds(1) }
+        try await withProxy(group: group, proxy: timeouts, policy: GuardPolicy(), registry: registry) { port in
             // The client never reads: its receive buffer fills with replies, then the guard's.
             let client = try await ClientBootstrap(group: group)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4096)
-                .connect(host: "127.0.0.1", port: try #require(port)).get()
+                .connect(host: "127.0.0.1", port: port).get()
             let noops = ByteBuffer(string: "EHLO x\r\n" + String(repeating: "NOOP\r\n", count: 200_000))
             client.writeAndFlush(noops, promise: nil)
             // A client that never reads cannot see the close itself: watch the guard's side.
@@ -192,9 +180,7 @@ struct LoopbackTests {
             let took = ContinuousClock.now - began
             #expect(registry.openConnections == 0, "still open after \(took)")
             try? await client.close()
-            tasks.cancelAll()
         }
-        try await backend.close()
         try await group.shutdownGracefully()
     }
 }
