@@ -75,20 +75,23 @@ struct InFlightBalanceTests {
         self.settled(inTarpit, "client left in the tarpit")
     }
 
+    /// A session whose AUTH is at a backend that does not answer.
+    func authAtSilentBackend() -> SessionDriver {
+        var driver = SessionDriver(client: Self.client)
+        driver.backend.silentOnAuth = true
+        driver.start()
+        driver.client("EHLO x\r\n\(self.plain("alice", "pw"))\r\n")
+        return driver
+    }
+
     @Test("a backend that dies or hangs mid-AUTH: the attempt lands")
     func backendTrouble() {
-        var closes = SessionDriver(client: Self.client)
-        closes.backend.silentOnAuth = true
-        closes.start()
-        closes.client("EHLO x\r\n\(self.plain("alice", "pw"))\r\n")
+        var closes = self.authAtSilentBackend()
         closes.backendGoesAway()
         self.settled(closes, "backend closed")
         #expect(closes.transcript.contains { $0.hasPrefix("S: 421 4.3.0") })
 
-        var hangs = SessionDriver(client: Self.client)
-        hangs.backend.silentOnAuth = true
-        hangs.start()
-        hangs.client("EHLO x\r\n\(self.plain("alice", "pw"))\r\n")
+        var hangs = self.authAtSilentBackend()
         hangs.fire(.backendReply)
         self.settled(hangs, "backend timed out")
     }

@@ -131,6 +131,16 @@ public struct GuardPolicy: Sendable, Equatable {
     /// A success from a client or network with this many recent failures raises an alert.
     public var compromiseAfterFailures = 5
 
+    /// The key a client address is counted under: itself, or its IPv6 prefix.
+    public func clientKey(_ address: IPAddress) -> IPAddress {
+        address.isIPv4 ? address : address.masked(to: self.ipv6ClientPrefix)
+    }
+
+    /// The network prefix a client address belongs to.
+    public func prefixKey(_ address: IPAddress) -> IPNetwork {
+        IPNetwork(address: address, prefixLength: address.isIPv4 ? self.ipv4NetworkPrefix : self.ipv6NetworkPrefix)
+    }
+
     public struct Limits: Sendable, Equatable {
         public var ipFailuresShort = 5
         public var ipFailuresLong = 20

@@ -37,13 +37,13 @@ public enum DefaultCredentials {
     /// True for a password on the list, or `${username}`, `${username}12`, `${username}123`
     /// (the username's local part or the whole username, compared without case).
     public static func isDefaultPassword(_ password: String, username: String) -> Bool {
-        if self.passwords.contains(password) { return true }
-        let lowered = password.lowercased()
+        self.passwords.contains(password) || self.derived(from: username).contains(password.lowercased())
+    }
+
+    /// `${username}`, `${username}12`, `${username}123`, for the local part and the whole name.
+    static func derived(from username: String) -> [String] {
         let whole = username.trimmingWhitespace().lowercased()
-        for base in Set([self.localPart(of: username), whole]) where !base.isEmpty {
-            if lowered == base || lowered == base + "12" || lowered == base + "123" { return true }
-        }
-        return false
+        return Set([self.localPart(of: username), whole]).filter { !$0.isEmpty }.flatMap { [$0, $0 + "12", $0 + "123"] }
     }
 }
 

@@ -61,12 +61,7 @@ enum MD5 {
 extension DefaultCredentials {
     /// Every default password that would be tried against `username`, derived ones included.
     public static func candidates(for username: String) -> [String] {
-        var result = Array(self.passwords)
-        let whole = username.trimmingWhitespace().lowercased()
-        for base in Set([self.localPart(of: username), whole]) where !base.isEmpty {
-            result += [base, base + "12", base + "123"]
-        }
-        return result
+        Array(self.passwords) + self.derived(from: username)
     }
 
     /// True when a CRAM-MD5 response (RFC 2195) was made with a default password: the digest

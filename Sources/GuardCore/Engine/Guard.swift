@@ -32,9 +32,7 @@ public final class Guard: Sendable {
     public func isTrusted(_ address: IPAddress) -> Bool { self.policy.trustedNetworks.contains(address) }
 
     /// The key a client is counted under (IPv6 grouped by its configured prefix).
-    public func clientKey(_ address: IPAddress) -> IPAddress {
-        address.isIPv4 ? address : address.masked(to: self.policy.ipv6ClientPrefix)
-    }
+    public func clientKey(_ address: IPAddress) -> IPAddress { self.policy.clientKey(address) }
 
     /// Drops bans that have run out and reports each as an unban.
     @discardableResult

@@ -74,14 +74,10 @@ public struct GuardEngine {
     }
 
     /// The key a client address is counted under: itself, or its IPv6 /64 (configurable).
-    public func clientKey(_ address: IPAddress) -> IPAddress {
-        address.isIPv4 ? address : address.masked(to: self.policy.ipv6ClientPrefix)
-    }
+    public func clientKey(_ address: IPAddress) -> IPAddress { self.policy.clientKey(address) }
 
     /// The network prefix a client address belongs to.
-    public func prefixKey(_ address: IPAddress) -> IPNetwork {
-        IPNetwork(address: address, prefixLength: address.isIPv4 ? self.policy.ipv4NetworkPrefix : self.policy.ipv6NetworkPrefix)
-    }
+    public func prefixKey(_ address: IPAddress) -> IPNetwork { self.policy.prefixKey(address) }
 
     public func isTrusted(_ address: IPAddress) -> Bool {
         self.policy.trustedNetworks.contains(address)

@@ -87,6 +87,16 @@ public enum GuardEvent: Sendable, Hashable {
     }
 }
 
+extension String {
+    /// The text made safe for a log line: JSON escaping without the quotes, at most 256
+    /// characters, so a client-supplied string can never split or forge a line.
+    public var logSafe: String {
+        var out = ""
+        JSONObjectWriter.appendQuoted(String(self.unicodeScalars.prefix(256)), to: &out)
+        return String(out.dropFirst().dropLast())
+    }
+}
+
 /// Writes one flat JSON object; strings are escaped so that any byte a client sent is safe.
 public struct JSONObjectWriter {
     private var out = "{"

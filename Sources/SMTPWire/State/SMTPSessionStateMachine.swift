@@ -564,7 +564,7 @@ public struct SMTPSessionStateMachine {
             return [
                 .sendToClient(self.configuration.failureReply),
                 .recordAttempt(flight.attempt, replyCode: self.configuration.failureReply.code, decision: decision),
-                .log(.critical, "backend accepted a default credential for \(Self.printable(flight.attempt.username)); login refused, backend session ended"),
+                .log(.critical, "backend accepted a default credential for \(flight.attempt.username.logSafe); login refused, backend session ended"),
                 .closeBackend,
             ]
         default:
@@ -752,16 +752,4 @@ public struct SMTPSessionStateMachine {
         [.cancelTimer(.backendConnect), .cancelTimer(.backendReply), .cancelTimer(.clientIdle), .cancelTimer(.tarpit)]
     }
 
-    /// A client-supplied string made safe for a log line.
-    public static func printable(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars.prefix(256) {
-            if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                out += "\\x" + String(scalar.value, radix: 16)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
 }

@@ -116,21 +116,15 @@ public struct LoggingEventSink: EventSink {
         switch event {
         case .ban(let ban):
             self.logger.notice(
-                "ban: \(ban.key.scope.rawValue) \(Self.printable(ban.key.description)) until \(ban.until.iso8601) (\(ban.reason.rawValue), offence \(ban.offense))")
+                "ban: \(ban.key.scope.rawValue) \(ban.key.description.logSafe) until \(ban.until.iso8601) (\(ban.reason.rawValue), offence \(ban.offense))")
         case .unban(let ban, _, let lifted):
-            self.logger.info("unban: \(ban.key.scope.rawValue) \(Self.printable(ban.key.description)) (\(lifted ? "lifted" : "expired"))")
+            self.logger.info("unban: \(ban.key.scope.rawValue) \(ban.key.description.logSafe) (\(lifted ? "lifted" : "expired"))")
         case .alert(let alert):
-            let message = "alert \(alert.kind.rawValue): \(Self.printable(alert.message))"
+            let message = "alert \(alert.kind.rawValue): \(alert.message.logSafe)"
             if alert.severity == .critical { self.logger.critical("\(message)") } else { self.logger.warning("\(message)") }
         case .attempt:
             break
         }
         self.next?.record(event)
-    }
-
-    static func printable(_ text: String) -> String {
-        var out = ""
-        JSONObjectWriter.appendQuoted(text, to: &out)
-        return String(out.dropFirst().dropLast())
     }
 }
