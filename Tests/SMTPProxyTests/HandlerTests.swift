@@ -36,6 +36,8 @@ struct HandlerHarness {
 
     init(address: String = "203.0.113.9", policy: GuardPolicy = GuardPolicy(), registry: ConnectionRegistry? = nil, guardEngine: Guard? = nil) throws {
         var proxy = ProxyConfiguration()
+    proxy.requireTLS = false
+        proxy.requireTLS = false
         proxy.hostname = "mx.example.org"
         self.connector = EmbeddedConnector(loop: self.loop)
         self.guardEngine = guardEngine ?? Guard(policy: policy, clock: self.clock, seed: 3)

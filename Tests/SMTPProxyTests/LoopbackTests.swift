@@ -89,6 +89,7 @@ func withProxy(
         }
         .bind(host: "127.0.0.1", port: 0).get()
     var proxy = ProxyConfiguration()
+    proxy.requireTLS = false
     proxy.listen = [HostPort(host: "127.0.0.1", port: 0)]
     proxy.backend = HostPort(host: "127.0.0.1", port: backend.localAddress!.port!)
     proxy.hostname = "mx.test"
@@ -170,8 +171,11 @@ struct LoopbackTests {
                 .channelOption(.autoRead, value: false)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4096)
                 .connect(host: "127.0.0.1", port: port).get()
-            let noops = ByteBuffer(string: "EHLO x\r\n" + String(repeating: "NOOP\r\n", count: 200_000))
-            client.writeAndFlush(noops, promise: nil)
+            // After the greeting (talking before it is refused at once), commands that are not
+            // junk (so the junk-command limit does not end it first).
+            try await Task.sleep(for: .milliseconds(300))
+            let commands = ByteBuffer(string: "EHLO x\r\n" + String(repeating: "RCPT TO:<a@example.org>\r\n", count: 100_000))
+            client.writeAndFlush(commands, promise: nil)
             // A client that never reads cannot see the close itself: watch the guard's side.
             let began = ContinuousClock.now
             try await Task.sleep(for: .milliseconds(200))

@@ -20,6 +20,12 @@ struct ScriptedBackend {
     var ignoreLoginInitialResponse = false
     /// Answers AUTH PLAIN with a step the guard does not know.
     var unexpectedChallenge = false
+    /// Refuses DATA (no valid recipients).
+    var refuseData = false
+    /// Sends no greeting at all.
+    var noGreeting = false
+    /// Does not offer STARTTLS (to the guard's own STARTTLS).
+    var noSTARTTLS = false
     private var loginAskedAgain = false
     var greeting = SMTPReply(code: 220, "backend.internal ESMTP Postfix (Debian/GNU) 3.7.11")
 
@@ -44,10 +50,12 @@ struct ScriptedBackend {
         let upper = line.uppercased()
         if upper.hasPrefix("EHLO") {
             var lines = ["backend.internal", "PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "STARTTLS", "AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5", "AUTH=PLAIN LOGIN", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"]
+            if self.noSTARTTLS { lines.removeAll { $0 == "STARTTLS" } }
             if self.xclientAllowed { lines.insert("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT", at: 5) }
             return SMTPReply(code: 250, lines: lines)
         }
         if upper.hasPrefix("HELO") { return SMTPReply(code: 250, "backend.internal") }
+        if upper == "STARTTLS" { return SMTPReply(code: 220, "2.0.0 Ready to start TLS") }
         if upper.hasPrefix("XCLIENT") { return SMTPReply(code: 220, "backend.internal ESMTP Postfix (Debian/GNU) 3.7.11") }
         if upper.hasPrefix("AUTH") && self.silentOnAuth { return nil }
         if upper.hasPrefix("AUTH PLAIN ") && self.unexpectedChallenge { return SMTPReply(code: 334, "Zm9v") }
@@ -72,6 +80,7 @@ struct ScriptedBackend {
         }
         if upper.hasPrefix("MAIL") { return SMTPReply(code: 250, "2.1.0 Ok") }
         if upper.hasPrefix("RCPT") { return SMTPReply(code: 250, "2.1.5 Ok") }
+        if upper == "DATA" && self.refuseData { return SMTPReply(code: 554, "5.5.1 Error: no valid recipients") }
         if upper == "DATA" {
             self.inData = true
             return SMTPReply(code: 354, "End data with <CR><LF>.<CR><LF>")
@@ -90,6 +99,15 @@ struct ScriptedBackend {
     }
 }
 
+extension ProxyConfiguration {
+    /// The defaults, but AUTH allowed without TLS: most tests are about AUTH itself.
+    static var plainAuth: ProxyConfiguration {
+        var proxy = ProxyConfiguration()
+        proxy.requireTLS = false
+        return proxy
+    }
+}
+
 struct SessionDriver {
     var machine: SMTPSessionStateMachine
     var backend = ScriptedBackend()
@@ -103,18 +121,23 @@ struct SessionDriver {
     private var backendBuffer = ByteBuffer()
     private var backendFramer = SMTPLineFramer()
     private var tarpitPending = false
+    /// The client was told to start TLS and has not finished its handshake.
+    private(set) var clientTLSPending = false
     var closed = false
     var backendOpen = false
     /// Run out tarpits at once (false: they stay pending, as if the client were waiting).
     var autoFireTarpit = true
 
-    init(proxy: ProxyConfiguration = ProxyConfiguration(), policy: GuardPolicy = GuardPolicy(), client: String = "203.0.113.5", guardEngine: Guard? = nil, clock: ManualClock = ManualClock()) {
+    init(
+        proxy: ProxyConfiguration = .plainAuth, policy: GuardPolicy = GuardPolicy(), client: String = "203.0.113.5",
+        implicitTLS: Bool = false, guardEngine: Guard? = nil, clock: ManualClock = ManualClock()
+    ) {
         var proxy = proxy
         proxy.hostname = "mx.example.org"
         let address = IPAddress(client)!
         let info = ClientInfo(
             address: address, port: 40001, localAddress: IPAddress("192.0.2.25")!, localPort: 25,
-            authAllowed: proxy.authNetworks.contains(address))
+            authAllowed: proxy.authNetworks.contains(address), implicitTLS: implicitTLS)
         self.clock = clock
         self.guardEngine = guardEngine ?? Guard(policy: policy, clock: clock, seed: 1)
         self.machine = SMTPSessionStateMachine(
@@ -128,16 +151,42 @@ struct SessionDriver {
 
     /// Sends raw client bytes (all at once, as a pipelining client would).
     mutating func client(_ text: String) {
-        self.input.writeString(text)
+        self.client(Array(text.utf8))
+    }
+
+    mutating func client(_ bytes: [UInt8]) {
+        self.input.writeBytes(bytes)
         self.settle()
     }
 
     /// Sends client bytes one at a time.
     mutating func clientByteByByte(_ text: String) {
-        for byte in text.utf8 {
+        self.clientByteByByte(Array(text.utf8))
+    }
+
+    mutating func clientByteByByte(_ bytes: [UInt8]) {
+        for byte in bytes {
             self.input.writeInteger(byte)
             self.settle()
         }
+    }
+
+    /// The client's TLS handshake completes.
+    mutating func clientTLSHandshake(version: String = "TLSv1.3") {
+        guard self.clientTLSPending else {
+            self.transcript.append("# (no TLS handshake was asked for)")
+            return
+        }
+        self.clientTLSPending = false
+        self.transcript.append("# TLS handshake done (\(version))")
+        self.run(self.machine.tlsEstablished(version: version))
+        self.settle()
+    }
+
+    /// The backend sends a reply nobody asked for.
+    mutating func backendSends(_ reply: SMTPReply) {
+        self.replies.append(reply)
+        self.settle()
     }
 
     mutating func clientGoesAway() {
@@ -168,16 +217,23 @@ struct SessionDriver {
                 progress = true
                 continue
             }
+            if self.clientTLSPending && self.input.readableBytes > 0 && !self.closed {
+                // Plain text where the TLS layer expects a handshake: it fails.
+                self.input.clear()
+                self.run(self.machine.tlsFailed("plain text received during the TLS handshake"))
+                progress = true
+                continue
+            }
             if !self.replies.isEmpty {
                 let reply = self.replies.removeFirst()
-                self.run(self.machine.backendReply(reply))
+                self.run(self.machine.backendReply(reply, clientWaiting: self.input.readableBytes > 0))
                 progress = true
                 continue
             }
             if self.machine.wantsInput {
                 let limit = self.machine.lineLimit(peek: self.input)
                 if let framed = self.framer.next(from: &self.input, limit: limit) {
-                    self.run(self.machine.clientLine(framed))
+                    self.run(self.machine.clientLine(framed, more: self.input.readableBytes > 0))
                     progress = true
                 }
             }
@@ -190,14 +246,22 @@ struct SessionDriver {
             case .connectBackend:
                 self.backendOpen = true
                 self.run(self.machine.backendConnected())
-                self.replies.append(self.backend.greeting)
+                if !self.backend.noGreeting { self.replies.append(self.backend.greeting) }
             case .sendToBackend(var bytes):
+                // Exactly the bytes the backend gets, cut at CRLF; anything else that is not
+                // printable is shown escaped (<CR>, <LF>, <NUL>, <xHH>).
                 self.backendBuffer.writeBuffer(&bytes)
-                while case .line(let line)? = self.backendFramer.next(from: &self.backendBuffer, limit: 100_000) {
-                    let text = String(decoding: line.content.readableBytesView, as: UTF8.self)
-                    self.transcript.append("B< " + text)
+                while let line = Self.takeCRLFLine(from: &self.backendBuffer) {
+                    self.transcript.append("B< " + Self.escaped(line))
+                    let text = String(decoding: line, as: UTF8.self)
                     if let reply = self.backend.receive(text) { self.replies.append(reply) }
                 }
+            case .startTLS:
+                self.transcript.append("# TLS handshake with the client begins")
+                self.clientTLSPending = true
+            case .startBackendTLS:
+                self.transcript.append("# TLS handshake with the backend")
+                self.run(self.machine.backendTLSEstablished())
             case .sendToClient(let reply):
                 for line in reply.encoded.split(separator: "\r\n", omittingEmptySubsequences: false) where !line.isEmpty {
                     self.transcript.append("S: " + line)
@@ -227,5 +291,33 @@ struct SessionDriver {
                 self.transcript.append("# log \(level): \(message)")
             }
         }
+    }
+
+    static func takeCRLFLine(from buffer: inout ByteBuffer) -> [UInt8]? {
+        let view = buffer.readableBytesView
+        var index = view.startIndex
+        while index < view.endIndex - 1 {
+            if view[index] == 0x0D && view[index + 1] == 0x0A {
+                let line = Array(view[view.startIndex..<index])
+                buffer.moveReaderIndex(forwardBy: index - view.startIndex + 2)
+                return line
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    static func escaped(_ bytes: [UInt8]) -> String {
+        var out = ""
+        for byte in bytes {
+            switch byte {
+            case 0x0D: out += "<CR>"
+            case 0x0A: out += "<LF>"
+            case 0x00: out += "<NUL>"
+            case 0x20...0x7E: out.unicodeScalars.append(Unicode.Scalar(byte))
+            default: out += "<x" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true) + ">"
+            }
+        }
+        return out
     }
 }

@@ -156,7 +156,7 @@ struct SessionTroubleTests {
     @Test("a backend that cannot be reached gives 421 4.3.0 and a clear log line")
     func backendDown() {
         var machine = SMTPSessionStateMachine(
-            configuration: SessionConfiguration(ProxyConfiguration(), hasher: PasswordHasher(nonce: [])),
+            configuration: SessionConfiguration(.plainAuth, hasher: PasswordHasher(nonce: [])),
             client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
         _ = machine.start()
         let actions = machine.backendConnectFailed("connection refused")
@@ -171,7 +171,7 @@ struct SessionTroubleTests {
         var driver = SessionDriver()
         driver.start()
         var machine = driver.machine
-        _ = machine.clientLine(.line(SMTPLine("NOOP")))
+        _ = machine.clientLine(.line(SMTPLine("NOOP")), more: false)
         let actions = machine.timerFired(.backendReply)
         #expect(actions.contains { if case .sendToClient(let reply) = $0 { reply.code == 421 } else { false } })
         #expect(actions.contains(.closeBackend))
@@ -182,7 +182,7 @@ struct SessionTroubleTests {
         var driver = SessionDriver()
         driver.start()
         var machine = driver.machine
-        let actions = machine.backendReply(SMTPReply(code: 250, "surprise"))
+        let actions = machine.backendReply(SMTPReply(code: 250, "surprise"), clientWaiting: false)
         #expect(actions.contains(.closeBackend))
         #expect(actions.contains(.closeClient))
         #expect(actions.contains { if case .log(.error, _) = $0 { true } else { false } })
@@ -199,7 +199,7 @@ struct SessionTroubleTests {
 
     @Test("XCLIENT not offered to the guard is a clear configuration error")
     func xclientRefused() {
-        var proxy = ProxyConfiguration()
+        var proxy = ProxyConfiguration.plainAuth
         proxy.identity = .xclient
         var driver = SessionDriver(proxy: proxy)
         driver.backend.xclientAllowed = false
@@ -236,20 +236,20 @@ struct SessionTroubleTests {
 
     func openedMachine() -> SMTPSessionStateMachine {
         var machine = SMTPSessionStateMachine(
-            configuration: SessionConfiguration(ProxyConfiguration(), hasher: PasswordHasher(nonce: [])),
+            configuration: SessionConfiguration(.plainAuth, hasher: PasswordHasher(nonce: [])),
             client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
         _ = machine.start()
         _ = machine.backendConnected()
-        _ = machine.backendReply(SMTPReply(code: 220, "backend"))
-        _ = machine.clientLine(.line(SMTPLine("EHLO x")))
-        _ = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]))
+        _ = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        _ = machine.clientLine(.line(SMTPLine("EHLO x")), more: false)
+        _ = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
         return machine
     }
 
     @Test("a client that goes away while its AUTH is at the backend is reported as abandoned")
     func abandoned() {
         var machine = self.openedMachine()
-        let asked = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")))
+        let asked = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
         #expect(asked.contains { if case .decide(let attempt) = $0 { attempt.outcome == .pending } else { false } })
         _ = machine.verdictReceived(Decision(verdict: .allow))
         let closed = machine.clientClosed()
@@ -260,13 +260,13 @@ struct SessionTroubleTests {
     @Test("while the backend owes the end-of-data reply, the client's idle timer rests")
     func idleRestsDuringDataEnd() {
         var machine = self.openedMachine()
-        _ = machine.clientLine(.line(SMTPLine("DATA")))
-        _ = machine.backendReply(SMTPReply(code: 354, "go"))
-        _ = machine.clientLine(.line(SMTPLine("Subject: x")))
-        let end = machine.clientLine(.line(SMTPLine(".")))
+        _ = machine.clientLine(.line(SMTPLine("DATA")), more: false)
+        _ = machine.backendReply(SMTPReply(code: 354, "go"), clientWaiting: false)
+        _ = machine.clientLine(.line(SMTPLine("Subject: x")), more: false)
+        let end = machine.clientLine(.line(SMTPLine(".")), more: false)
         #expect(end.contains(.cancelTimer(.clientIdle)))
         #expect(end.contains(.startTimer(.backendReply, .seconds(600))))
-        let answered = machine.backendReply(SMTPReply(code: 250, "queued"))
+        let answered = machine.backendReply(SMTPReply(code: 250, "queued"), clientWaiting: false)
         #expect(answered.contains(.startTimer(.clientIdle, .seconds(300))))
     }
 
@@ -275,11 +275,11 @@ struct SessionTroubleTests {
         var machine = self.openedMachine()
         var forwarded = 0
         for _ in 0..<150 where machine.wantsInput {
-            forwarded += machine.clientLine(.line(SMTPLine("NOOP"))).filter { if case .sendToBackend = $0 { true } else { false } }.count
+            forwarded += machine.clientLine(.line(SMTPLine("NOOP")), more: false).filter { if case .sendToBackend = $0 { true } else { false } }.count
         }
         #expect(forwarded == SMTPSessionStateMachine.maxPipelined)
         #expect(!machine.wantsInput)
-        _ = machine.backendReply(SMTPReply(code: 250, "ok"))
+        _ = machine.backendReply(SMTPReply(code: 250, "ok"), clientWaiting: false)
         #expect(machine.wantsInput)
     }
 }

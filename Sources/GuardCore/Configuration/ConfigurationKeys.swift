@@ -167,8 +167,21 @@ extension ConfigurationKey {
             }, isList: false)
     }
 
+    static func bool(_ path: String, _ help: String, _ keyPath: WritableKeyPath<GuardConfiguration, Bool>) -> ConfigurationKey {
+        ConfigurationKey(
+            path: path, help: help, render: { $0[keyPath: keyPath] ? "true" : "false" },
+            apply: { config, value in
+                let text = try scalar(value)
+                switch text.lowercased() {
+                case "true", "yes", "on": config[keyPath: keyPath] = true
+                case "false", "no", "off": config[keyPath: keyPath] = false
+                default: throw ConfigValueError("expected true or false, got \"\(text)\"")
+                }
+            }, isList: false)
+    }
+
     static func hostPorts(
-        _ path: String, _ help: String, _ keyPath: WritableKeyPath<GuardConfiguration, [HostPort]>
+        _ path: String, _ help: String, _ keyPath: WritableKeyPath<GuardConfiguration, [HostPort]>, allowEmpty: Bool = false
     ) -> ConfigurationKey {
         ConfigurationKey(
             path: path, help: help, render: { yamlList($0[keyPath: keyPath].map(\.description)) },
@@ -178,7 +191,7 @@ extension ConfigurationKey {
                     guard let hostPort = HostPort(text) else { throw ConfigValueError("expected HOST:PORT (IPv6 as [::1]:25), got \"\(text)\"") }
                     result.append(hostPort)
                 }
-                guard !result.isEmpty else { throw ConfigValueError("needs at least one HOST:PORT") }
+                guard allowEmpty || !result.isEmpty else { throw ConfigValueError("needs at least one HOST:PORT") }
                 config[keyPath: keyPath] = result
             }, isList: true)
     }

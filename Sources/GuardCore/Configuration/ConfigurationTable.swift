@@ -14,13 +14,36 @@ extension GuardConfiguration {
         }
         return [
             .hostPorts(
-                "listen", "Addresses the SMTP proxy listens on (repeat --listen to override).",
+                "listen", "Plain SMTP listeners (ports 25 and 587); STARTTLS is offered on them when tls.certificate is set (repeat --listen to override).",
                 \.proxy.listen),
+            .hostPorts(
+                "listen_tls", "Implicit TLS listeners (RFC 8314, port 465): TLS from the first byte. Needs tls.certificate.",
+                \.proxy.listenTLS, allowEmpty: true),
+            .string(
+                "tls.certificate", "PEM file with the guard's certificate, then its intermediates; empty: no TLS. Reloaded on SIGHUP.",
+                \.proxy.tls.certificate),
+            .string("tls.key", "PEM file with the certificate's private key. Reloaded on SIGHUP.", \.proxy.tls.key),
+            .choice("tls.min_version", "Lowest TLS version accepted from clients: 1.2 or 1.3.", \.proxy.tls.minimumVersion),
+            .duration(
+                "tls.handshake_timeout", "How long a client may take to complete the TLS handshake.", \.proxy.tls.handshakeTimeout,
+                min: .milliseconds(100), max: .seconds(600)),
+            .bool(
+                "auth.require_tls",
+                "AUTH is offered and accepted only inside TLS; before it, AUTH gets 538 5.7.11 and no mechanism is shown. Without a certificate this refuses AUTH everywhere.",
+                \.proxy.requireTLS),
             .hostPort("backend.address", "The real mail server the guard protects.", \.proxy.backend),
             .choice(
                 "backend.identity",
                 "How the backend learns the real client address: none, xclient (Postfix), proxy-v1 or proxy-v2 (HAProxy PROXY protocol).",
                 \.proxy.identity),
+            .choice(
+                "backend.tls", "TLS to the backend: none, starttls (after its greeting, before anything else) or tls (from the first byte).",
+                \.proxy.backendTLS),
+            .bool("backend.tls_verify", "Verify the backend's certificate chain and name when TLS is used to it.", \.proxy.backendTLSVerify),
+            .string("backend.tls_ca", "PEM file of the CAs trusted for the backend's certificate; empty: the system's.", \.proxy.backendTLSCA),
+            .string(
+                "backend.tls_server_name", "Name the backend's certificate must carry (and SNI sent); empty: the host of backend.address.",
+                \.proxy.backendTLSServerName),
             .duration("backend.connect_timeout", "How long to wait for the backend to accept a connection.", \.proxy.connectTimeout, min: .milliseconds(100)),
             .duration("backend.reply_timeout", "How long the backend may take to answer a command.", \.proxy.replyTimeout, min: .seconds(1)),
             .duration(
@@ -46,6 +69,14 @@ extension GuardConfiguration {
             .int("smtp.max_auth_line", "Longest AUTH line or SASL response (Postfix: 12288).", \.proxy.maxAuthLine, 512...1_048_576),
             .int("smtp.max_data_line", "Longest message line, CRLF included (RFC 5321: 1000).", \.proxy.maxDataLine, 1000...1_048_576),
             .int("smtp.max_errors", "Protocol errors a client may make before it is disconnected.", \.proxy.maxErrors, 1...1000),
+            .int(
+                "smtp.max_junk_commands", "Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, unknown) before the client is disconnected.",
+                \.proxy.maxJunkCommands, 1...100_000),
+            .int("smtp.max_message_size", "Largest message in bytes taken through DATA (SIZE shown to clients is at most this).", \.proxy.maxMessageSize, 1024...2_147_483_647),
+            .int(
+                "smtp.data_min_rate", "Bytes per second a client must send during DATA, averaged over 30s; slower ones are disconnected. 0: off.",
+                \.proxy.dataMinRate, 0...100_000_000),
+            .duration("smtp.session_timeout", "The longest a client session may last, whatever it does.", \.proxy.sessionTimeout, min: .seconds(10)),
             .int("smtp.threads", "Event-loop threads serving connections; 0: one per CPU core.", \.proxy.threads, 0...256),
 
             .networks(
@@ -129,6 +160,14 @@ extension GuardConfiguration {
         }
         if self.proxy.mechanisms.isEmpty {
             problems.append(("smtp.auth_mechanisms", "needs at least one mechanism"))
+        }
+        if self.proxy.tls.certificate.isEmpty != self.proxy.tls.key.isEmpty {
+            problems.append(
+                self.proxy.tls.key.isEmpty
+                    ? ("tls.key", "is needed with tls.certificate") : ("tls.certificate", "is needed with tls.key"))
+        }
+        if !self.proxy.listenTLS.isEmpty && !self.proxy.tls.isConfigured {
+            problems.append(("listen_tls", "implicit TLS listeners need tls.certificate and tls.key"))
         }
         if self.proxy.maxConnectionsPerIP > self.proxy.maxConnections {
             problems.append(("smtp.max_connections_per_ip", "must not exceed smtp.max_connections (\(self.proxy.maxConnections))"))

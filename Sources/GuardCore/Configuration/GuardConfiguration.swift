@@ -60,11 +60,54 @@ public enum IdentityForwarding: String, Sendable, CaseIterable {
     case proxyV2 = "proxy-v2"
 }
 
+/// How the guard talks to the backend.
+public enum BackendTLSMode: String, Sendable, CaseIterable {
+    /// Plain SMTP (a backend on the same host or a trusted network).
+    case none
+    /// The guard sends STARTTLS after the backend's greeting, before anything else.
+    case starttls
+    /// TLS from the first byte (a port 465 style backend).
+    case tls
+}
+
+/// The lowest TLS version the guard accepts from clients.
+public enum TLSMinimumVersion: String, Sendable, CaseIterable {
+    case v1_2 = "1.2"
+    case v1_3 = "1.3"
+}
+
+/// The guard's own certificate, for STARTTLS and implicit TLS listeners.
+public struct TLSSettings: Sendable, Equatable {
+    /// PEM file: the server certificate first, then its intermediates.
+    public var certificate = ""
+    /// PEM file: the certificate's private key.
+    public var key = ""
+    public var handshakeTimeout: Duration = .seconds(10)
+    public var minimumVersion: TLSMinimumVersion = .v1_2
+
+    public init() {}
+
+    public var isConfigured: Bool { !self.certificate.isEmpty }
+}
+
 /// The SMTP proxy: where it listens, where the real mail server is, what clients see.
 public struct ProxyConfiguration: Sendable, Equatable {
+    /// Plain listeners (STARTTLS is offered when a certificate is configured).
     public var listen: [HostPort] = [HostPort(host: "127.0.0.1", port: 2525)]
+    /// Implicit TLS listeners (RFC 8314, port 465 style).
+    public var listenTLS: [HostPort] = []
+    public var tls = TLSSettings()
+    /// AUTH is offered and accepted only inside TLS.
+    public var requireTLS = true
     public var backend = HostPort(host: "127.0.0.1", port: 25)
     public var identity: IdentityForwarding = .none
+    public var backendTLS: BackendTLSMode = .none
+    /// Check the backend's certificate (chain and name) when TLS is used to it.
+    public var backendTLSVerify = true
+    /// PEM file of the CAs trusted for the backend's certificate; empty: the system's.
+    public var backendTLSCA = ""
+    /// The name the backend's certificate must carry; empty: the host of backend.address.
+    public var backendTLSServerName = ""
     public var connectTimeout: Duration = .seconds(10)
     /// How long the backend may take to answer a command.
     public var replyTimeout: Duration = .seconds(300)
@@ -92,6 +135,17 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var maxDataLine: Int = 2048
     /// Protocol errors (bad commands, over-long lines) before the client is disconnected.
     public var maxErrors: Int = 10
+    /// Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, unknown ones) before the
+    /// client is disconnected (Postfix: smtpd_junk_command_limit).
+    public var maxJunkCommands: Int = 100
+    /// The largest message, in bytes, taken through DATA.
+    public var maxMessageSize: Int = 52_428_800
+    /// During DATA the client must send at least this many bytes per second, averaged over
+    /// each `dataRateInterval`; 0 turns the check off.
+    public var dataMinRate: Int = 128
+    public static let dataRateInterval: Duration = .seconds(30)
+    /// The longest a session may last, whatever it does.
+    public var sessionTimeout: Duration = .seconds(3600)
     /// Event-loop threads serving connections; 0 means one per CPU core.
     public var threads: Int = 0
 

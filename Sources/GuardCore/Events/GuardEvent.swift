@@ -47,6 +47,7 @@ public enum GuardEvent: Sendable, Hashable {
             json.string("client_ip", attempt.client.description)
             if let port = attempt.clientPort { json.int("client_port", Int(port)) }
             json.bool("tls", attempt.tls)
+            if let version = attempt.tlsVersion { json.string("tls_version", version) }
             json.string("mechanism", attempt.mechanism.rawValue)
             json.string("username", attempt.username)
             json.string("outcome", attempt.outcome.rawValue)

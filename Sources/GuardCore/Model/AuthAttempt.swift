@@ -59,13 +59,15 @@ public struct AuthAttempt: Sendable, Hashable {
     public var username: String
     public var mechanism: AuthMechanism
     public var tls: Bool
+    /// The TLS protocol version of the client connection ("TLSv1.3"), when known.
+    public var tlsVersion: String?
     public var outcome: AuthOutcome
     public var source: AttemptSource
     public var credential: CredentialEvidence
 
     public init(
         time: Timestamp, client: IPAddress, clientPort: UInt16? = nil, username: String,
-        mechanism: AuthMechanism = .plain, tls: Bool = false, outcome: AuthOutcome,
+        mechanism: AuthMechanism = .plain, tls: Bool = false, tlsVersion: String? = nil, outcome: AuthOutcome,
         source: AttemptSource = .proxy, credential: CredentialEvidence = .unknown
     ) {
         self.time = time
@@ -74,6 +76,7 @@ public struct AuthAttempt: Sendable, Hashable {
         self.username = username
         self.mechanism = mechanism
         self.tls = tls
+        self.tlsVersion = tlsVersion
         self.outcome = outcome
         self.source = source
         self.credential = credential

@@ -2,6 +2,7 @@
 // A malformed reply, an over-long line or a bare newline from the backend ends the session.
 
 import NIOCore
+import NIOTLS
 import SMTPWire
 
 final class BackendReplyHandler: ChannelInboundHandler {
@@ -19,6 +20,9 @@ final class BackendReplyHandler: ChannelInboundHandler {
     init(session: ClientSessionHandler) {
         self.session = session
     }
+
+    /// Bytes received and not yet made into a reply (a partial line or reply).
+    var hasBufferedInput: Bool { self.buffer.readableBytes > 0 || self.accumulator.isPartial }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = self.unwrapInboundIn(data)
@@ -61,7 +65,16 @@ final class BackendReplyHandler: ChannelInboundHandler {
         self.session.backendWritabilityChanged(context.channel.isWritable)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            self.session.backendTLSEstablished()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Mostly TLS: a certificate that fails verification, a failed handshake.
+        self.session.backendProtocolError("backend connection error: \(error)")
         context.close(promise: nil)
     }
 }

@@ -7,7 +7,9 @@
 import GuardCore
 import Logging
 import NIOCore
+import NIOTLS
 import NIOPosix
+import NIOSSL
 import SMTPWire
 import Synchronization
 
@@ -20,10 +22,15 @@ public struct ProxyContext: Sendable {
     public var registry: ConnectionRegistry
     public var logger: Logger
     public var connector: any BackendConnector
+    /// The guard's certificate (STARTTLS, implicit TLS listeners); nil: no TLS to clients.
+    public var tls: TLSContextStore?
+    /// TLS to the backend (STARTTLS or implicit); nil: plain.
+    public var backendTLS: BackendTLS?
 
     public init(
         configuration: ProxyConfiguration, session: SessionConfiguration, guardEngine: Guard, events: any EventSink,
-        registry: ConnectionRegistry, logger: Logger, connector: any BackendConnector = TCPBackendConnector()
+        registry: ConnectionRegistry, logger: Logger, connector: any BackendConnector = TCPBackendConnector(),
+        tls: TLSContextStore? = nil, backendTLS: BackendTLS? = nil
     ) {
         self.configuration = configuration
         self.session = session
@@ -32,6 +39,8 @@ public struct ProxyContext: Sendable {
         self.registry = registry
         self.logger = logger
         self.connector = connector
+        self.tls = tls
+        self.backendTLS = backendTLS
     }
 }
 
@@ -42,13 +51,24 @@ public protocol BackendConnector: Sendable {
 
 /// The real one: TCP to the configured backend. An address given as an IP literal is used
 /// as it is; a host name is resolved for each connection (so DNS changes are followed).
+/// With `implicitTLS`, TLS starts with the connection (a port 465 style backend).
 public struct TCPBackendConnector: BackendConnector {
-    public init() {}
+    let implicitTLS: BackendTLS?
+
+    public init(implicitTLS: BackendTLS? = nil) {
+        self.implicitTLS = implicitTLS
+    }
 
     public func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+        let tls = self.implicitTLS
         let bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
+                }
+            }
         if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
             return bootstrap.connect(to: address)
         }
@@ -69,8 +89,9 @@ enum SessionIDs {
 
 /// The session's timers: when each is due, and the task that will look at it.
 struct SessionTimers {
-    var deadlines = InlineArray<4, NIODeadline?>(repeating: nil)
-    var tasks = InlineArray<4, (task: Scheduled<Void>, due: NIODeadline)?>(repeating: nil)
+    static let count = 7
+    var deadlines = InlineArray<7, NIODeadline?>(repeating: nil)
+    var tasks = InlineArray<7, (task: Scheduled<Void>, due: NIODeadline)?>(repeating: nil)
 
     static func index(_ timer: SessionTimer) -> Int {
         switch timer {
@@ -78,11 +99,14 @@ struct SessionTimers {
         case .backendReply: return 1
         case .clientIdle: return 2
         case .tarpit: return 3
+        case .tlsHandshake: return 4
+        case .dataRate: return 5
+        case .session: return 6
         }
     }
 
     mutating func cancelAll() {
-        for i in 0..<4 {
+        for i in 0..<Self.count {
             self.tasks[i]?.task.cancel()
             self.tasks[i] = nil
             self.deadlines[i] = nil
@@ -151,9 +175,12 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     /// A read the channel asked for while the session did not want more input.
     private var heldRead = false
     private let sessionID: String
+    /// The client came to an implicit TLS listener (a TLS handler is already in front).
+    private let implicitTLS: Bool
 
-    init(shared: ProxyContext) {
+    init(shared: ProxyContext, implicitTLS: Bool = false) {
         self.shared = shared
+        self.implicitTLS = implicitTLS
         self.maxBufferedInput = max(65_536, shared.session.maxAuthLine, shared.session.maxDataLine, shared.session.maxCommandLine) + 2
         self.sessionID = SessionIDs.next()
     }
@@ -199,7 +226,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             address: address, port: UInt16(clamping: remote.port ?? 0),
             localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001),
             localPort: UInt16(clamping: local?.port ?? 0),
-            authAllowed: self.shared.configuration.authNetworks.contains(address))
+            authAllowed: self.shared.configuration.authNetworks.contains(address), implicitTLS: self.implicitTLS)
         var machine = SMTPSessionStateMachine(configuration: self.shared.session, client: info)
         let actions = machine.start()
         self.machine = machine
@@ -209,6 +236,11 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     }
 
     private func refuse(_ reply: SMTPReply, context: ChannelHandlerContext) {
+        if self.implicitTLS {
+            // No TLS handshake is spent on a client that is refused anyway.
+            context.close(promise: nil)
+            return
+        }
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: reply.encoded))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
@@ -243,14 +275,32 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.machine?.isAwaitingTLS == true {
+            self.send { $0.tlsFailed("\(error)") }
+            self.flushAll()
+            return
+        }
         self.logger.debug("client connection error: \(error)")
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion)??.text ?? "TLS"
+        self.send { $0.tlsEstablished(version: version) }
+        self.processInput()
+        self.flushAll()
+        self.readIfWanted()
     }
 
     // MARK: - Backend events (called by BackendReplyHandler on the same event loop)
 
     func backendReplied(_ reply: SMTPReply) {
-        self.send { $0.backendReply(reply) }
+        let waiting = self.inbound.readableBytes > 0
+        self.send { $0.backendReply(reply, clientWaiting: waiting) }
         self.processInput()
         self.readIfWanted()
     }
@@ -258,6 +308,11 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     func backendProtocolError(_ reason: String) {
         self.logger.error("\(reason): session closed")
         self.send { $0.backendClosed() }
+        self.flushAll()
+    }
+
+    func backendTLSEstablished() {
+        self.send { $0.backendTLSEstablished() }
         self.flushAll()
     }
 
@@ -286,7 +341,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         while self.machine?.wantsInput == true {
             let limit = self.machine!.lineLimit(peek: self.inbound)
             guard let framed = self.framer.next(from: &self.inbound, limit: limit) else { break }
-            self.send { $0.clientLine(framed) }
+            let more = self.inbound.readableBytes > 0
+            self.send { $0.clientLine(framed, more: more) }
         }
         if self.inbound.readerIndex > 16_384 { self.inbound.discardReadBytes() }
     }
@@ -374,6 +430,10 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             self.arm(timer, at: due, on: context.eventLoop)
         case .cancelTimer(let timer):
             self.timers.deadlines[SessionTimers.index(timer)] = nil
+        case .startTLS:
+            self.startClientTLS()
+        case .startBackendTLS:
+            self.startBackendTLS()
         case .closeBackend:
             // The client must see what it was told before the backend goes (its read may
             // never complete once closed).
@@ -444,6 +504,42 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         if self.backendNeedsFlush, let backend = self.backend {
             self.backendNeedsFlush = false
             backend.flush()
+        }
+    }
+
+    /// STARTTLS from the client: the 220 goes out in plain text, then every byte both ways
+    /// passes the TLS handler. The machine has checked that no client bytes were waiting;
+    /// anything plain the client sends from here on reaches the TLS layer and fails it.
+    private func startClientTLS() {
+        guard let context = self.context, let store = self.shared.tls else { return }
+        if self.clientNeedsFlush {
+            self.clientNeedsFlush = false
+            context.flush()  // before the TLS handler, which would hold it until the handshake
+        }
+        self.inbound.clear()
+        self.framer = SMTPLineFramer()
+        do {
+            try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: store.context), position: .first)
+        } catch {
+            self.send { $0.tlsFailed("cannot start TLS: \(error)") }
+        }
+    }
+
+    /// STARTTLS to the backend, after its 220: nothing it sent after that reply may count.
+    private func startBackendTLS() {
+        guard let backend = self.backend, let tls = self.shared.backendTLS else {
+            self.backendProtocolError("STARTTLS to the backend without backend TLS settings")
+            return
+        }
+        do {
+            let replies = try backend.pipeline.syncOperations.handler(type: BackendReplyHandler.self)
+            guard !replies.hasBufferedInput else {
+                self.backendProtocolError("the backend sent data after its 220 to STARTTLS (STARTTLS injection)")
+                return
+            }
+            try backend.pipeline.syncOperations.addHandler(tls.makeHandler(), position: .first)
+        } catch {
+            self.backendProtocolError("cannot start TLS to the backend: \(error)")
         }
     }
 

@@ -9,6 +9,7 @@ import GuardCore
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -32,30 +33,47 @@ public final class SMTPProxyService: Service {
         self.ready = ready
     }
 
+    /// The bound addresses: the plain listeners first, then the implicit TLS ones.
     public var addresses: [SocketAddress] { self.boundAddresses.withLock { $0 } }
 
     public func run() async throws {
         let shared = self.shared
-        let bootstrap = ServerBootstrap(group: self.group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ClientSessionHandler(shared: shared))
+        func bootstrap(implicitTLS: Bool) -> ServerBootstrap {
+            ServerBootstrap(group: self.group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if implicitTLS, let store = shared.tls {
+                            // Each connection takes the certificate current at accept time.
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: store.context))
+                        }
+                        try channel.pipeline.syncOperations.addHandler(ClientSessionHandler(shared: shared, implicitTLS: implicitTLS))
+                    }
                 }
-            }
+        }
+        if !shared.configuration.listenTLS.isEmpty && shared.tls == nil {
+            throw ProxyStartError(message: "listen_tls needs tls.certificate and tls.key")
+        }
 
         var listeners: [any Channel] = []
-        do {
-            for listen in shared.configuration.listen {
-                let channel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
+        let wanted = shared.configuration.listen.map { ($0, false) } + shared.configuration.listenTLS.map { ($0, true) }
+        for (listen, implicitTLS) in wanted {
+            do {
+                let channel = try await bootstrap(implicitTLS: implicitTLS).bind(host: listen.host, port: listen.port).get()
                 listeners.append(channel)
-                shared.logger.info("SMTP proxy listening", metadata: ["listen": .string("\(channel.localAddress.map { "\($0)" } ?? listen.description)"), "backend": .string(shared.configuration.backend.description)])
+                shared.logger.info(
+                    "SMTP proxy listening",
+                    metadata: [
+                        "listen": .string("\(channel.localAddress.map(\.hostPortText) ?? listen.description)"),
+                        "tls": .string(implicitTLS ? "implicit" : (shared.tls != nil ? "starttls" : "none")),
+                        "backend": .string(shared.configuration.backend.description),
+                    ])
+            } catch {
+                for channel in listeners { try? await channel.close() }
+                throw ProxyStartError(message: "cannot listen on \(listen)\(implicitTLS ? " (listen_tls)" : ""): \(error)")
             }
-        } catch {
-            for channel in listeners { try? await channel.close() }
-            throw ProxyStartError(message: "cannot listen on \(shared.configuration.listen.map(\.description).joined(separator: ", ")): \(error)")
         }
         let addresses = listeners.compactMap(\.localAddress)
         self.boundAddresses.withLock { $0 = addresses }

@@ -93,3 +93,13 @@ public struct SMTPLineFramer: Sendable {
         }
     }
 }
+
+extension ByteBuffer {
+    /// True when the readable bytes hold a NUL.
+    public var containsNUL: Bool {
+        self.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return false }
+            return memchr(base, 0, bytes.count) != nil
+        }
+    }
+}

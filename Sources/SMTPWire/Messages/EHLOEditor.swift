@@ -1,7 +1,8 @@
 // Editing the backend's EHLO reply before the client sees it: the guard's own name in the
 // first line, AUTH shown only to clients in the AUTH networks and only with the mechanisms
 // the guard understands, and the extensions the guard does not relay (XCLIENT, XFORWARD,
-// STARTTLS until the guard terminates TLS, CHUNKING/BDAT) removed.
+// CHUNKING/BDAT) removed. STARTTLS is the guard's own: the backend's is never shown, the
+// guard's is shown when it has a certificate and the session is not yet inside TLS.
 
 import GuardCore
 
@@ -9,11 +10,17 @@ public struct EHLOEditor: Sendable {
     public var hostname: String
     public var offerAuth: Bool
     public var mechanisms: [AuthMechanism]
+    /// The guard terminates TLS and the session is not inside it yet.
+    public var offerSTARTTLS: Bool
+    /// SIZE shown to the client is at most this (the guard's own limit).
+    public var maxMessageSize: Int?
 
-    public init(hostname: String, offerAuth: Bool, mechanisms: [AuthMechanism]) {
+    public init(hostname: String, offerAuth: Bool, mechanisms: [AuthMechanism], offerSTARTTLS: Bool = false, maxMessageSize: Int? = nil) {
         self.hostname = hostname
         self.offerAuth = offerAuth
         self.mechanisms = mechanisms
+        self.offerSTARTTLS = offerSTARTTLS
+        self.maxMessageSize = maxMessageSize
     }
 
     /// Keywords never passed to the client.
@@ -61,7 +68,17 @@ public struct EHLOEditor: Sendable {
                 continue
             }
             if keyword.isEmpty || EHLOEditor.removed.contains(keyword) { continue }
+            if keyword == "SIZE", let limit = self.maxMessageSize {
+                // The smaller of the backend's limit and the guard's; SIZE 0 means no limit.
+                let backendLimit = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+                lines.append("SIZE \(backendLimit > 0 ? min(backendLimit, limit) : limit)")
+                continue
+            }
             lines.append(line)
+        }
+        if self.offerSTARTTLS {
+            // After the first line, where clients that stop at the first extension still see it.
+            lines.insert("STARTTLS", at: min(1, lines.count))
         }
         return (SMTPReply(code: backend.code, lines: lines), mechanisms)
     }

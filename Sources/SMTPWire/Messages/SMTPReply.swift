@@ -67,6 +67,9 @@ public struct SMTPReplyAccumulator: Sendable {
 
     public init(maxLines: Int = 200) { self.maxLines = maxLines }
 
+    /// Some lines of a multi-line reply have come, not its last.
+    public var isPartial: Bool { self.code != nil }
+
     /// Feeds one line (without CRLF); returns the reply when it is complete.
     public mutating func feed(_ line: ByteBuffer) throws(Failure) -> SMTPReply? {
         let bytes = line.readableBytesView

@@ -13,11 +13,17 @@
 import GuardCore
 import NIOCore
 
-public enum SessionTimer: Hashable, Sendable {
+public enum SessionTimer: Hashable, Sendable, CaseIterable {
     case backendConnect
     case backendReply
     case clientIdle
     case tarpit
+    /// The client's TLS handshake (after STARTTLS, or at connect on an implicit TLS port).
+    case tlsHandshake
+    /// The periodic check of the client's rate during DATA.
+    case dataRate
+    /// The whole session's lifetime.
+    case session
 }
 
 public enum SessionLogLevel: Sendable, Equatable {
@@ -34,6 +40,12 @@ public enum SessionAction: Equatable, Sendable {
     indirect case recordAttempt(AuthAttempt, replyCode: Int, decision: Decision)
     case startTimer(SessionTimer, Duration)
     case cancelTimer(SessionTimer)
+    /// Put TLS on the client connection now (server side). Everything written before this
+    /// action goes out in plain text; the handler must hold no client bytes (the machine has
+    /// made sure none were waiting).
+    case startTLS
+    /// Put TLS on the backend connection now (client side), after its 220 to STARTTLS.
+    case startBackendTLS
     case closeBackend
     /// Close the client once what was sent to it is flushed.
     case closeClient
@@ -65,7 +77,12 @@ public struct SMTPSessionStateMachine {
 
     enum Phase: Equatable {
         case idle
+        /// Waiting for the client's TLS handshake: after STARTTLS's 220, or at connect on an
+        /// implicit TLS port (then the backend is connected only once it is done).
+        case clientTLS(implicit: Bool)
         case connecting
+        /// Waiting for the guard's own TLS handshake with the backend.
+        case backendTLS
         case greeting
         case identifying
         case commands
@@ -85,6 +102,9 @@ public struct SMTPSessionStateMachine {
         case greeting
         case identityEHLO
         case identityXCLIENT
+        /// The guard's EHLO before its STARTTLS to the backend.
+        case backendTLSEHLO
+        case backendSTARTTLS
         case ehlo
         case helo
         case mail
@@ -115,7 +135,17 @@ public struct SMTPSessionStateMachine {
     private var inTransaction = false
     private var offeredMechanisms: [AuthMechanism] = []
     private var errors = 0
+    private var junkCommands = 0
     private var closing = false
+    /// The client connection is inside TLS, and with which protocol version.
+    private var tls = false
+    private var tlsVersion: String?
+    /// Bytes of the current message, and of it since the last rate check.
+    private var messageBytes = 0
+    private var rateBytes = 0
+    /// The client has sent bytes beyond the line (or reply) being handled now. Set at each
+    /// event by the caller: some moments allow no pipelined input at all.
+    private var clientWaiting = false
 
     public init(configuration: SessionConfiguration, client: ClientInfo) {
         self.configuration = configuration
@@ -149,12 +179,58 @@ public struct SMTPSessionStateMachine {
 
     public var isClosed: Bool { self.phase == .closed }
     public var isAuthenticated: Bool { self.authenticated }
+    public var isTLS: Bool { self.tls }
+    /// Waiting for the client's TLS handshake.
+    public var isAwaitingTLS: Bool {
+        if case .clientTLS = self.phase { return true }
+        return false
+    }
 
     // MARK: - Events
 
+    /// The client is connected (and admitted). On an implicit TLS port the session waits for
+    /// the TLS handshake before it connects the backend.
     public mutating func start() -> [SessionAction] {
+        let lifetime = SessionAction.startTimer(.session, self.configuration.sessionTimeout)
+        if self.client.implicitTLS {
+            self.phase = .clientTLS(implicit: true)
+            return [lifetime, .startTimer(.tlsHandshake, self.configuration.tlsHandshakeTimeout)]
+        }
         self.phase = .connecting
-        return [.connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+        return [lifetime, .connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+    }
+
+    /// The client's TLS handshake is done. From here on the session knows nothing of what
+    /// was said before it (RFC 3207): the client must say EHLO again.
+    public mutating func tlsEstablished(version: String) -> [SessionAction] {
+        guard case .clientTLS(let implicit) = self.phase else { return [] }
+        self.tls = true
+        self.tlsVersion = version
+        self.ehloSeen = false
+        self.offeredMechanisms = []
+        self.inTransaction = false
+        var actions: [SessionAction] = [.cancelTimer(.tlsHandshake)]
+        if implicit {
+            self.phase = .connecting
+            actions += [.connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+        } else {
+            self.phase = .commands
+            actions.append(.startTimer(.clientIdle, self.configuration.commandTimeout))
+        }
+        return actions
+    }
+
+    /// The client's TLS handshake failed (plain text after STARTTLS, a bad ClientHello, no
+    /// common version): nothing can be said to it any more.
+    public mutating func tlsFailed(_ reason: String) -> [SessionAction] {
+        guard case .clientTLS = self.phase else { return [] }
+        return self.closeQuietly(log: (.info, "TLS handshake with the client failed: \(reason)"))
+    }
+
+    /// The guard's TLS handshake with the backend is done (after STARTTLS to it).
+    public mutating func backendTLSEstablished() -> [SessionAction] {
+        guard self.phase == .backendTLS else { return [] }
+        return [.cancelTimer(.backendConnect)] + self.identifyOrReady()
     }
 
     public mutating func backendConnected() -> [SessionAction] {
@@ -226,6 +302,9 @@ public struct SMTPSessionStateMachine {
     public mutating func timerFired(_ timer: SessionTimer) -> [SessionAction] {
         switch timer {
         case .backendConnect:
+            if self.phase == .backendTLS {
+                return self.backendTrouble("the TLS handshake with the backend did not finish within \(self.configuration.connectTimeout.compactText)")
+            }
             guard self.phase == .connecting else { return [] }
             return self.backendTrouble("the backend did not accept a connection within \(self.configuration.connectTimeout.compactText)")
         case .backendReply:
@@ -239,12 +318,33 @@ public struct SMTPSessionStateMachine {
         case .tarpit:
             guard case .authTarpit(let flight, let decision) = self.phase else { return [] }
             return self.act(on: decision, for: flight)
+        case .tlsHandshake:
+            guard case .clientTLS = self.phase else { return [] }
+            return self.closeQuietly(
+                log: (.info, "client did not complete the TLS handshake within \(self.configuration.tlsHandshakeTimeout.compactText): disconnected"))
+        case .dataRate:
+            guard self.phase == .data else { return [] }
+            let interval = ProxyConfiguration.dataRateInterval
+            let needed = self.configuration.dataMinRate * Int(interval.components.seconds)
+            if self.rateBytes < needed {
+                return self.closeBoth(
+                    with: SMTPReply(code: 421, "4.4.2 \(self.configuration.hostname) Error: message data too slow, closing"),
+                    log: (.info, "client sent \(self.rateBytes) bytes of message in \(interval.compactText) (minimum \(needed)): disconnected"))
+            }
+            self.rateBytes = 0
+            return [.startTimer(.dataRate, interval)]
+        case .session:
+            guard self.phase != .closed else { return [] }
+            return self.closeBoth(
+                with: SMTPReply(code: 421, "4.4.2 \(self.configuration.hostname) Error: session too long, closing"),
+                log: (.info, "session lasted \(self.configuration.sessionTimeout.compactText): disconnected"))
         }
     }
 
-    /// A framed line from the client.
-    public mutating func clientLine(_ framed: FramedLine) -> [SessionAction] {
+    /// A framed line from the client. `more`: the client sent bytes beyond this line.
+    public mutating func clientLine(_ framed: FramedLine, more: Bool) -> [SessionAction] {
         guard self.wantsInput else { return [] }
+        self.clientWaiting = more
         var actions: [SessionAction] = [.startTimer(.clientIdle, self.configuration.commandTimeout)]
         switch framed {
         case .bareNewline:
@@ -280,9 +380,11 @@ public struct SMTPSessionStateMachine {
         }
     }
 
-    /// A complete reply from the backend.
-    public mutating func backendReply(_ reply: SMTPReply) -> [SessionAction] {
+    /// A complete reply from the backend. `clientWaiting`: the client has sent bytes the
+    /// session has not taken yet.
+    public mutating func backendReply(_ reply: SMTPReply, clientWaiting: Bool) -> [SessionAction] {
         guard self.phase != .closed, !self.closing else { return [] }
+        self.clientWaiting = clientWaiting
         guard !self.pending.isEmpty else {
             if reply.code == 421 {
                 return self.backendTrouble("the backend ended the session (421)")
@@ -318,17 +420,42 @@ public struct SMTPSessionStateMachine {
     // MARK: - Commands
 
     private mutating func command(_ line: SMTPLine) -> [SessionAction] {
+        if line.wire.getInteger(at: line.wire.readerIndex, as: UInt8.self) == 0x16 {
+            // A TLS record (ClientHello) where a command belongs.
+            return self.closeBoth(
+                with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: TLS handshake on a plain SMTP port; send STARTTLS first"),
+                log: (.info, "client began TLS without STARTTLS on a plain port: disconnected"))
+        }
         guard let command = SMTPCommand(line: line.content) else {
             return self.localReply(SMTPReply(code: 500, "5.5.2 Error: bad syntax"), error: true)
         }
+        if self.tls && !self.ehloSeen {
+            // After STARTTLS nothing said before counts: a new EHLO first.
+            switch command.verb {
+            case .ehlo, .helo, .quit, .noop, .rset, .startTLS: break
+            default: return self.localReply(SMTPReply(code: 503, "5.5.1 Error: send HELO/EHLO first"), error: true)
+            }
+        }
         switch command.verb {
-        case .auth:
+        case .noop, .rset, .vrfy, .expn, .help, .etrn, .other:
+            self.junkCommands += 1
+            if self.junkCommands > self.configuration.maxJunkCommands {
+                return self.closeBoth(
+                    with: SMTPReply(code: 421, "4.7.0 \(self.configuration.hostname) Error: too many commands that send no mail"),
+                    log: (.info, "client sent \(self.junkCommands) junk commands (NOOP, RSET, VRFY, unknown…): disconnected"))
+            }
+        default:
+            break
+        }
+        switch command.verb {
+        case .auth, .startTLS:
             if !self.pending.isEmpty {
-                // Every reply before it must be in: AUTH changes what the next lines mean.
+                // Every reply before it must be in: AUTH and STARTTLS change what the next
+                // lines mean.
                 self.heldLine = line
                 return []
             }
-            return self.auth(command)
+            return command.verb == .auth ? self.auth(command) : self.startTLS(command)
         case .ehlo:
             return self.forward(line, .ehlo)
         case .helo:
@@ -343,8 +470,6 @@ public struct SMTPSessionStateMachine {
             return self.forward(line, .quit)
         case .bdat:
             return self.localReply(SMTPReply(code: 502, "5.5.1 Error: BDAT is not supported here"), error: true)
-        case .startTLS:
-            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not implemented"), error: true)
         case .xclient, .xforward:
             return self.localReply(SMTPReply(code: 550, "5.7.0 Error: insufficient authorization"), error: true)
         case .rcpt, .noop, .vrfy, .expn, .help, .etrn, .other:
@@ -390,10 +515,37 @@ public struct SMTPSessionStateMachine {
         return []
     }
 
+    // MARK: - STARTTLS
+
+    private mutating func startTLS(_ command: SMTPCommand) -> [SessionAction] {
+        if !self.configuration.tlsAvailable {
+            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not implemented"), error: true)
+        }
+        if self.tls { return self.localReply(SMTPReply(code: 554, "5.5.1 Error: TLS already active"), error: true) }
+        if command.argumentBytes.readableBytes > 0 { return self.localReply(SMTPReply(code: 501, "5.5.4 Syntax: STARTTLS"), error: true) }
+        if self.authenticated { return self.localReply(SMTPReply(code: 503, "5.5.1 Error: already authenticated"), error: true) }
+        if self.inTransaction { return self.localReply(SMTPReply(code: 503, "5.5.1 Error: MAIL transaction in progress"), error: true) }
+        if self.clientWaiting {
+            // CVE-2011-0411 and its kin: whatever follows STARTTLS in the same flight would be
+            // taken as sent inside TLS. It is neither answered nor kept.
+            return self.closeBoth(
+                with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: command pipelined after STARTTLS, closing"),
+                log: (.warning, "client sent data after STARTTLS before the TLS handshake (STARTTLS injection): disconnected"))
+        }
+        self.phase = .clientTLS(implicit: false)
+        return [
+            .sendToClient(SMTPReply(code: 220, "2.0.0 Ready to start TLS")), .startTLS, .cancelTimer(.clientIdle),
+            .startTimer(.tlsHandshake, self.configuration.tlsHandshakeTimeout),
+        ]
+    }
+
     // MARK: - AUTH
 
     private mutating func auth(_ command: SMTPCommand) -> [SessionAction] {
         if !self.ehloSeen { return self.localReply(SMTPReply(code: 503, "5.5.1 Error: send HELO/EHLO first"), error: true) }
+        if self.configuration.requireTLS && !self.tls && self.client.authAllowed {
+            return self.localReply(SMTPReply(code: 538, "5.7.11 Encryption required for requested authentication mechanism"), error: true)
+        }
         if self.offeredMechanisms.isEmpty {
             return self.localReply(SMTPReply(code: 503, "5.5.1 Error: authentication not enabled"), error: true)
         }
@@ -435,7 +587,7 @@ public struct SMTPSessionStateMachine {
     private func attempt(username: String, mechanism: AuthMechanism, credential: CredentialEvidence) -> AuthAttempt {
         AuthAttempt(
             time: Timestamp(nanoseconds: 0), client: self.client.address, clientPort: self.client.port, username: username,
-            mechanism: mechanism, tls: self.client.tls, outcome: .pending, source: .proxy, credential: credential)
+            mechanism: mechanism, tls: self.tls, tlsVersion: self.tlsVersion, outcome: .pending, source: .proxy, credential: credential)
     }
 
     /// A SASL response line from the client (or the initial response of the AUTH command).
@@ -594,11 +746,22 @@ public struct SMTPSessionStateMachine {
             guard reply.code == 220 else {
                 return self.backendTrouble("the backend refused the session with \(reply.code)")
             }
-            if self.configuration.identity == .xclient {
+            if self.configuration.backendTLS == .starttls {
                 self.phase = .identifying
-                return self.sendLine("EHLO \(self.configuration.hostname)", expecting: .identityEHLO)
+                return self.sendLine("EHLO \(self.configuration.hostname)", expecting: .backendTLSEHLO)
             }
-            return self.ready()
+            return self.identifyOrReady()
+        case .backendTLSEHLO:
+            guard reply.code == 250, EHLOEditor.offers("STARTTLS", in: reply) else {
+                return self.backendTrouble("the backend does not offer STARTTLS (EHLO answered \(reply.code)); set backend.tls to none or tls")
+            }
+            return self.sendLine("STARTTLS", expecting: .backendSTARTTLS)
+        case .backendSTARTTLS:
+            guard reply.code == 220 else {
+                return self.backendTrouble("the backend refused STARTTLS with \(reply.code)")
+            }
+            self.phase = .backendTLS
+            return [.startBackendTLS, .startTimer(.backendConnect, self.configuration.connectTimeout)]
         case .identityEHLO:
             guard reply.code == 250, EHLOEditor.offers("XCLIENT", in: reply) else {
                 return self.backendTrouble(
@@ -617,8 +780,11 @@ public struct SMTPSessionStateMachine {
             self.ehloSeen = true
             self.inTransaction = false
             let editor = EHLOEditor(
-                hostname: self.configuration.hostname, offerAuth: self.client.authAllowed && !self.authenticated,
-                mechanisms: self.configuration.mechanisms)
+                hostname: self.configuration.hostname,
+                offerAuth: self.client.authAllowed && !self.authenticated && (self.tls || !self.configuration.requireTLS),
+                mechanisms: self.configuration.mechanisms,
+                offerSTARTTLS: self.configuration.tlsAvailable && !self.tls,
+                maxMessageSize: self.configuration.maxMessageSize)
             let (edited, mechanisms) = editor.edit(reply)
             self.offeredMechanisms = mechanisms
             return [.sendToClient(edited)]
@@ -637,7 +803,19 @@ public struct SMTPSessionStateMachine {
         case .data:
             if reply.code == 354 {
                 self.phase = .data
-                return [.sendToClient(SMTPReply(code: 354, "End data with <CR><LF>.<CR><LF>"))]
+                self.messageBytes = 0
+                self.rateBytes = 0
+                var actions: [SessionAction] = [.sendToClient(SMTPReply(code: 354, "End data with <CR><LF>.<CR><LF>"))]
+                if self.configuration.dataMinRate > 0 { actions.append(.startTimer(.dataRate, ProxyConfiguration.dataRateInterval)) }
+                return actions
+            }
+            if self.clientWaiting {
+                // The client did not wait for 354 (RFC 2920 says it must): what it sent is
+                // message data that would be read as commands.
+                return [.sendToClient(reply)]
+                    + self.closeBoth(
+                        with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: message sent before DATA was accepted, closing"),
+                        log: (.warning, "client sent message data although DATA was refused (\(reply.code)): disconnected"))
             }
             return [.sendToClient(reply)]
         case .dataEnd:
@@ -707,7 +885,22 @@ public struct SMTPSessionStateMachine {
         return actions
     }
 
+    /// After the greeting (and STARTTLS to the backend): XCLIENT if configured, then ready.
+    private mutating func identifyOrReady() -> [SessionAction] {
+        if self.configuration.identity == .xclient {
+            self.phase = .identifying
+            return self.sendLine("EHLO \(self.configuration.hostname)", expecting: .identityEHLO)
+        }
+        return self.ready()
+    }
+
     private mutating func ready() -> [SessionAction] {
+        if self.clientWaiting {
+            // A client that talks before the greeting is a bot, not a mail client.
+            return self.closeBoth(
+                with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: talking before the greeting, closing"),
+                log: (.info, "client sent commands before the greeting: disconnected"))
+        }
         self.phase = .commands
         return [
             .sendToClient(SMTPReply(code: 220, self.configuration.banner)),
@@ -718,9 +911,24 @@ public struct SMTPSessionStateMachine {
     // MARK: - DATA
 
     private mutating func dataLine(_ line: SMTPLine) -> [SessionAction] {
-        if line.wire.readableBytes == 3 && line.wire.getInteger(at: line.wire.readerIndex, as: UInt8.self) == UInt8(ascii: ".") {
+        let length = line.wire.readableBytes
+        if length == 3 && line.wire.getInteger(at: line.wire.readerIndex, as: UInt8.self) == UInt8(ascii: ".") {
             self.phase = .commands
-            return self.sendToBackend(line.wire, expecting: .dataEnd)
+            return [.cancelTimer(.dataRate)] + self.sendToBackend(line.wire, expecting: .dataEnd)
+        }
+        self.messageBytes += length
+        self.rateBytes += length
+        if self.messageBytes > self.configuration.maxMessageSize {
+            return self.closeBoth(
+                with: SMTPReply(code: 552, "5.3.4 \(self.configuration.hostname) Error: message larger than \(self.configuration.maxMessageSize) bytes"),
+                log: (.info, "client sent a message over \(self.configuration.maxMessageSize) bytes: message dropped, disconnected"))
+        }
+        if line.wire.containsNUL {
+            // NUL has no place in a message (RFC 5322), and a backend that drops it could
+            // read ".<NUL>" as the end of data.
+            return self.closeBoth(
+                with: SMTPReply(code: 554, "5.6.0 \(self.configuration.hostname) Error: NUL byte in message data"),
+                log: (.warning, "client sent a NUL byte in message data: message dropped, disconnected (SMTP smuggling defence)"))
         }
         return [.sendToBackend(line.wire)]
     }
@@ -748,8 +956,18 @@ public struct SMTPSessionStateMachine {
         return actions
     }
 
+    /// Ends the session with nothing more said to the client (it is in a TLS handshake).
+    private mutating func closeQuietly(log: (SessionLogLevel, String)) -> [SessionAction] {
+        guard !self.closing else { return [] }
+        self.closing = true
+        self.phase = .closed
+        self.pending.removeAll()
+        self.heldLine = nil
+        return [.log(log.0, log.1), .closeBackend, .closeClient] + self.cancelAllTimers()
+    }
+
     private func cancelAllTimers() -> [SessionAction] {
-        [.cancelTimer(.backendConnect), .cancelTimer(.backendReply), .cancelTimer(.clientIdle), .cancelTimer(.tarpit)]
+        SessionTimer.allCases.map { .cancelTimer($0) }
     }
 
 }

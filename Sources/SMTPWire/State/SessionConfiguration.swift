@@ -14,6 +14,15 @@ public final class SessionConfiguration: Sendable {
     public let maxAuthLine: Int
     public let maxDataLine: Int
     public let maxErrors: Int
+    public let maxJunkCommands: Int
+    public let maxMessageSize: Int
+    public let dataMinRate: Int
+    public let sessionTimeout: Duration
+    /// A certificate is configured: STARTTLS is offered on plain listeners.
+    public let tlsAvailable: Bool
+    public let requireTLS: Bool
+    public let tlsHandshakeTimeout: Duration
+    public let backendTLS: BackendTLSMode
     public let connectTimeout: Duration
     public let replyTimeout: Duration
     public let dataTimeout: Duration
@@ -31,6 +40,14 @@ public final class SessionConfiguration: Sendable {
         self.maxAuthLine = proxy.maxAuthLine
         self.maxDataLine = proxy.maxDataLine
         self.maxErrors = proxy.maxErrors
+        self.maxJunkCommands = proxy.maxJunkCommands
+        self.maxMessageSize = proxy.maxMessageSize
+        self.dataMinRate = proxy.dataMinRate
+        self.sessionTimeout = proxy.sessionTimeout
+        self.tlsAvailable = proxy.tls.isConfigured
+        self.requireTLS = proxy.requireTLS
+        self.tlsHandshakeTimeout = proxy.tls.handshakeTimeout
+        self.backendTLS = proxy.backendTLS
         self.connectTimeout = proxy.connectTimeout
         self.replyTimeout = proxy.replyTimeout
         self.dataTimeout = proxy.dataTimeout
@@ -47,14 +64,15 @@ public struct ClientInfo: Sendable, Equatable {
     public let localPort: UInt16
     /// The client is inside the AUTH networks.
     public let authAllowed: Bool
-    public let tls: Bool
+    /// The client came to an implicit TLS listener: TLS from the first byte.
+    public let implicitTLS: Bool
 
-    public init(address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16, authAllowed: Bool, tls: Bool = false) {
+    public init(address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16, authAllowed: Bool, implicitTLS: Bool = false) {
         self.address = address
         self.port = port
         self.localAddress = localAddress
         self.localPort = localPort
         self.authAllowed = authAllowed
-        self.tls = tls
+        self.implicitTLS = implicitTLS
     }
 }

@@ -19,7 +19,9 @@ struct RunCommand: AsyncParsableCommand {
             then applies the flags, which override it. Without a file the built-in defaults apply: \
             listen on 127.0.0.1:2525, backend 127.0.0.1:25, events as JSON lines on standard output. \
             Stops gracefully on SIGTERM or SIGINT: no new connections, open sessions get time to finish. \
-            SIGHUP reopens the event log (for logrotate). `--events ""` turns the event log off.
+            SIGHUP reopens the event log (for logrotate) and reloads the TLS certificate and key \
+            (open sessions keep theirs; a file that cannot be used leaves the previous one in place). \
+            `--events ""` turns the event log off.
             """
     )
 
@@ -64,17 +66,20 @@ struct RunCommand: AsyncParsableCommand {
         let sink = LoggingEventSink(next: eventSink, logger: logger)
         let guardEngine = Guard(policy: configuration.policy, clock: SystemClock(), events: sink)
         let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
+        let (tlsStore, backendTLS) = try Self.loadTLS(configuration.proxy, logger: logger)
         let proxyContext = ProxyContext(
             configuration: configuration.proxy,
             session: SessionConfiguration(configuration.proxy, hasher: hasher),
             guardEngine: guardEngine, events: sink,
             registry: ConnectionRegistry(maxTotal: configuration.proxy.maxConnections, maxPerClient: configuration.proxy.maxConnectionsPerIP),
-            logger: logger)
+            logger: logger,
+            connector: TCPBackendConnector(implicitTLS: configuration.proxy.backendTLS == .tls ? backendTLS : nil),
+            tls: tlsStore, backendTLS: backendTLS)
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: ReloadService(eventLog: eventSink, logger: logger)),
+            .init(service: ReloadService(eventLog: eventSink, tls: tlsStore, logger: logger)),
             .init(service: BanExpiryService(guardEngine: guardEngine)),
         ]
         let group = ServiceGroup(
@@ -88,6 +93,8 @@ struct RunCommand: AsyncParsableCommand {
             "smtpguard \(SMTPGuardCommand.version) starting",
             metadata: [
                 "listen": .string(configuration.proxy.listen.map(\.description).joined(separator: ",")),
+                "listen_tls": .string(configuration.proxy.listenTLS.map(\.description).joined(separator: ",")),
+                "backend_tls": .string(configuration.proxy.backendTLS.rawValue),
                 "backend": .string(configuration.proxy.backend.description),
                 "identity": .string(configuration.proxy.identity.rawValue),
                 "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
@@ -99,6 +106,36 @@ struct RunCommand: AsyncParsableCommand {
             throw StartupError(error.message)
         }
         try? await eventLoops.shutdownGracefully()
+    }
+
+    /// The guard's certificate and the backend TLS context; a file that cannot be used stops
+    /// the start with its name and what is wrong.
+    static func loadTLS(_ proxy: ProxyConfiguration, logger: Logger) throws -> (TLSContextStore?, BackendTLS?) {
+        var store: TLSContextStore?
+        if proxy.tls.isConfigured {
+            do {
+                store = try TLSContextStore(settings: proxy.tls)
+            } catch {
+                throw StartupError("\(error)")
+            }
+            CertificateLog.loaded(store!.summary, settings: proxy.tls, logger: logger)
+        } else if proxy.requireTLS {
+            logger.warning(
+                "no TLS certificate configured (tls.certificate) and auth.require_tls is on: every AUTH will be refused with 538 5.7.11; configure a certificate, or set auth.require_tls to false behind a TLS-terminating proxy"
+            )
+        }
+        var backendTLS: BackendTLS?
+        if proxy.backendTLS != .none {
+            do {
+                backendTLS = try BackendTLS(proxy)
+            } catch {
+                throw StartupError("\(error)")
+            }
+            if !proxy.backendTLSVerify {
+                logger.warning("backend.tls_verify is off: the backend's certificate is not checked")
+            }
+        }
+        return (store, backendTLS)
     }
 
     /// The file (if any), then the flags.
