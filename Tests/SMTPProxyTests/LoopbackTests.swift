@@ -82,10 +82,24 @@ func withProxy(
     group: MultiThreadedEventLoopGroup, proxy configure: (inout ProxyConfiguration) -> Void, policy: GuardPolicy,
     registry: ConnectionRegistry, _ body: (Int) async throws -> Void
 ) async throws {
+    try await withProxyListeners(group: group, proxy: configure, policy: policy, registry: registry) { ports in
+        try await body(ports[0])
+    }
+}
+
+/// The general form: every bound port (plain listeners, then implicit TLS ones), the guard's
+/// certificate and backend TLS when wanted, a backend of the test's choosing, an event sink.
+func withProxyListeners(
+    group: MultiThreadedEventLoopGroup, proxy configure: (inout ProxyConfiguration) -> Void, policy: GuardPolicy,
+    registry: ConnectionRegistry, tls: TLSContextStore? = nil, backendTLS: BackendTLS? = nil,
+    events: any EventSink = DiscardingEventSink(),
+    backendHandler: @escaping @Sendable (any Channel) throws -> Void = { try $0.pipeline.syncOperations.addHandler(RefusingBackendHandler()) },
+    _ body: ([Int]) async throws -> Void
+) async throws {
     let backend = try await ServerBootstrap(group: group)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RefusingBackendHandler()) }
+            channel.eventLoop.makeCompletedFuture { try backendHandler(channel) }
         }
         .bind(host: "127.0.0.1", port: 0).get()
     var proxy = ProxyConfiguration()
@@ -96,19 +110,20 @@ func withProxy(
     configure(&proxy)
     let context = ProxyContext(
         configuration: proxy, session: SessionConfiguration(proxy, hasher: .random()), guardEngine: Guard(policy: policy),
-        events: DiscardingEventSink(), registry: registry, logger: Logger(label: "test"))
-    let bound = Mutex<Int?>(nil)
+        events: events, registry: registry, logger: Logger(label: "test"),
+        connector: TCPBackendConnector(implicitTLS: proxy.backendTLS == .tls ? backendTLS : nil), tls: tls, backendTLS: backendTLS)
+    let bound = Mutex<[Int]?>(nil)
     let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
-        bound.withLock { $0 = addresses.first?.port }
+        bound.withLock { $0 = addresses.compactMap(\.port) }
     }
     try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await service.run() }
-        var port: Int?
-        for _ in 0..<200 where port == nil {
+        var ports: [Int]?
+        for _ in 0..<200 where ports == nil {
             try await Task.sleep(for: .milliseconds(10))
-            port = bound.withLock { $0 }
+            ports = bound.withLock { $0 }
         }
-        try await body(try #require(port))
+        try await body(try #require(ports))
         tasks.cancelAll()
     }
     try await backend.close()

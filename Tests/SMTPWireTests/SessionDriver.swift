@@ -232,7 +232,7 @@ struct SessionDriver {
             }
             if self.machine.wantsInput {
                 let limit = self.machine.lineLimit(peek: self.input)
-                if let framed = self.framer.next(from: &self.input, limit: limit) {
+                if let framed = self.framer.next(from: &self.input, limit: limit, detectTLS: self.machine.expectsCommand) {
                     self.run(self.machine.clientLine(framed, more: self.input.readableBytes > 0))
                     progress = true
                 }
@@ -284,7 +284,7 @@ struct SessionDriver {
             case .closeBackend:
                 if self.backendOpen { self.transcript.append("# backend closed") }
                 self.backendOpen = false
-            case .closeClient:
+            case .closeClient, .dropClient:
                 if !self.closed { self.transcript.append("# client closed") }
                 self.closed = true
             case .log(let level, let message):

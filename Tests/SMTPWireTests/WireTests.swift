@@ -16,6 +16,7 @@ struct WireTests {
                 case .line(let line): out.append(String(buffer: line.content))
                 case .tooLong: out.append("<too long>")
                 case .bareNewline: out.append("<bare newline>")
+                case .tlsRecord: out.append("<tls>")
                 }
             }
         }

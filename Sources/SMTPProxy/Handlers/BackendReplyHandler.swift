@@ -48,6 +48,8 @@ final class BackendReplyHandler: ChannelInboundHandler {
             case .bareNewline:
                 self.session.backendProtocolError("the backend sent a bare CR or LF")
                 return
+            case .tlsRecord:
+                return  // not asked for
             }
         }
         if self.buffer.readerIndex > 16_384 { self.buffer.discardReadBytes() }

@@ -340,7 +340,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         defer { self.processing = false }
         while self.machine?.wantsInput == true {
             let limit = self.machine!.lineLimit(peek: self.inbound)
-            guard let framed = self.framer.next(from: &self.inbound, limit: limit) else { break }
+            let detectTLS = self.machine!.expectsCommand
+            guard let framed = self.framer.next(from: &self.inbound, limit: limit, detectTLS: detectTLS) else { break }
             let more = self.inbound.readableBytes > 0
             self.send { $0.clientLine(framed, more: more) }
         }
@@ -464,6 +465,9 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                 grace.cancel()
                 context.close(promise: nil)
             }
+        case .dropClient:
+            self.clientNeedsFlush = false
+            self.context?.close(promise: nil)
         case .log(let level, let message):
             switch level {
             case .info: self.logger.info("\(message)")

@@ -70,7 +70,8 @@ public final class TLSContextStore: Sendable {
         } catch {
             // BoringSSL compares the key with the certificate's public key as it loads them.
             let text = "\(error)"
-            if text.contains("KEY_VALUES_MISMATCH") || text.contains("KEY_TYPE_MISMATCH") {
+            // (The key itself was read above, so a key that fails now is the wrong key.)
+            if text.contains("KEY_VALUES_MISMATCH") || text.contains("KEY_TYPE_MISMATCH") || text.contains("failedToLoadPrivateKey") {
                 throw TLSLoadError("tls.key \(settings.key) does not belong to the certificate in tls.certificate \(settings.certificate)")
             }
             throw TLSLoadError("tls.certificate \(settings.certificate) with tls.key \(settings.key): cannot be used (\(error))")
@@ -96,7 +97,7 @@ public final class TLSContextStore: Sendable {
 public struct BackendTLS: Sendable {
     public let context: NIOSSLContext
     /// Sent as SNI and checked against the certificate; nil when the backend is named by an
-    /// IP address (then only the chain is verified).
+    /// IP address (then the certificate must carry that address as an IP name).
     public let serverName: String?
 
     public init(_ proxy: ProxyConfiguration) throws {
@@ -107,7 +108,9 @@ public struct BackendTLS: Sendable {
         if !proxy.backendTLSVerify {
             configuration.certificateVerification = .none
         } else {
-            configuration.certificateVerification = isAddress ? .noHostnameVerification : .fullVerification
+            // NIOSSL accepts the certificate when it names the host, or carries the connected
+            // address as an IP subject alternative name.
+            configuration.certificateVerification = .fullVerification
             if !proxy.backendTLSCA.isEmpty {
                 try TLSContextStore.readable(proxy.backendTLSCA, key: "backend.tls_ca")
                 do {

@@ -37,6 +37,9 @@ public enum FramedLine: Equatable, Sendable {
     case tooLong
     /// A line containing a LF not preceded by CR, or a CR not followed by LF.
     case bareNewline
+    /// A TLS record (a ClientHello) where a command line should begin; every buffered byte
+    /// was discarded. Reported only when asked for.
+    case tlsRecord
 }
 
 public struct SMTPLineFramer: Sendable {
@@ -46,7 +49,16 @@ public struct SMTPLineFramer: Sendable {
     public init() {}
 
     /// Takes the next line out of `buffer`, or returns nil when more bytes are needed.
-    public mutating func next(from buffer: inout ByteBuffer, limit: Int) -> FramedLine? {
+    /// `detectTLS`: a line that begins like a TLS handshake record (0x16 0x03) is reported at
+    /// once, without waiting for an end of line that a TLS client will never send.
+    public mutating func next(from buffer: inout ByteBuffer, limit: Int, detectTLS: Bool = false) -> FramedLine? {
+        if detectTLS && !self.discarding, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), first == 0x16 {
+            guard let second = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) else { return nil }
+            if second == 0x03 {
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                return .tlsRecord
+            }
+        }
         while true {
             let view = buffer.readableBytesView
             guard let lf = Self.firstLineFeed(in: buffer).map({ view.startIndex + $0 }) else {

@@ -49,6 +49,8 @@ public enum SessionAction: Equatable, Sendable {
     case closeBackend
     /// Close the client once what was sent to it is flushed.
     case closeClient
+    /// Close the client now: nothing more can be said to it (it is mid TLS handshake).
+    case dropClient
     case log(SessionLogLevel, String)
 }
 
@@ -176,6 +178,9 @@ public struct SMTPSessionStateMachine {
         default: return SMTPCommand.looksLikeAuth(peek) ? self.configuration.maxAuthLine : self.configuration.maxCommandLine
         }
     }
+
+    /// The next client line is a command (so a TLS ClientHello there is recognised).
+    public var expectsCommand: Bool { self.phase == .commands }
 
     public var isClosed: Bool { self.phase == .closed }
     public var isAuthenticated: Bool { self.authenticated }
@@ -347,6 +352,11 @@ public struct SMTPSessionStateMachine {
         self.clientWaiting = more
         var actions: [SessionAction] = [.startTimer(.clientIdle, self.configuration.commandTimeout)]
         switch framed {
+        case .tlsRecord:
+            return actions
+                + self.closeBoth(
+                    with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: TLS handshake on a plain SMTP port; send STARTTLS first"),
+                    log: (.info, "client began TLS without STARTTLS on a plain port: disconnected"))
         case .bareNewline:
             return actions
                 + self.closeBoth(
@@ -420,12 +430,6 @@ public struct SMTPSessionStateMachine {
     // MARK: - Commands
 
     private mutating func command(_ line: SMTPLine) -> [SessionAction] {
-        if line.wire.getInteger(at: line.wire.readerIndex, as: UInt8.self) == 0x16 {
-            // A TLS record (ClientHello) where a command belongs.
-            return self.closeBoth(
-                with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: TLS handshake on a plain SMTP port; send STARTTLS first"),
-                log: (.info, "client began TLS without STARTTLS on a plain port: disconnected"))
-        }
         guard let command = SMTPCommand(line: line.content) else {
             return self.localReply(SMTPReply(code: 500, "5.5.2 Error: bad syntax"), error: true)
         }
@@ -963,7 +967,7 @@ public struct SMTPSessionStateMachine {
         self.phase = .closed
         self.pending.removeAll()
         self.heldLine = nil
-        return [.log(log.0, log.1), .closeBackend, .closeClient] + self.cancelAllTimers()
+        return [.log(log.0, log.1), .closeBackend, .dropClient] + self.cancelAllTimers()
     }
 
     private func cancelAllTimers() -> [SessionAction] {
