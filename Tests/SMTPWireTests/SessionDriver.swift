@@ -48,6 +48,7 @@ struct ScriptedBackend {
             return Self.check(user: user, password: password)
         }
         let upper = line.uppercased()
+        if upper.hasPrefix("PROXY ") { return nil }  // the PROXY v1 header is taken, not answered
         if upper.hasPrefix("EHLO") {
             var lines = ["backend.internal", "PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "STARTTLS", "AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5", "AUTH=PLAIN LOGIN", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"]
             if self.noSTARTTLS { lines.removeAll { $0 == "STARTTLS" } }
@@ -136,7 +137,7 @@ struct SessionDriver {
         proxy.hostname = "mx.example.org"
         let address = IPAddress(client)!
         let info = ClientInfo(
-            address: address, port: 40001, localAddress: IPAddress("192.0.2.25")!, localPort: 25,
+            address: address, port: 40001, localAddress: IPAddress(address.isIPv4 ? "192.0.2.25" : "2001:db8::25:1")!, localPort: 25,
             authAllowed: proxy.authNetworks.contains(address), implicitTLS: implicitTLS)
         self.clock = clock
         self.guardEngine = guardEngine ?? Guard(policy: policy, clock: clock, seed: 1)
@@ -145,6 +146,8 @@ struct SessionDriver {
     }
 
     mutating func start() {
+        // On an implicit TLS port the client begins with its handshake.
+        self.clientTLSPending = self.machine.client.implicitTLS
         self.run(self.machine.start())
         self.settle()
     }
@@ -247,6 +250,10 @@ struct SessionDriver {
                 self.backendOpen = true
                 self.run(self.machine.backendConnected())
                 if !self.backend.noGreeting { self.replies.append(self.backend.greeting) }
+            case .sendToBackend(var bytes) where bytes.readableBytesView.starts(with: ClientIdentity.proxyV2Signature):
+                // The PROXY v2 header is binary by design: shown in hex, not as lines.
+                self.transcript.append("B< [PROXY v2] " + bytes.readableBytesView.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined())
+                bytes.moveReaderIndex(forwardBy: bytes.readableBytes)
             case .sendToBackend(var bytes):
                 // Exactly the bytes the backend gets, cut at CRLF; anything else that is not
                 // printable is shown escaped (<CR>, <LF>, <NUL>, <xHH>).

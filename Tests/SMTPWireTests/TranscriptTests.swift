@@ -26,7 +26,8 @@ struct TranscriptTests {
     }
 
     /// Reads a .in file: `#!` lines set up the session, `#>` lines are events in order
-    /// (`tls`: the client's TLS handshake completes; `fire TIMER`; `backend-close`;
+    /// (`tls`: the client's TLS handshake completes; `pause`: nothing, but what follows is sent
+    /// later; `fire TIMER`; `backend-close`;
     /// `backend-says CODE TEXT`; `client-close`), every other line is sent by the client
     /// with CRLF; `<CR>`, `<LF>`, `<NUL>` and `<xHH>` stand for those bytes, and a line ending
     /// in `<noeol>` is sent without its CRLF.
@@ -45,7 +46,8 @@ struct TranscriptTests {
             if line.hasPrefix("#!") {
                 let directive = line.dropFirst(2).trimmingCharacters(in: .whitespaces)
                 let parts = directive.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { continue }
+                // Anything that is not `word=value` is the transcript's description.
+                guard parts.count == 2, parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "_" || $0 == "-") }) else { continue }
                 switch parts[0] {
                 case "identity": proxy.identity = IdentityForwarding(rawValue: parts[1])!
                 case "auth_networks": proxy.authNetworks = NetworkList(parts[1].split(separator: ",").map { IPNetwork($0)! })
@@ -103,6 +105,7 @@ struct TranscriptTests {
                 let words = action.split(separator: " ", maxSplits: 1).map(String.init)
                 switch words[0] {
                 case "tls": driver.clientTLSHandshake()
+                case "pause": break  // only separates what the client sends before and after
                 case "fire":
                     guard let timer = SessionTimer.allCases.first(where: { "\($0)" == words[1] }) else {
                         Issue.record("unknown timer \(words[1])")
@@ -186,5 +189,9 @@ struct TranscriptTests {
         for name in ["plain-success", "login-failure", "auth-errors", "pipelined-behind-auth", "weak-credential", "guest-denied", "cram-md5", "xclient", "not-auth-network", "smuggling", "refused-commands", "tarpit-and-ban"] {
             #expect(Self.names.contains(name), "\(name).in")
         }
+        // The bad-input suite: every smuggling sequence of CVE-2023-51764/5/6, and the rest.
+        let smuggling = ["lf-dot-lf", "lf-dot-crlf", "cr-dot-cr", "cr-dot-lf", "lf-dot-cr", "cr-dot-crlf", "crlf-dot-lf", "crlf-dot-cr", "crlf-nul-dot-crlf", "crlf-dot-nul-crlf", "crcrlf-dot-crcrlf", "crlf-dot-crcrlf"]
+        for name in smuggling { #expect(Self.names.contains("smuggle-" + name), "smuggle-\(name).in") }
+        #expect(Self.names.count >= 12 + 40, "\(Self.names.count) transcripts")
     }
 }
