@@ -10,14 +10,16 @@
 #   lab.sh env      print shell assignments for other scripts:  eval "$(tests/integration/lab.sh env)"
 #
 # What the lab provides:
-#   * Postfix smtpd on 127.0.0.1:$LAB_SMTP_PORT (default 10025), plain text, no TLS, offering
-#     AUTH PLAIN LOGIN CRAM-MD5 through Dovecot; relaying only for SASL-authenticated clients;
+#   * Postfix smtpd on 127.0.0.1:$LAB_SMTP_PORT (default 10025), offering STARTTLS (optional)
+#     and AUTH PLAIN LOGIN CRAM-MD5 through Dovecot, with or without TLS; relaying only for SASL-authenticated clients;
 #     XCLIENT allowed from 127.0.0.0/8; every accepted message goes to the discard transport.
 #     Postfix's own rate/connection/error limits are lifted so tests can hammer it from 127.x.
 #   * Dovecot with no mail protocols, only the auth service, users from a passwd-file:
 #     alice / Correct-Horse-9-Battery, bob / Tr0ub4dor&3-xyz, admin / admin (a weak default).
 #     The per-failure reply delay (auth_failure_delay) and the anvil auth penalty are disabled
 #     so a run of failed logins is fast.
+#   * A test CA ($LAB_DIR/tls/ca.pem) and certificates it signed for mx.guard.test, localhost
+#     and 127.0.0.1: postfix.pem (Postfix's), guard.pem and guard-renewed.pem (for the guard).
 #   * Logs: $LAB_DIR/postfix.log (Postfix maillog_file via postlogd) and $LAB_DIR/dovecot.log.
 #
 # Environment: LAB_DIR (default /tmp/smtpguard-lab), LAB_SMTP_PORT (default 10025).
@@ -37,6 +39,7 @@ PF_LOG="$LAB_DIR/postfix.log"
 PF_PIDFILE="$PF_QUEUE/pid/master.pid"
 DC_DIR="$LAB_DIR/dovecot"
 DC_CONF="$DC_DIR/dovecot.conf"
+TLS_DIR="$LAB_DIR/tls"                    # a test CA and the lab's certificates (openssl)
 DC_USERS="$DC_DIR/users"
 DC_BASE="$DC_DIR/run"                     # Dovecot base_dir (sockets, master.pid)
 DC_STATE="$DC_DIR/state"                  # Dovecot state_dir
@@ -152,8 +155,11 @@ local_transport = discard:smtpguard lab
 relay_transport = discard:smtpguard lab
 virtual_transport = discard:smtpguard lab
 
-# SASL through Dovecot, offered on the plain-text connection (no TLS in the lab).
-smtpd_tls_security_level = none
+# STARTTLS offered; SASL through Dovecot offered with or without TLS (the guard decides).
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $TLS_DIR/postfix.pem
+smtpd_tls_key_file = $TLS_DIR/postfix.key
+smtpd_tls_loglevel = 1
 smtpd_tls_auth_only = no
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
@@ -186,6 +192,7 @@ $LAB_SMTP_HOST:$LAB_SMTP_PORT inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -277,16 +284,34 @@ service anvil {
 EOF
 }
 
+# A throw-away CA and three certificates signed by it (ECDSA P-256, valid 30 days).
+write_certificates() {
+  mkdir -p "$TLS_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" -subj "/CN=SMTPGuard lab CA" 2>/dev/null
+  local name
+  for name in postfix guard guard-renewed; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout "$TLS_DIR/$name.key" -out "$TLS_DIR/$name.csr" -subj "/CN=$name.mx.guard.test" 2>/dev/null
+    printf 'subjectAltName=DNS:mx.guard.test,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS_DIR/ext.cnf"
+    openssl x509 -req -in "$TLS_DIR/$name.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
+      -out "$TLS_DIR/$name.pem" -days 30 -extfile "$TLS_DIR/ext.cnf" 2>/dev/null
+  done
+  rm -f "$TLS_DIR"/*.csr "$TLS_DIR/ext.cnf"
+  chmod 0644 "$TLS_DIR"/*.pem "$TLS_DIR"/*.key
+}
+
 prepare() {
   if [ -d "$LAB_DIR" ] && [ ! -e "$MARKER" ] && [ -n "$(ls -A "$LAB_DIR")" ]; then
     die "$LAB_DIR exists, is not empty and is not a lab directory; refusing to touch it"
   fi
   # Start from a clean slate: old queue, state, sockets and logs go away.
-  rm -rf "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$DC_DIR" "$PF_LOG" "$DC_LOG"
+  rm -rf "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$DC_DIR" "$PF_LOG" "$DC_LOG" "$TLS_DIR"
   mkdir -p "$LAB_DIR"
   chown root:root "$LAB_DIR"
   chmod 0755 "$LAB_DIR"        # postfix and dovecot users must traverse it
   touch "$MARKER"
+  write_certificates
   write_postfix_config
   write_dovecot_config
 }
@@ -380,6 +405,7 @@ cmd_env() {
     printf 'LAB_PASS_%s=%q\n' "$upper" "${entry#* }"
   done
   printf 'LAB_RCPT=%q\n' "bob@example.net"
+  printf 'LAB_TLS_DIR=%q\n' "$TLS_DIR"
 }
 
 case "${1:-}" in

@@ -24,6 +24,8 @@ chmod 755 "$WORK"  # the Postfix and Dovecot users must reach the lab inside
 export LAB_DIR="$WORK/lab"
 GUARD_PORT=12625
 GUARD="127.0.0.1:$GUARD_PORT"
+GUARD_TLS_PORT=12465
+GUARD_TLS="127.0.0.1:$GUARD_TLS_PORT"
 EVENTS="$WORK/events.jsonl"
 GUARD_LOG="$WORK/guard.log"
 GUARD_PID=""
@@ -56,8 +58,15 @@ check() {  # check NAME CONDITION-COMMAND...
 bash tests/integration/lab.sh start >"$WORK/lab-start.log" 2>&1 || { cat "$WORK/lab-start.log"; echo "0 passed, 1 failed"; exit 1; }
 eval "$(bash tests/integration/lab.sh env)"
 
+# The guard's certificate is a copy, so that a renewal can be played later.
+cp "$LAB_TLS_DIR/guard.pem" "$WORK/cert.pem"
+cp "$LAB_TLS_DIR/guard.key" "$WORK/key.pem"
 cat >"$WORK/smtpguard.yaml" <<EOF
 listen: ["$GUARD"]
+listen_tls: ["$GUARD_TLS"]
+tls:
+  certificate: $WORK/cert.pem
+  key: $WORK/key.pem
 backend:
   address: $LAB_SMTP
   identity: xclient
@@ -80,11 +89,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-# swaks with the guard as server; FROM=address to connect from.
+# swaks with the guard as server, STARTTLS first (auth.require_tls is on, as by default);
+# FROM=address to connect from.
 smtp() {  # smtp FROM USER PASSWORD MECH [extra swaks args]
   local from=$1 user=$2 password=$3 mech=$4
   shift 4
-  timeout 60 swaks --server "$GUARD" --local-interface "$from" --helo client.test \
+  timeout 60 swaks --server "$GUARD" --tls --local-interface "$from" --helo client.test \
     --auth "$mech" --auth-user "$user" --auth-password "$password" --timeout 30 "$@" 2>&1
 }
 
@@ -129,6 +139,85 @@ before=$(grep -c "sasl_username=guest\|guest" "$LAB_DOVECOT_LOG" || true)
 out=$(smtp 127.0.5.5 guest guest PLAIN --quit-after AUTH); attempts=$((attempts + 1))
 after=$(grep -c "sasl_username=guest\|guest" "$LAB_DOVECOT_LOG" || true)
 check "guest is refused by the guard itself" bash -c 'grep -q "535 5.7.8" <<<"$1" && [ "$2" = "$3" ]' _ "$out" "$before" "$after"
+
+# 5b. TLS: AUTH only inside it, with real clients (swaks STARTTLS and implicit TLS, Python).
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.8.1 --quit-after EHLO 2>&1)
+check "before TLS, EHLO offers STARTTLS and no AUTH" bash -c 'grep -q "250-STARTTLS" <<<"$1" && ! grep -q "AUTH" <<<"$1"' _ "$out"
+out=$(timeout 60 swaks --server "$GUARD_TLS" --tlsc --local-interface 127.0.8.2 --helo client.test \
+  --auth PLAIN --auth-user alice --auth-password "$LAB_PASS_ALICE" --from alice@example.test --to "$LAB_RCPT" --timeout 30 2>&1); attempts=$((attempts + 1))
+check "swaks --tlsc (implicit TLS, port 465 style): login and message pass" bash -c 'grep -q "235 2.7.0" <<<"$1" && grep -q "250 2.0.0 Ok: queued" <<<"$1"' _ "$out"
+py_out=$(timeout 60 python3 - "$GUARD_PORT" "$GUARD_TLS_PORT" "$LAB_TLS_DIR/ca.pem" "$LAB_PASS_ALICE" "$LAB_RCPT" <<'PY' 2>&1
+import smtplib, ssl, sys, base64
+port, tls_port, ca, password, rcpt = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+context = ssl.create_default_context(cafile=ca)
+with smtplib.SMTP("127.0.0.1", port, source_address=("127.0.8.3", 0), timeout=30) as s:
+    s.ehlo("python.test")
+    code, text = s.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0alice\0" + password.encode()).decode())
+    print("before-tls", code, text.decode())
+    s.starttls(context=context)
+    s.ehlo("python.test")
+    print("has-starttls-after", s.has_extn("starttls"))
+    s.login("alice", password)
+    print("login ok")
+    s.sendmail("alice@example.test", [rcpt], b"Subject: smtplib through the guard\r\n\r\nHello.\r\n")
+    print("sent ok")
+with smtplib.SMTP_SSL("127.0.0.1", tls_port, context=context, source_address=("127.0.8.4", 0), timeout=30) as s:
+    s.login("alice", password)
+    print("implicit login ok", s.sock.version())
+PY
+); attempts=$((attempts + 2))
+check "Python smtplib: AUTH before TLS gets 538 5.7.11" grep -q "before-tls 538 5.7.11" <<<"$py_out"
+check "Python smtplib: starttls() with the CA checked, then login and sendmail" bash -c 'grep -q "login ok" <<<"$1" && grep -q "sent ok" <<<"$1" && grep -q "has-starttls-after False" <<<"$1"' _ "$py_out"
+check "Python smtplib: SMTP_SSL on the implicit TLS port" grep -q "implicit login ok TLSv1.3" <<<"$py_out"
+check "AUTH events say TLS and its version" grep -q '"client_ip":"127.0.8.3".*"tls":true,"tls_version":"TLSv1.3"' "$EVENTS"
+
+# 5c. Certificate renewal: SIGHUP serves the new certificate to new sessions; a broken file
+# on reload leaves the old one in use and says so.
+peer_cn() {
+  timeout 20 python3 -c 'import ssl,socket,sys
+c=ssl.create_default_context(cafile=sys.argv[2])
+s=c.wrap_socket(socket.create_connection(("127.0.0.1",int(sys.argv[1])),timeout=10),server_hostname="mx.guard.test")
+print(dict(x[0] for x in s.getpeercert()["subject"])["commonName"])' "$GUARD_TLS_PORT" "$LAB_TLS_DIR/ca.pem" 2>&1
+}
+check "the guard serves its certificate" [ "$(peer_cn)" = "guard.mx.guard.test" ]
+echo "broken" >"$WORK/key.pem"
+kill -HUP "$GUARD_PID"; sleep 1
+check "a broken key on SIGHUP is logged and the old certificate stays" bash -c 'grep -q "SIGHUP: tls.key .*key.pem.*previous certificate stays in use" "$1" && [ "$2" = "guard.mx.guard.test" ]' _ "$GUARD_LOG" "$(peer_cn)"
+cp "$LAB_TLS_DIR/guard-renewed.pem" "$WORK/cert.pem"
+cp "$LAB_TLS_DIR/guard-renewed.key" "$WORK/key.pem"
+kill -HUP "$GUARD_PID"; sleep 1
+check "after SIGHUP new sessions get the renewed certificate" [ "$(peer_cn)" = "guard-renewed.mx.guard.test" ]
+
+# 5d. A second guard speaks STARTTLS to Postfix and verifies its certificate with the lab CA.
+cat >"$WORK/backend-tls.yaml" <<YAML
+listen: ["127.0.0.1:12626"]
+auth:
+  require_tls: false
+backend:
+  address: $LAB_SMTP
+  identity: xclient
+  tls: starttls
+  tls_ca: $LAB_TLS_DIR/ca.pem
+  tls_server_name: mx.guard.test
+smtp:
+  hostname: mx2.guard.test
+events:
+  path: ""
+YAML
+"$BIN" run --config "$WORK/backend-tls.yaml" >"$WORK/guard2.log" 2>&1 &
+GUARD2_PID=$!
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/12626) 2>/dev/null && break; sleep 0.1; done
+out=$(timeout 60 swaks --server 127.0.0.1:12626 --local-interface 127.0.9.9 --helo client.test --auth PLAIN \
+  --auth-user alice --auth-password "$LAB_PASS_ALICE" --quit-after AUTH --timeout 30 2>&1)
+check "backend.tls starttls: login through a verified TLS link to Postfix" grep -q "235 2.7.0" <<<"$out"
+check "Postfix saw TLS from the guard" grep -q "TLS connection established from unknown\[127.0.0.1\]: TLSv1.3" "$LAB_POSTFIX_LOG"
+kill "$GUARD2_PID" 2>/dev/null; wait "$GUARD2_PID" 2>/dev/null
+
+# 5e. A certificate that cannot be read stops the start with the file's name.
+sed -e "s#$WORK/cert.pem#$WORK/missing.pem#" -e 's#^listen: .*#listen: ["127.0.0.1:12627"]#' -e 's#^listen_tls: .*#listen_tls: []#' \
+  "$WORK/smtpguard.yaml" >"$WORK/bad-cert.yaml"
+out=$(timeout 20 "$BIN" run --config "$WORK/bad-cert.yaml" 2>&1); status=$?
+check "a missing certificate is a start-up error naming the file (exit $status)" bash -c '[ "$2" -eq 1 ] && grep -q "tls.certificate .*missing.pem: no such file" <<<"$1"' _ "$out" "$status"
 
 # 6. logrotate moves the event log away and sends SIGHUP: the guard goes on in a new file.
 mv "$EVENTS" "$EVENTS.1"
