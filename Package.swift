@@ -76,6 +76,18 @@ let package = Package(
             path: "Benchmarks/SMTPLoad",
             swiftSettings: strict
         ),
+        // Fuzzing (scripts/fuzz.sh): the targets, and one libFuzzer executable per target.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["GuardCore", "SMTPWire", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/Targets",
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "fuzz-session", dependencies: ["FuzzTargets"], path: "Fuzz/Session", swiftSettings: strict),
+        .executableTarget(name: "fuzz-lines", dependencies: ["FuzzTargets"], path: "Fuzz/Lines", swiftSettings: strict),
+        .executableTarget(name: "fuzz-sasl", dependencies: ["FuzzTargets"], path: "Fuzz/SASL", swiftSettings: strict),
+        .executableTarget(name: "fuzz-replies", dependencies: ["FuzzTargets"], path: "Fuzz/Replies", swiftSettings: strict),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
         .testTarget(name: "GuardCoreTests", dependencies: ["GuardCore"], swiftSettings: strict),
         .testTarget(
             name: "SMTPWireTests",

@@ -947,6 +947,10 @@ public struct SMTPSessionStateMachine {
 
     private mutating func closeBoth(with reply: SMTPReply, log: (SessionLogLevel, String)?) -> [SessionAction] {
         guard !self.closing else { return [] }
+        if case .clientTLS = self.phase {
+            // Mid handshake nothing can be said to the client.
+            return self.closeQuietly(log: log ?? (.info, "session ended during the client's TLS handshake"))
+        }
         var actions: [SessionAction] = []
         if let log { actions.append(.log(log.0, log.1)) }
         actions += self.abandonFlight(replyCode: reply.code)
