@@ -4,9 +4,13 @@
 //
 //   smtp-load --target 127.0.0.1:2525 --sessions 5000 --concurrency 20 [--json]
 //   smtp-load --target 127.0.0.1:2525 --auth-user alice --auth-password-file pw.txt --auth-only
+//   smtp-load --target 127.0.0.1:2525 --starttls --tls-only     (TLS sessions per second)
+//   smtp-load --target 127.0.0.1:2525 --hold 10000 --hold-sources 127.4 --sessions 100
+//             (10,000 idle connections held open while 100 measured sessions run)
 //
-// A session: greeting, EHLO, [AUTH PLAIN], MAIL, RCPT, DATA, a short message, QUIT (or, with
-// --auth-only, QUIT right after AUTH). Any reply other than the expected one counts as an
+// A session: greeting, EHLO, [STARTTLS, handshake, EHLO], [AUTH PLAIN], MAIL, RCPT, DATA, a
+// short message, QUIT (or QUIT right after AUTH with --auth-only, after the second EHLO with
+// --tls-only). TLS certificates are not verified: this measures cost, not trust. Any reply other than the expected one counts as an
 // error. Sources can be spread over many loopback addresses (--sources 127.3) so that per-
 // address limits of the server under test do not apply. Loopback only, bounded in count
 // and time (--time-limit).
@@ -15,6 +19,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 struct LoadOptions: Sendable {
     var host: String
@@ -26,6 +31,10 @@ struct LoadOptions: Sendable {
     var authOnly: Bool
     var sources: String?
     var timeLimit: Duration
+    var startTLS: Bool
+    var implicitTLS: Bool
+    var tlsOnly: Bool
+    var tls: NIOSSLContext?
 }
 
 /// What one finished session reports.
@@ -45,11 +54,18 @@ final class LoadSessionHandler: ChannelInboundHandler {
     private let started: ContinuousClock.Instant
     private let finished: (SessionResult) -> Void
     private var done = false
+    private let tls: NIOSSLContext?
 
     init(options: LoadOptions, started: ContinuousClock.Instant, finished: @escaping (SessionResult) -> Void) {
         self.started = started
         self.finished = finished
+        self.tls = options.tls
         var steps: [(String?, Int)] = [(nil, 220), ("EHLO load.test", 250)]
+        if options.startTLS { steps += [("STARTTLS", 220), ("EHLO load.test", 250)] }
+        if options.tlsOnly {
+            self.steps = steps + [("QUIT", 221)]
+            return
+        }
         if let user = options.authUser, let password = options.authPassword {
             let payload = Data([0] + Array(user.utf8) + [0] + Array(password.utf8)).base64EncodedString()
             steps.append(("AUTH PLAIN \(payload)", 235))
@@ -78,6 +94,13 @@ final class LoadSessionHandler: ChannelInboundHandler {
             let step = self.steps.removeFirst()
             guard code == step.expect else {
                 return self.finish(context, ok: false, failure: "expected \(step.expect), got \(line.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            if step.send == "STARTTLS", let tls = self.tls {
+                do {
+                    try context.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil), position: .first)
+                } catch {
+                    return self.finish(context, ok: false, failure: "TLS: \(error)")
+                }
             }
             if self.steps.isEmpty { return self.finish(context, ok: true, failure: nil) }
             if let command = self.steps[0].send {
@@ -149,6 +172,9 @@ final class Coordinator {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if options.implicitTLS, let tls = options.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         LoadSessionHandler(options: options, started: began, finished: bound.value))
                 }
@@ -175,6 +201,11 @@ struct SMTPLoad: AsyncParsableCommand {
     @Option(help: "Spread source addresses over PREFIX.x.y (e.g. 127.3), one per session.") var sources: String?
     @Option(help: "Stop starting sessions after this many seconds.") var timeLimit = 300
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "STARTTLS after the first EHLO, then EHLO again.") var starttls = false
+    @Flag(help: "TLS from the first byte (a port 465 style server).") var implicitTLS = false
+    @Flag(help: "End each session after the EHLO inside TLS (TLS sessions per second).") var tlsOnly = false
+    @Option(help: "Before the measured sessions, open this many connections, say EHLO and hold them idle.") var hold = 0
+    @Option(help: "Source addresses for held connections: PREFIX.x.y (e.g. 127.4).") var holdSources = "127.4"
 
     func run() async throws {
         let parts = self.target.split(separator: ":")
@@ -189,9 +220,21 @@ struct SMTPLoad: AsyncParsableCommand {
         let options = LoadOptions(
             host: String(parts[0]), port: port, sessions: max(1, self.sessions), concurrency: max(1, self.concurrency),
             authUser: self.authUser, authPassword: password, authOnly: self.authOnly, sources: self.sources,
-            timeLimit: .seconds(self.timeLimit))
+            timeLimit: .seconds(self.timeLimit), startTLS: self.starttls, implicitTLS: self.implicitTLS,
+            tlsOnly: self.tlsOnly && (self.starttls || self.implicitTLS), tls: try Self.tlsContext())
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
+        var held: [any Channel] = []
+        if self.hold > 0 {
+            guard self.holdSources.hasPrefix("127.") else { throw ValidationError("--hold-sources must be inside 127.0.0.0/8") }
+            held = try await Self.holdIdle(self.hold, sources: self.holdSources, host: options.host, port: port, group: group)
+            FileHandle.standardError.write(Data("smtp-load: holding \(held.count) idle connections\n".utf8))
+            if let file = ProcessInfo.processInfo.environment["SMTP_LOAD_HELD_FILE"] {
+                try? "\(held.count)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            }
+            // A moment for the server to settle (and for a memory reading to be taken).
+            try await Task.sleep(for: .seconds(Int(ProcessInfo.processInfo.environment["SMTP_LOAD_HOLD_PAUSE"] ?? "2") ?? 2))
+        }
         let began = ContinuousClock.now
         let summary = try await loop.submit {
             let coordinator = Coordinator(options: options, eventLoop: loop)
@@ -200,9 +243,34 @@ struct SMTPLoad: AsyncParsableCommand {
                 Self.summarize(coordinator.results, elapsed: ContinuousClock.now - began)
             }.nonisolated()
         }.flatMap { $0 }.get()
+        let stillHeld = held.filter(\.isActive).count
+        for channel in held { channel.close(promise: nil) }
         try await group.shutdownGracefully()
+        if self.hold > 0 { FileHandle.standardError.write(Data("smtp-load: \(stillHeld) of \(held.count) held connections still open at the end\n".utf8)) }
         print(self.json ? summary.json : summary.text)
         if summary.errors > 0 && summary.ok == 0 { throw ExitCode(1) }
+    }
+
+    static func tlsContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Opens `count` connections from PREFIX.x.y, each greeted and past EHLO, then idle.
+    static func holdIdle(_ count: Int, sources: String, host: String, port: Int, group: any EventLoopGroup) async throws -> [any Channel] {
+        var channels: [any Channel] = []
+        channels.reserveCapacity(count)
+        for i in 0..<count {
+            let source = try SocketAddress(ipAddress: "\(sources).\((i / 250) % 250).\(i % 250 + 1)", port: 0)
+            let channel = try await ClientBootstrap(group: group).connectTimeout(.seconds(10)).bind(to: source)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(IdleClientHandler()) }
+                }
+                .connect(host: host, port: port).get()
+            channels.append(channel)
+        }
+        return channels
     }
 
     struct Summary: Sendable {
@@ -245,4 +313,17 @@ struct SMTPLoad: AsyncParsableCommand {
 
 extension Duration {
     var secondsDouble: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
+}
+
+/// A held connection: says EHLO after the greeting, then nothing.
+final class IdleClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var greeted = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.greeted else { return }
+        self.greeted = true
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "EHLO idle.test\r\n")), promise: nil)
+    }
 }
