@@ -520,3 +520,45 @@ struct TLSTests {
         try await group.shutdownGracefully()
     }
 }
+
+@Suite("Idle and slow clients")
+struct IdleClientTests {
+    @Test("a thousand idle or trickling connections do not hold up a real session", .timeLimit(.minutes(1)))
+    func idleAndSlow() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let registry = ConnectionRegistry(maxTotal: 2000, maxPerClient: 2000)
+        try await withProxy(
+            group: group, proxy: { $0.maxConnections = 2000; $0.maxConnectionsPerIP = 2000; $0.maxCommandLine = 512 },
+            policy: GuardPolicy(), registry: registry
+        ) { port in
+            // 800 connections that say nothing at all, 200 that send a command one byte at a time.
+            var held: [TestClient] = []
+            for _ in 0..<1000 { held.append(try await TestClient.connect(port: port, group: group)) }
+            for i in 0..<held.count { await held[i].expectReply(prefix: "220") }
+            let trickle = Array(held.suffix(200))
+            #expect(registry.openConnections == 1000)
+
+            let began = ContinuousClock.now
+            var client = try await TestClient.connect(port: port, group: group)
+            await client.expectReply(prefix: "220 mx.test")
+            for (index, byte) in "MAIL FROM:<slow@example.org>".utf8.enumerated() where index < 10 {
+                for slow in trickle { slow.channel.writeAndFlush(ByteBuffer(bytes: [byte]), promise: nil) }
+                try await client.send("NOOP\r\n")
+                await client.expectReply(prefix: "250")
+            }
+            try await client.send("EHLO client.example\r\n")
+            await client.expectReply(prefix: "250")
+            try await client.send(plainAuth("alice", "wrong"))
+            await client.expectReply("535 5.7.8 Authentication credentials invalid")
+            try await client.send("QUIT\r\n")
+            await client.expectReply(prefix: "221")
+            let took = ContinuousClock.now - began
+            // A generous bound: the session must not wait on the others (it takes milliseconds).
+            #expect(took < .seconds(10), "the session took \(took) beside 1,000 idle connections")
+            #expect(registry.openConnections >= 1000)
+            await client.close()
+            for connection in held { await connection.close() }
+        }
+        try await group.shutdownGracefully()
+    }
+}
