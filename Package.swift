@@ -88,6 +88,7 @@ let package = Package(
         .executableTarget(name: "fuzz-lines", dependencies: ["FuzzTargets"], path: "Fuzz/Lines", swiftSettings: strict),
         .executableTarget(name: "fuzz-sasl", dependencies: ["FuzzTargets"], path: "Fuzz/SASL", swiftSettings: strict),
         .executableTarget(name: "fuzz-replies", dependencies: ["FuzzTargets"], path: "Fuzz/Replies", swiftSettings: strict),
+        .executableTarget(name: "fuzz-proxy-header", dependencies: ["FuzzTargets"], path: "Fuzz/ProxyHeader", swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
         .testTarget(name: "GuardCoreTests", dependencies: ["GuardCore"], swiftSettings: strict),
         .testTarget(

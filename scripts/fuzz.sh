@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets for a bounded time each.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 seconds; all of session lines sasl replies)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 seconds; all of session lines sasl replies proxy-header)
 #
 # Builds the fuzz executables with -sanitize=fuzzer,address into .build-fuzz, then runs each
 # on a copy of its corpus (Fuzz/Corpus/TARGET) for SECONDS. An input that breaks an invariant
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(session lines sasl replies)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(session lines sasl replies proxy-header)
 
 build_flags=(-c debug --scratch-path .build-fuzz -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING)
 for target in "${TARGETS[@]}"; do

@@ -63,6 +63,20 @@ public enum FuzzTargets {
         }
     }
 
+    // MARK: - PROXY protocol headers
+
+    /// A load balancer's header: whatever parses must say what the guard itself would write.
+    public static func proxyHeader(_ data: [UInt8]) {
+        var buffer = ByteBuffer(bytes: data)
+        guard let parsed = try? ProxyHeader.parse(&buffer) else { return }
+        precondition(buffer.readerIndex <= ProxyHeader.maxV2Length, "a header longer than allowed was taken")
+        if case .proxied(let source, let sourcePort, let destination, let destinationPort) = parsed {
+            let again = ClientIdentity.proxyV2(source: source, sourcePort: sourcePort, destination: destination, destinationPort: destinationPort)
+            var copy = again
+            precondition((try? ProxyHeader.parse(&copy)) == parsed, "a PROXY v2 header does not read back")
+        }
+    }
+
     // MARK: - Backend replies
 
     /// What a backend may send: lines into replies, as BackendReplyHandler does.

@@ -21,11 +21,12 @@ struct FuzzRegressionTests {
         case "session": return FuzzTargets.session
         case "lines": return FuzzTargets.lines
         case "sasl": return FuzzTargets.sasl
+        case "proxy-header": return FuzzTargets.proxyHeader
         default: return FuzzTargets.replies
         }
     }
 
-    @Test("every kept input passes its target's invariants", arguments: ["session", "lines", "sasl", "replies"])
+    @Test("every kept input passes its target's invariants", arguments: ["session", "lines", "sasl", "replies", "proxy-header"])
     func replay(_ target: String) throws {
         let files = Self.files(target)
         #expect(files.count >= 3, "Fuzz/Corpus/\(target) holds \(files.count) inputs")

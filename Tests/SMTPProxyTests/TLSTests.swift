@@ -562,3 +562,60 @@ struct IdleClientTests {
         try await group.shutdownGracefully()
     }
 }
+
+@Suite("Behind a load balancer")
+struct LoadBalancerTests {
+    @Test("a trusted balancer's PROXY header names the client; a bad one closes the connection", .timeLimit(.minutes(1)))
+    func proxyHeader() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let recorder = Recorder()
+        let store = try TLSContextStore(settings: Fixtures.settings())
+        try await withProxyListeners(
+            group: group,
+            proxy: {
+                $0.haproxyTrustedNetworks = NetworkList([IPNetwork("127.0.0.1/32")!])
+                $0.tls = Fixtures.settings()
+                $0.listenTLS = [HostPort(host: "127.0.0.1", port: 0)]
+            },
+            policy: GuardPolicy(), registry: ConnectionRegistry(maxTotal: 10, maxPerClient: 10), tls: store, events: recorder,
+            backendHandler: { try $0.pipeline.syncOperations.addHandler(TLSBackendHandler(recorder: recorder, tls: nil)) }
+        ) { ports in
+            var client = try await TestClient.connect(port: ports[0], group: group)
+            try await client.send("PROXY TCP4 203.0.113.9 192.0.2.25 40000 587\r\n")
+            await client.expectReply(prefix: "220 mx.test")
+            try await client.send("EHLO client.example\r\n")
+            _ = await client.reply()
+            try await client.send(plainAuth("alice", "wrong"))
+            await client.expectReply("535 5.7.8 Authentication credentials invalid")
+            await client.close()
+
+            // PROXY v2, then TLS from the first byte, on the implicit TLS listener.
+            let v2 = ClientIdentity.proxyV2(
+                source: IPAddress("2001:db8::77")!, sourcePort: 40001, destination: IPAddress("2001:db8::25")!, destinationPort: 465)
+            let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+            let channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(LineCollector(continuation)) }
+                }
+                .connect(host: "127.0.0.1", port: ports[1]).get()
+            try await channel.writeAndFlush(v2)
+            var tlsClient = TestClient(channel: channel, lines: stream.makeAsyncIterator())
+            try await tlsClient.startTLS()
+            await tlsClient.expectReply(prefix: "220 mx.test")
+            try await tlsClient.send("EHLO client.example\r\n")
+            _ = await tlsClient.reply()
+            try await tlsClient.send(plainAuth("alice", "wrong"))
+            await tlsClient.expectReply("535 5.7.8 Authentication credentials invalid")
+            await tlsClient.close()
+
+            // No header where one is required: closed, nothing said, no backend connection.
+            var bad = try await TestClient.connect(port: ports[0], group: group)
+            try await bad.send("EHLO client.example\r\n")
+            await bad.expectReply("<closed>")
+        }
+        let clients = recorder.attempts.map(\.client.description)
+        #expect(clients == ["203.0.113.9", "2001:db8::77"], "\(clients)")
+        #expect(recorder.attempts.last?.tlsVersion == "TLSv1.3")
+        try await group.shutdownGracefully()
+    }
+}

@@ -284,3 +284,52 @@ struct SessionTroubleTests {
         #expect(machine.wantsInput)
     }
 }
+
+@Suite("PROXY protocol headers from a load balancer")
+struct ProxyHeaderTests {
+    func parse(_ bytes: [UInt8]) -> Result<ProxyHeader.Parsed?, ProxyHeader.Malformed> {
+        var buffer = ByteBuffer(bytes: bytes)
+        do { return .success(try ProxyHeader.parse(&buffer)) } catch { return .failure(error) }
+    }
+
+    @Test("what the guard writes, it reads back, byte by byte or whole, with what follows left in place")
+    func roundTrip() throws {
+        let cases: [(IPAddress, IPAddress)] = [
+            (IPAddress("203.0.113.9")!, IPAddress("192.0.2.25")!), (IPAddress("2001:db8::9")!, IPAddress("2001:db8::25")!),
+        ]
+        for (source, destination) in cases {
+            let v1 = Array(ClientIdentity.proxyV1(source: source, sourcePort: 40000, destination: destination, destinationPort: 25).utf8)
+            let v2 = Array(ClientIdentity.proxyV2(source: source, sourcePort: 40000, destination: destination, destinationPort: 25).readableBytesView)
+            for header in [v1, v2] {
+                let expected = ProxyHeader.Parsed.proxied(source: source, sourcePort: 40000, destination: destination, destinationPort: 25)
+                var buffer = ByteBuffer(bytes: header + Array("EHLO x\r\n".utf8))
+                #expect(try ProxyHeader.parse(&buffer) == expected)
+                #expect(String(buffer: buffer) == "EHLO x\r\n")
+                for cut in 1..<header.count {
+                    var partial = ByteBuffer(bytes: header.prefix(cut))
+                    #expect(try ProxyHeader.parse(&partial) == nil, "a header cut at \(cut) is not complete")
+                    #expect(partial.readableBytes == cut)
+                }
+            }
+        }
+    }
+
+    @Test("LOCAL, UNKNOWN and malformed headers")
+    func edges() throws {
+        #expect(try self.parse(Array("PROXY UNKNOWN\r\n".utf8)).get() == .local)
+        var local = ClientIdentity.proxyV2Signature + [0x20, 0x00, 0x00, 0x00]
+        #expect(try self.parse(local).get() == .local)
+        local[12] = 0x31  // version 3
+        for bad in [
+            Array("EHLO x\r\n".utf8), Array("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n".utf8), Array("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".utf8),
+            Array("PROXY TCP4 1.2.3.4 5.6.7.8 70000 2\r\n".utf8), Array("PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n".utf8),
+            Array("PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n".utf8), Array("PROXY \(String(repeating: "A", count: 120))".utf8), local,
+            ClientIdentity.proxyV2Signature + [0x21, 0x11, 0x00, 0x04, 1, 2, 3, 4],
+        ] {
+            guard case .failure = self.parse(bad) else {
+                Issue.record("accepted: \(bad)")
+                continue
+            }
+        }
+    }
+}

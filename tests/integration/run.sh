@@ -72,6 +72,7 @@ backend:
   identity: xclient
 smtp:
   hostname: mx.guard.test
+  haproxy_trusted_networks: [127.0.0.99/32]
 events:
   path: $EVENTS
 guard:
@@ -218,6 +219,32 @@ sed -e "s#$WORK/cert.pem#$WORK/missing.pem#" -e 's#^listen: .*#listen: ["127.0.0
   "$WORK/smtpguard.yaml" >"$WORK/bad-cert.yaml"
 out=$(timeout 20 "$BIN" run --config "$WORK/bad-cert.yaml" 2>&1); status=$?
 check "a missing certificate is a start-up error naming the file (exit $status)" bash -c '[ "$2" -eq 1 ] && grep -q "tls.certificate .*missing.pem: no such file" <<<"$1"' _ "$out" "$status"
+
+# 5f. Behind HAProxy (mode tcp, send-proxy-v2 from 127.0.0.99, a trusted balancer): the guard
+# takes the real client from the PROXY header and hands it on to Postfix with XCLIENT.
+cat >"$WORK/haproxy.cfg" <<HAP
+global
+  maxconn 100
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend smtp_in
+  bind 127.0.0.1:12640
+  default_backend guard
+backend guard
+  server guard $GUARD send-proxy-v2 source 127.0.0.99
+HAP
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/12640) 2>/dev/null && break; sleep 0.1; done
+out=$(timeout 60 swaks --server 127.0.0.1:12640 --tls --local-interface 127.0.10.10 --helo client.test --auth PLAIN \
+  --auth-user alice --auth-password "$LAB_PASS_ALICE" --quit-after AUTH --timeout 30 2>&1); attempts=$((attempts + 1))
+check "through HAProxy (PROXY v2): login passes" grep -q "235 2.7.0" <<<"$out"
+check "the guard saw the client behind HAProxy, not HAProxy" grep -q '"client_ip":"127.0.10.10"' "$EVENTS"
+check "Postfix saw the client behind HAProxy" grep -q "unknown\[127.0.10.10\]" "$LAB_POSTFIX_LOG"
+kill "$HAPROXY_PID" 2>/dev/null; wait "$HAPROXY_PID" 2>/dev/null
 
 # 6. logrotate moves the event log away and sends SIGHUP: the guard goes on in a new file.
 mv "$EVENTS" "$EVENTS.1"

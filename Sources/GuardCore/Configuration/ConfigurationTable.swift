@@ -62,6 +62,10 @@ extension GuardConfiguration {
                 validate: reply("454 4.7.0 Temporary authentication failure")),
             .mechanisms("smtp.auth_mechanisms", "SASL mechanisms offered and accepted (PLAIN, LOGIN, CRAM-MD5), if the backend offers them too.", \.proxy.mechanisms),
             .networks("smtp.auth_networks", "Clients to whom AUTH is offered at all; others never see it in EHLO and are refused.", \.proxy.authNetworks),
+            .networks(
+                "smtp.haproxy_trusted_networks",
+                "Load balancers (HAProxy …) in front of the guard: their connections must begin with a PROXY protocol v1 or v2 header, whose client address the guard then uses. None by default.",
+                \.proxy.haproxyTrustedNetworks),
             .int("smtp.max_connections", "Open client connections in total.", \.proxy.maxConnections, 1...1_000_000),
             .int("smtp.max_connections_per_ip", "Open client connections per client address.", \.proxy.maxConnectionsPerIP, 1...1_000_000),
             .duration("smtp.command_timeout", "How long a client may stay silent between commands.", \.proxy.commandTimeout, min: .seconds(1)),

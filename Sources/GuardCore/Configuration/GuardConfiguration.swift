@@ -126,6 +126,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var mechanisms: [AuthMechanism] = [.plain, .login, .cramMD5]
     /// Clients to whom AUTH is offered at all.
     public var authNetworks: NetworkList = .everywhere
+    /// Load balancers whose connections begin with a PROXY protocol header (v1 or v2) naming
+    /// the real client. None by default.
+    public var haproxyTrustedNetworks = NetworkList([])
     public var maxConnections: Int = 1000
     public var maxConnectionsPerIP: Int = 20
     /// How long a client may stay silent between commands.

@@ -177,10 +177,14 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     private let sessionID: String
     /// The client came to an implicit TLS listener (a TLS handler is already in front).
     private let implicitTLS: Bool
+    /// The connection is a trusted load balancer's: the session begins once its PROXY header
+    /// (read by ProxyHeaderHandler, in front) has named the real client.
+    private let awaitsProxyHeader: Bool
 
-    init(shared: ProxyContext, implicitTLS: Bool = false) {
+    init(shared: ProxyContext, implicitTLS: Bool = false, awaitsProxyHeader: Bool = false) {
         self.shared = shared
         self.implicitTLS = implicitTLS
+        self.awaitsProxyHeader = awaitsProxyHeader
         self.maxBufferedInput = max(65_536, shared.session.maxAuthLine, shared.session.maxDataLine, shared.session.maxCommandLine) + 2
         self.sessionID = SessionIDs.next()
     }
@@ -194,6 +198,15 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
+        if self.awaitsProxyHeader { return }  // see userInboundEventTriggered
+        let local = context.channel.localAddress
+        self.begin(
+            context: context, address: address, port: UInt16(clamping: remote.port ?? 0),
+            localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0))
+    }
+
+    /// The client is known: admit or refuse it, then start the session.
+    private func begin(context: ChannelHandlerContext, address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16) {
         self.clientAddress = address
         let hostname = self.shared.session.hostname
 
@@ -221,11 +234,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             self.refuse(reply, context: context)
             return
         }
-        let local = context.channel.localAddress
         let info = ClientInfo(
-            address: address, port: UInt16(clamping: remote.port ?? 0),
-            localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001),
-            localPort: UInt16(clamping: local?.port ?? 0),
+            address: address, port: port, localAddress: localAddress, localPort: localPort,
             authAllowed: self.shared.configuration.authNetworks.contains(address), implicitTLS: self.implicitTLS)
         var machine = SMTPSessionStateMachine(configuration: self.shared.session, client: info)
         let actions = machine.start()
@@ -285,6 +295,21 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let proxied = event as? ProxyHeaderReceived {
+            guard self.awaitsProxyHeader, self.machine == nil, !self.admitted else { return }
+            let remote = context.channel.remoteAddress
+            let local = context.channel.localAddress
+            switch proxied.header {
+            case .proxied(let source, let sourcePort, let destination, let destinationPort):
+                self.begin(context: context, address: source, port: sourcePort, localAddress: destination, localPort: destinationPort)
+            case .local:
+                guard let remote, let address = IPAddress(remote) else { return }
+                self.begin(
+                    context: context, address: address, port: UInt16(clamping: remote.port ?? 0),
+                    localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0))
+            }
+            return
+        }
         guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent else {
             context.fireUserInboundEventTriggered(event)
             return

@@ -45,11 +45,15 @@ public final class SMTPProxyService: Service {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // A trusted load balancer names the real client first, before any TLS.
+                        let balancer = channel.remoteAddress.flatMap(IPAddress.init).map { shared.configuration.haproxyTrustedNetworks.contains($0) } ?? false
+                        if balancer { try channel.pipeline.syncOperations.addHandler(ProxyHeaderHandler(logger: shared.logger)) }
                         if implicitTLS, let store = shared.tls {
                             // Each connection takes the certificate current at accept time.
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: store.context))
                         }
-                        try channel.pipeline.syncOperations.addHandler(ClientSessionHandler(shared: shared, implicitTLS: implicitTLS))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ClientSessionHandler(shared: shared, implicitTLS: implicitTLS, awaitsProxyHeader: balancer))
                     }
                 }
         }
