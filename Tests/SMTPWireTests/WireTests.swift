@@ -314,6 +314,16 @@ struct ProxyHeaderTests {
         }
     }
 
+    @Test("HAProxy on a dual-stack socket: TCP6 with IPv4-mapped addresses is the IPv4 client")
+    func mapped() throws {
+        var buffer = ByteBuffer(string: "PROXY TCP6 ::ffff:192.0.2.7 ::ffff:192.0.2.25 40000 25\r\n")
+        #expect(
+            try ProxyHeader.parse(&buffer)
+                == .proxied(source: IPAddress("192.0.2.7")!, sourcePort: 40000, destination: IPAddress("192.0.2.25")!, destinationPort: 25))
+        var v4WithV6 = ByteBuffer(string: "PROXY TCP4 2001:db8::1 192.0.2.25 40000 25\r\n")
+        #expect(throws: ProxyHeader.Malformed.self) { try ProxyHeader.parse(&v4WithV6) }
+    }
+
     @Test("LOCAL, UNKNOWN and malformed headers")
     func edges() throws {
         #expect(try self.parse(Array("PROXY UNKNOWN\r\n".utf8)).get() == .local)

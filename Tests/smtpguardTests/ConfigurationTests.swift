@@ -66,6 +66,29 @@ struct ConfigurationTests {
         } catch {}
     }
 
+    @Test("TLS settings that cannot work together are named")
+    func tlsCrossKey() {
+        let text = """
+            listen_tls: ["0.0.0.0:465"]
+            tls:
+              key: /etc/ssl/private/mail.key
+            backend:
+              identity: proxy-v2
+              tls: tls
+            """
+        do {
+            _ = try ConfigurationLoader.load(text: text, file: "t.yaml")
+            Issue.record("accepted")
+        } catch let failure as ConfigurationLoader.Failure {
+            let lines = failure.issues.map(\.description)
+            #expect(lines.contains("t.yaml:3: tls.key: needs tls.certificate"), "\(lines)")
+            #expect(lines.contains { $0.hasPrefix("t.yaml:1: listen_tls: implicit TLS listeners need tls.certificate") }, "\(lines)")
+            #expect(lines.contains { $0.hasPrefix("t.yaml:5: backend.identity: a PROXY header cannot be sent") }, "\(lines)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
     @Test("broken YAML, a scalar where a section belongs, a duplicate key")
     func structure() {
         for (text, expected) in [

@@ -168,7 +168,10 @@ extension GuardConfiguration {
         if self.proxy.tls.certificate.isEmpty != self.proxy.tls.key.isEmpty {
             problems.append(
                 self.proxy.tls.key.isEmpty
-                    ? ("tls.key", "is needed with tls.certificate") : ("tls.certificate", "is needed with tls.key"))
+                    ? ("tls.certificate", "needs tls.key (the certificate's private key)") : ("tls.key", "needs tls.certificate"))
+        }
+        if self.proxy.backendTLS == .tls && (self.proxy.identity == .proxyV1 || self.proxy.identity == .proxyV2) {
+            problems.append(("backend.identity", "a PROXY header cannot be sent to a backend that speaks TLS from the first byte (backend.tls: tls); use backend.tls: starttls or none"))
         }
         if !self.proxy.listenTLS.isEmpty && !self.proxy.tls.isConfigured {
             problems.append(("listen_tls", "implicit TLS listeners need tls.certificate and tls.key"))

@@ -206,7 +206,12 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     }
 
     /// The client is known: admit or refuse it, then start the session.
-    private func begin(context: ChannelHandlerContext, address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16) {
+    /// `balancerItself`: a PROXY LOCAL/UNKNOWN connection of the load balancer's own (a health
+    /// check): it gets no AUTH, so failures there can never ban the balancer.
+    private func begin(
+        context: ChannelHandlerContext, address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16,
+        balancerItself: Bool = false
+    ) {
         self.clientAddress = address
         let hostname = self.shared.session.hostname
 
@@ -236,7 +241,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         }
         let info = ClientInfo(
             address: address, port: port, localAddress: localAddress, localPort: localPort,
-            authAllowed: self.shared.configuration.authNetworks.contains(address), implicitTLS: self.implicitTLS)
+            authAllowed: !balancerItself && self.shared.configuration.authNetworks.contains(address), implicitTLS: self.implicitTLS)
         var machine = SMTPSessionStateMachine(configuration: self.shared.session, client: info)
         let actions = machine.start()
         self.machine = machine
@@ -306,7 +311,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                 guard let remote, let address = IPAddress(remote) else { return }
                 self.begin(
                     context: context, address: address, port: UInt16(clamping: remote.port ?? 0),
-                    localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0))
+                    localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0),
+                    balancerItself: true)
             }
             return
         }
@@ -331,14 +337,21 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     }
 
     func backendProtocolError(_ reason: String) {
+        guard self.machine?.isClosed == false else {
+            self.logger.debug("after the session: \(reason)")  // e.g. an unclean TLS close after QUIT
+            return
+        }
         self.logger.error("\(reason): session closed")
         self.send { $0.backendClosed() }
         self.flushAll()
     }
 
     func backendTLSEstablished() {
-        self.send { $0.backendTLSEstablished() }
+        let waiting = self.inbound.readableBytes > 0
+        self.send { $0.backendTLSEstablished(clientWaiting: waiting) }
+        self.processInput()
         self.flushAll()
+        self.readIfWanted()
     }
 
     func backendClosed() {
@@ -517,7 +530,12 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             // A backend reply held back because the client does not read its own replies is the
             // client's stall, not the backend's.
             let stalled = timer == .backendReply && !(self.context?.channel.isWritable ?? true)
-            self.send { $0.timerFired(stalled ? .clientIdle : timer) }
+            if timer == .dataRate && !self.backendWritable {
+                // The guard held the client's data back for the backend: not the client's doing.
+                self.send { $0.dataRateCheckExcused() }
+            } else {
+                self.send { $0.timerFired(stalled ? .clientIdle : timer) }
+            }
             self.processInput()
             self.flushAll()
             self.readIfWanted()

@@ -67,7 +67,11 @@ public enum ProxyHeader {
         case "TCP4", "TCP6":
             guard words.count == 6, let source = IPAddress(String(words[2])), let destination = IPAddress(String(words[3])),
                 let sourcePort = Self.port(words[4]), let destinationPort = Self.port(words[5]),
-                source.isIPv4 == (words[1] == "TCP4"), destination.isIPv4 == (words[1] == "TCP4")
+                // TCP4 takes IPv4 addresses only; TCP6 any (HAProxy on a dual-stack socket sends
+                // IPv4 clients as ::ffff:a.b.c.d, which is the IPv4 address).
+                words[1] == "TCP6"
+                    ? words[2].contains(":") && words[3].contains(":")
+                    : !words[2].contains(":") && !words[3].contains(":")
             else { throw Malformed("PROXY v1 header with bad addresses or ports") }
             result = .proxied(source: source, sourcePort: sourcePort, destination: destination, destinationPort: destinationPort)
         default:

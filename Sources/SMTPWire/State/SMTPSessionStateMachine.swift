@@ -225,6 +225,14 @@ public struct SMTPSessionStateMachine {
         return actions
     }
 
+    /// The data-rate check came while the guard was not reading from the client because the
+    /// backend was not taking data: the client is not to blame; the count starts again.
+    public mutating func dataRateCheckExcused() -> [SessionAction] {
+        guard self.phase == .data else { return [] }
+        self.rateBytes = 0
+        return [.startTimer(.dataRate, ProxyConfiguration.dataRateInterval)]
+    }
+
     /// The client's TLS handshake failed (plain text after STARTTLS, a bad ClientHello, no
     /// common version): nothing can be said to it any more.
     public mutating func tlsFailed(_ reason: String) -> [SessionAction] {
@@ -233,8 +241,10 @@ public struct SMTPSessionStateMachine {
     }
 
     /// The guard's TLS handshake with the backend is done (after STARTTLS to it).
-    public mutating func backendTLSEstablished() -> [SessionAction] {
+    /// `clientWaiting`: the client has sent bytes meanwhile (before its greeting).
+    public mutating func backendTLSEstablished(clientWaiting: Bool) -> [SessionAction] {
         guard self.phase == .backendTLS else { return [] }
+        self.clientWaiting = clientWaiting
         return [.cancelTimer(.backendConnect)] + self.identifyOrReady()
     }
 
@@ -598,8 +608,9 @@ public struct SMTPSessionStateMachine {
     private mutating func authResponse(_ line: ByteBuffer, step: AuthStep) -> [SessionAction] {
         let text = String(decoding: line.readableBytesView, as: UTF8.self)
         if text == "*" {
+            // Counted as an error: AUTH then "*", over and over, must not be free.
             var actions = self.abandonAuth(step: step)
-            actions += self.localReply(SMTPReply(code: 501, "5.7.0 Authentication aborted"))
+            actions += self.localReply(SMTPReply(code: 501, "5.7.0 Authentication aborted"), error: true)
             return actions
         }
         guard let bytes = SASL.decodeResponse(text) else { return self.malformedAuth(step: step) }
@@ -824,6 +835,8 @@ public struct SMTPSessionStateMachine {
             return [.sendToClient(reply)]
         case .dataEnd:
             self.inTransaction = false
+            // A message delivered: what came before it was not junk.
+            if reply.isPositive { self.junkCommands = 0 }
             return [.sendToClient(reply)]
         case .quit:
             return self.closeBoth(with: SMTPReply(code: 221, "2.0.0 Bye"), log: nil)
