@@ -1,30 +1,16 @@
-// libFuzzer entry point for FuzzTargets.session (see scripts/fuzz.sh). Built without -DFUZZING
-// it is a replayer: `fuzz-session FILE...` runs each file through the same target.
+// fuzz-session: FuzzTargets.session under libFuzzer (scripts/fuzz.sh builds it with -DFUZZING),
+// or, built normally, a replayer: `fuzz-session FILE...`.
 
 import FuzzTargets
 
 #if FUZZING
 @_cdecl("LLVMFuzzerTestOneInput")
-func fuzzTestOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    FuzzTargets.session(Array(UnsafeBufferPointer(start: start, count: count)))
-    return 0
-}
+func fuzzOne(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt { FuzzDriver.one(start, count, FuzzTargets.session) }
 
-// SwiftPM may link an executable's entry point under the module's name: it hands over to
-// libFuzzer's driver too.
-@_cdecl("fuzz_session_main")
+@_cdecl("fuzz_session_main")  // the entry point SwiftPM links under the module's name
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    FuzzDriver.run(argc: argc, argv: argv) { FuzzTargets.session($0) }
+    FuzzDriver.run(argc: argc, argv: argv, FuzzTargets.session)
 }
 #else
-@main
-struct Replay {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            FuzzTargets.session(try FuzzCorpus.read(path))
-            print("ok \(path)")
-        }
-    }
-}
+@main struct Replay { static func main() throws { try FuzzCorpus.replay(CommandLine.arguments.dropFirst(), FuzzTargets.session) } }
 #endif

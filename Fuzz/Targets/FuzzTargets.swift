@@ -308,6 +308,14 @@ public enum FuzzCorpus {
         public var description: String
     }
 
+    /// Runs each file through a target (the fuzz executables built without libFuzzer).
+    public static func replay(_ paths: ArraySlice<String>, _ target: ([UInt8]) -> Void) throws {
+        for path in paths {
+            target(try self.read(path))
+            print("ok \(path)")
+        }
+    }
+
     public static func read(_ path: String) throws -> [UInt8] {
         guard let file = fopen(path, "rb") else { throw ReadError(description: "\(path): cannot open") }
         defer { fclose(file) }
@@ -331,6 +339,13 @@ func LLVMFuzzerRunDriver(
 
 /// Runs libFuzzer's driver with one target (the fuzz executables' entry point).
 public enum FuzzDriver {
+    /// One input, as LLVMFuzzerTestOneInput receives it.
+    public static func one(_ start: UnsafePointer<UInt8>?, _ count: Int, _ target: ([UInt8]) -> Void) -> CInt {
+        guard let start else { return 0 }
+        target(Array(UnsafeBufferPointer(start: start, count: count)))
+        return 0
+    }
+
     nonisolated(unsafe) static var target: (([UInt8]) -> Void)?
 
     public static func run(argc: CInt, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ target: @escaping ([UInt8]) -> Void) -> CInt {
