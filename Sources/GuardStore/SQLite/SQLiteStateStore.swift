@@ -1,0 +1,233 @@
+// The embedded store: one SQLite file in WAL mode, created and migrated on first use. Every
+// call runs on NIO's thread pool (sqlite-nio), never on an event loop.
+
+import GuardCore
+import Logging
+import NIOCore
+import NIOPosix
+import SQLiteNIO
+
+public final class SQLiteStateStore: StateStore {
+    public let path: String
+    private let connection: SQLiteConnection
+
+    /// The schema, one migration per version; `PRAGMA user_version` says how far a file is.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE bans (
+              scope TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL,
+              since_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL, offense INTEGER NOT NULL,
+              exempt_known_places INTEGER NOT NULL, lifted_ms INTEGER,
+              PRIMARY KEY (scope, key, since_ms))
+            """,
+            "CREATE INDEX bans_until ON bans (until_ms)",
+            """
+            CREATE TABLE attempts (
+              time_ms INTEGER NOT NULL, client TEXT NOT NULL, client_port INTEGER, username TEXT NOT NULL,
+              mechanism TEXT NOT NULL, tls INTEGER NOT NULL, tls_version TEXT, outcome TEXT NOT NULL,
+              source TEXT NOT NULL, default_credential INTEGER NOT NULL, reply INTEGER NOT NULL,
+              decision TEXT NOT NULL, reasons TEXT NOT NULL, session TEXT NOT NULL)
+            """,
+            "CREATE INDEX attempts_time ON attempts (time_ms)",
+            """
+            CREATE TABLE alerts (
+              time_ms INTEGER NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL, username TEXT,
+              client TEXT, message TEXT NOT NULL)
+            """,
+            "CREATE INDEX alerts_time ON alerts (time_ms)",
+        ]
+    ]
+
+    private init(path: String, connection: SQLiteConnection) {
+        self.path = path
+        self.connection = connection
+    }
+
+    /// Opens (creating and migrating) the state file. A file that is not an SQLite database,
+    /// is damaged, cannot be written, or comes from a newer version is an error naming it.
+    public static func open(path: String, logger: Logger = Logger(label: "smtpguard.store")) async throws -> SQLiteStateStore {
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        } catch {
+            throw StoreError("state file \(path): cannot be opened (\(error))")
+        }
+        let store = SQLiteStateStore(path: path, connection: connection)
+        do {
+            try await store.prepare()
+        } catch let error as StoreError {
+            await store.close()
+            throw error
+        } catch {
+            await store.close()
+            throw StoreError("state file \(path): \(Self.explain(error))")
+        }
+        return store
+    }
+
+    static func explain(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("not a database") || text.contains("malformed") || text.contains("corrupt") {
+            return "not an SQLite database, or damaged (\(text)); move it away to start with empty state, or restore a backup"
+        }
+        if text.contains("readonly") || text.contains("read-only") || text.contains("unable to open") {
+            return "cannot be written (\(text)); check its owner and permissions and those of its folder"
+        }
+        return text
+    }
+
+    private func prepare() async throws {
+        // journal_mode answers with a row; WAL lets readers go on while the writer writes.
+        _ = try await self.connection.query("PRAGMA journal_mode = WAL", [])
+        _ = try await self.connection.query("PRAGMA synchronous = NORMAL", [])
+        _ = try await self.connection.query("PRAGMA busy_timeout = 5000", [])
+        let check = try await self.connection.query("PRAGMA quick_check", [])
+        if let result = check.first?.column("quick_check")?.string, result != "ok" {
+            throw StoreError("state file \(self.path): damaged (\(result)); move it away to start with empty state, or restore a backup")
+        }
+        let version = try await self.connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+        guard version <= Self.migrations.count else {
+            throw StoreError("state file \(self.path): schema version \(version) is newer than this smtpguard knows (\(Self.migrations.count))")
+        }
+        for (index, statements) in Self.migrations.enumerated() where index >= version {
+            _ = try await self.connection.query("BEGIN IMMEDIATE", [])
+            do {
+                for statement in statements { _ = try await self.connection.query(statement, []) }
+                _ = try await self.connection.query("PRAGMA user_version = \(index + 1)", [])
+                _ = try await self.connection.query("COMMIT", [])
+            } catch {
+                _ = try? await self.connection.query("ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    public var schemaVersion: Int {
+        get async throws { try await self.connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0 }
+    }
+
+    public func load(now: Timestamp, since: Timestamp) async throws -> StoredState {
+        var bans: [Ban] = []
+        for row in try await self.connection.query(
+            "SELECT scope, key, reason, since_ms, until_ms, offense, exempt_known_places FROM bans WHERE lifted_ms IS NULL AND until_ms > ?1 ORDER BY since_ms",
+            [.integer(now.milliseconds)])
+        {
+            guard let scope = row.column("scope")?.string.flatMap(BanScope.init(rawValue:)), let keyText = row.column("key")?.string,
+                let key = BanKey(scope: scope, text: keyText), let reason = row.column("reason")?.string.flatMap(Reason.init(rawValue:)),
+                let since = row.column("since_ms")?.integer, let until = row.column("until_ms")?.integer,
+                let offense = row.column("offense")?.integer
+            else { continue }
+            bans.append(
+                Ban(
+                    key: key, since: Timestamp(milliseconds: since), until: Timestamp(milliseconds: until), reason: reason, offense: offense,
+                    exemptKnownPlaces: row.column("exempt_known_places")?.integer == 1))
+        }
+        var attempts: [AuthAttempt] = []
+        for row in try await self.connection.query(
+            "SELECT time_ms, client, client_port, username, mechanism, tls, tls_version, outcome, source, default_credential FROM attempts WHERE time_ms >= ?1 ORDER BY time_ms",
+            [.integer(since.milliseconds)])
+        {
+            guard let time = row.column("time_ms")?.integer, let client = row.column("client")?.string.flatMap(IPAddress.init),
+                let username = row.column("username")?.string, let outcome = row.column("outcome")?.string.flatMap(AuthOutcome.init(rawValue:)),
+                let source = row.column("source")?.string.flatMap(AttemptSource.init(rawValue:))
+            else { continue }
+            attempts.append(
+                AuthAttempt(
+                    time: Timestamp(milliseconds: time), client: client, clientPort: row.column("client_port")?.integer.map { UInt16(clamping: $0) },
+                    username: username, mechanism: AuthMechanism(name: row.column("mechanism")?.string ?? ""), tls: row.column("tls")?.integer == 1,
+                    tlsVersion: row.column("tls_version")?.string, outcome: outcome, source: source,
+                    credential: CredentialEvidence(passwordHash: nil, isDefaultPassword: row.column("default_credential")?.integer == 1)))
+        }
+        return StoredState(bans: bans, attempts: attempts)
+    }
+
+    public func write(_ events: [GuardEvent]) async throws {
+        guard !events.isEmpty else { return }
+        _ = try await self.connection.query("BEGIN IMMEDIATE", [])
+        do {
+            for event in events { try await self.write(event) }
+            _ = try await self.connection.query("COMMIT", [])
+        } catch {
+            _ = try? await self.connection.query("ROLLBACK", [])
+            throw StoreError("state file \(self.path): write failed: \(Self.explain(error))")
+        }
+    }
+
+    private func write(_ event: GuardEvent) async throws {
+        switch event {
+        case .attempt(let record):
+            let attempt = record.attempt
+            guard attempt.outcome != .pending else { return }
+            _ = try await self.connection.query(
+                "INSERT INTO attempts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                [
+                    .integer(attempt.time.milliseconds), .text(attempt.client.description), attempt.clientPort.map { .integer(Int($0)) } ?? .null,
+                    .text(attempt.username), .text(attempt.mechanism.rawValue), .integer(attempt.tls ? 1 : 0),
+                    attempt.tlsVersion.map { .text($0) } ?? .null, .text(attempt.outcome.rawValue), .text(attempt.source.rawValue),
+                    .integer(attempt.credential.isDefaultPassword ? 1 : 0), .integer(record.replyCode), .text(record.decision.verdict.rawValue),
+                    .text(record.decision.reasons.map(\.rawValue).joined(separator: ",")), .text(record.session),
+                ])
+        case .ban(let ban):
+            _ = try await self.connection.query(
+                "INSERT OR REPLACE INTO bans VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                [
+                    .text(ban.key.scope.rawValue), .text(ban.key.storeText), .text(ban.reason.rawValue), .integer(ban.since.milliseconds),
+                    .integer(ban.until.milliseconds), .integer(ban.offense), .integer(ban.exemptKnownPlaces ? 1 : 0),
+                ])
+        case .unban(let ban, let time, let lifted):
+            guard lifted else { return }  // an expiry needs no write: until_ms says it
+            _ = try await self.connection.query(
+                "UPDATE bans SET lifted_ms = ?1 WHERE scope = ?2 AND key = ?3 AND since_ms = ?4",
+                [.integer(time.milliseconds), .text(ban.key.scope.rawValue), .text(ban.key.storeText), .integer(ban.since.milliseconds)])
+        case .alert(let alert):
+            _ = try await self.connection.query(
+                "INSERT INTO alerts VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                [
+                    .integer(alert.time.milliseconds), .text(alert.kind.rawValue), .text(alert.severity.rawValue),
+                    .text(alert.username), alert.client.map { .text($0.description) } ?? .null, .text(alert.message),
+                ])
+        }
+    }
+
+    public func prune(before: Timestamp) async throws {
+        let cut = SQLiteData.integer(before.milliseconds)
+        _ = try await self.connection.query("DELETE FROM attempts WHERE time_ms < ?1", [cut])
+        _ = try await self.connection.query("DELETE FROM alerts WHERE time_ms < ?1", [cut])
+        _ = try await self.connection.query("DELETE FROM bans WHERE until_ms < ?1", [cut])
+    }
+
+    public func close() async {
+        try? await self.connection.close()
+    }
+}
+
+extension BanKey {
+    /// The key as stored: an address, a network, or a username.
+    var storeText: String {
+        switch self {
+        case .ip(let address): return address.description
+        case .prefix(let network): return network.description
+        case .username(let name): return name
+        }
+    }
+
+    init?(scope: BanScope, text: String) {
+        switch scope {
+        case .ip:
+            guard let address = IPAddress(text) else { return nil }
+            self = .ip(address)
+        case .prefix:
+            guard let network = IPNetwork(text) else { return nil }
+            self = .prefix(network)
+        case .username:
+            self = .username(text)
+        }
+    }
+}
+
+extension Timestamp {
+    /// Milliseconds since the epoch, as stored.
+    var milliseconds: Int { Int(self.nanoseconds / 1_000_000) }
+    init(milliseconds: Int) { self.init(nanoseconds: Int64(milliseconds) * 1_000_000) }
+}

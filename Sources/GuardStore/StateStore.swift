@@ -1,0 +1,36 @@
+// GuardStore: the guard's durable state. What is kept (bans, the attempts that rebuild the
+// counting windows, alerts) and the contract every store keeps: a batch is written whole or
+// not at all, loading gives back what a restarted guard needs, and nothing stored is ever a
+// password, an AUTH payload or a password hash.
+
+import GuardCore
+
+/// What a guard needs back after a restart.
+public struct StoredState: Sendable {
+    /// Bans in force at load time.
+    public var bans: [Ban]
+    /// Settled attempts inside the long window, oldest first (they rebuild the counts and
+    /// the known places).
+    public var attempts: [AuthAttempt]
+
+    public init(bans: [Ban], attempts: [AuthAttempt]) {
+        self.bans = bans
+        self.attempts = attempts
+    }
+}
+
+/// A store that cannot be used, in words for the administrator (with the file or URL).
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public protocol StateStore: Sendable {
+    /// Bans in force at `now`, and settled attempts since `since`.
+    func load(now: Timestamp, since: Timestamp) async throws -> StoredState
+    /// Writes events in one transaction.
+    func write(_ events: [GuardEvent]) async throws
+    /// Deletes attempts and alerts older than `before`, and bans that ended before it.
+    func prune(before: Timestamp) async throws
+    func close() async
+}

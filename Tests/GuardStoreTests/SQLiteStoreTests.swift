@@ -1,0 +1,69 @@
+// The SQLite store on real files in a temporary folder.
+
+import Foundation
+import GuardCore
+import Testing
+
+@testable import GuardStore
+
+@Suite("SQLite state store")
+struct SQLiteStoreTests {
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("smtpguard-store-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test("bans, attempts and alerts come back after reopening; lifted and ended bans do not")
+    func roundTrip() async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("state.db").path
+        let now = Timestamp(seconds: 1_800_000_000)
+        let banned = Ban(key: .ip(IPAddress("203.0.113.9")!), since: now, until: now + .seconds(900), reason: .ipFailures, offense: 2)
+        let lifted = Ban(key: .username("bob"), since: now, until: now + .seconds(900), reason: .manual, offense: 1, exemptKnownPlaces: true)
+        let ended = Ban(key: .prefix(IPNetwork("198.51.100.0/24")!), since: now + .seconds(-7200), until: now + .seconds(-3600), reason: .prefixFailures, offense: 1)
+        let attempt = AuthAttempt(
+            time: now, client: IPAddress("203.0.113.9")!, clientPort: 40000, username: "alice", mechanism: .login, tls: true,
+            tlsVersion: "TLSv1.3", outcome: .failure, source: .proxy, credential: CredentialEvidence(passwordHash: 7, isDefaultPassword: true))
+        do {
+            let store = try await SQLiteStateStore.open(path: path)
+            try await store.write([
+                .attempt(AttemptRecord(attempt: attempt, session: "s1", replyCode: 535, decision: Decision(verdict: .refuse))),
+                .ban(banned), .ban(lifted), .ban(ended), .unban(lifted, time: now + .seconds(10), lifted: true),
+                .alert(Alert(kind: .weakCredentialAccepted, severity: .critical, time: now, username: "admin", client: nil, message: "m")),
+            ])
+            await store.close()
+        }
+        let store = try await SQLiteStateStore.open(path: path)
+        let state = try await store.load(now: now + .seconds(20), since: now + .seconds(-60))
+        #expect(state.bans == [banned])
+        #expect(state.attempts.count == 1)
+        let back = try #require(state.attempts.first)
+        #expect(back.client == attempt.client && back.username == "alice" && back.outcome == .failure && back.mechanism == .login)
+        #expect(back.tlsVersion == "TLSv1.3" && back.credential.isDefaultPassword && back.credential.passwordHash == nil)
+        #expect(try await store.schemaVersion == SQLiteStateStore.migrations.count)
+        await store.close()
+    }
+
+    @Test("a file that is not a database, or cannot be written, is an error naming it")
+    func badFiles() async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let garbage = folder.appendingPathComponent("garbage.db").path
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: garbage))
+        do {
+            _ = try await SQLiteStateStore.open(path: garbage)
+            Issue.record("a garbage file was opened")
+        } catch {
+            #expect("\(error)".contains("garbage.db") && "\(error)".contains("not an SQLite database"), "\(error)")
+        }
+        let missingFolder = folder.appendingPathComponent("no/such/folder/state.db").path
+        do {
+            _ = try await SQLiteStateStore.open(path: missingFolder)
+            Issue.record("a state file in a missing folder was opened")
+        } catch {
+            #expect("\(error)".contains("no/such/folder/state.db"), "\(error)")
+        }
+    }
+}
