@@ -9,12 +9,15 @@ import GuardCore
 public struct StoredState: Sendable {
     /// Bans in force at load time.
     public var bans: [Ban]
-    /// Settled attempts inside the long window, oldest first (they rebuild the counts and
-    /// the known places).
+    /// Every ban since the offence memory began (for escalation), in force or not.
+    public var banHistory: [Ban]
+    /// Settled attempts since the given time, oldest first (they rebuild the counts and the
+    /// known places).
     public var attempts: [AuthAttempt]
 
-    public init(bans: [Ban], attempts: [AuthAttempt]) {
+    public init(bans: [Ban], banHistory: [Ban], attempts: [AuthAttempt]) {
         self.bans = bans
+        self.banHistory = banHistory
         self.attempts = attempts
     }
 }
@@ -26,8 +29,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 }
 
 public protocol StateStore: Sendable {
-    /// Bans in force at `now`, and settled attempts since `since`.
-    func load(now: Timestamp, since: Timestamp) async throws -> StoredState
+    /// Bans in force at `now`, bans since `bansSince`, and settled attempts since `since`.
+    func load(now: Timestamp, since: Timestamp, bansSince: Timestamp) async throws -> StoredState
     /// Writes events in one transaction.
     func write(_ events: [GuardEvent]) async throws
     /// Deletes attempts and alerts older than `before`, and bans that ended before it.

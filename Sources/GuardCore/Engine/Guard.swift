@@ -23,6 +23,12 @@ public final class Guard: Sendable {
         return decision
     }
 
+    /// Rebuilds the engine from stored state at start, before the first connection. Nothing
+    /// is published: these bans and alerts were published when they happened.
+    public func restore(attempts: [AuthAttempt], activeBans: [Ban], banHistory: [Ban]) {
+        self.engine.withLock { $0.restore(attempts: attempts, activeBans: activeBans, banHistory: banHistory) }
+    }
+
     /// The ban in force against a connecting client, if any.
     public func connectionBan(for address: IPAddress) -> Ban? {
         let now = self.clock.now()

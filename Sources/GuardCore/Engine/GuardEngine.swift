@@ -446,6 +446,30 @@ public struct GuardEngine {
         return expired.sorted { $0.until < $1.until }
     }
 
+    // MARK: - Restoring after a restart
+
+    /// Rebuilds the state a previous run left: the settled attempts replayed in order rebuild
+    /// the windows, distinct counts and known places; then the bans are exactly the stored
+    /// ones in force (a ban the replay re-derived but an operator had lifted stays lifted), and
+    /// each key's offence count is the one its last stored ban had.
+    public mutating func restore(attempts: [AuthAttempt], activeBans: [Ban], banHistory: [Ban]) {
+        for attempt in attempts where attempt.outcome != .pending {
+            _ = self.decide(attempt)
+        }
+        self.bans = [:]
+        for ban in activeBans { self.bans[ban.key] = ban }
+        var latest: [BanKey: Ban] = [:]
+        for ban in banHistory + activeBans where (latest[ban.key]?.since ?? Timestamp(nanoseconds: .min)) < ban.since {
+            latest[ban.key] = ban
+        }
+        for (key, ban) in latest {
+            self.offenses.update(key, make: { OffenseRecord(count: 0, last: 0) }) { record in
+                record.count = UInt16(clamping: ban.offense)
+                record.last = ban.since.seconds
+            }
+        }
+    }
+
     public func activeBans(now: Timestamp) -> [Ban] {
         self.bans.values.filter { $0.until > now }.sorted { $0.since < $1.since }
     }

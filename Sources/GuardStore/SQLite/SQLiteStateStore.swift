@@ -107,21 +107,23 @@ public final class SQLiteStateStore: StateStore {
         get async throws { try await self.connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0 }
     }
 
-    public func load(now: Timestamp, since: Timestamp) async throws -> StoredState {
+    public func load(now: Timestamp, since: Timestamp, bansSince: Timestamp) async throws -> StoredState {
         var bans: [Ban] = []
+        var history: [Ban] = []
         for row in try await self.connection.query(
-            "SELECT scope, key, reason, since_ms, until_ms, offense, exempt_known_places FROM bans WHERE lifted_ms IS NULL AND until_ms > ?1 ORDER BY since_ms",
-            [.integer(now.milliseconds)])
+            "SELECT scope, key, reason, since_ms, until_ms, offense, exempt_known_places, lifted_ms FROM bans WHERE since_ms >= ?1 OR until_ms > ?2 ORDER BY since_ms",
+            [.integer(bansSince.milliseconds), .integer(now.milliseconds)])
         {
             guard let scope = row.column("scope")?.string.flatMap(BanScope.init(rawValue:)), let keyText = row.column("key")?.string,
                 let key = BanKey(scope: scope, text: keyText), let reason = row.column("reason")?.string.flatMap(Reason.init(rawValue:)),
                 let since = row.column("since_ms")?.integer, let until = row.column("until_ms")?.integer,
                 let offense = row.column("offense")?.integer
             else { continue }
-            bans.append(
-                Ban(
-                    key: key, since: Timestamp(milliseconds: since), until: Timestamp(milliseconds: until), reason: reason, offense: offense,
-                    exemptKnownPlaces: row.column("exempt_known_places")?.integer == 1))
+            let ban = Ban(
+                key: key, since: Timestamp(milliseconds: since), until: Timestamp(milliseconds: until), reason: reason, offense: offense,
+                exemptKnownPlaces: row.column("exempt_known_places")?.integer == 1)
+            history.append(ban)
+            if ban.until > now, row.column("lifted_ms")?.integer == nil { bans.append(ban) }
         }
         var attempts: [AuthAttempt] = []
         for row in try await self.connection.query(
@@ -139,7 +141,7 @@ public final class SQLiteStateStore: StateStore {
                     tlsVersion: row.column("tls_version")?.string, outcome: outcome, source: source,
                     credential: CredentialEvidence(passwordHash: nil, isDefaultPassword: row.column("default_credential")?.integer == 1)))
         }
-        return StoredState(bans: bans, attempts: attempts)
+        return StoredState(bans: bans, banHistory: history, attempts: attempts)
     }
 
     public func write(_ events: [GuardEvent]) async throws {

@@ -1,0 +1,51 @@
+// Between the engine and the store: every event the guard publishes is queued here at once
+// (a lock and an append, never a disk wait on the decision path) and written in batches by
+// `flush()`, which the flush service calls every `state.flush_interval`. A batch that cannot
+// be written stays queued, in order, for the next flush; past `maxPending` events the oldest
+// attempts are dropped first (bans and alerts are kept) and counted.
+
+import GuardCore
+import Synchronization
+
+public final class StoreWriter: EventSink, Sendable {
+    public let store: any StateStore
+    public let maxPending: Int
+    private let pending = Mutex<[GuardEvent]>([])
+    private let droppedAttempts = Atomic<Int>(0)
+
+    public init(store: any StateStore, maxPending: Int = 1_000_000) {
+        self.store = store
+        self.maxPending = maxPending
+    }
+
+    public func record(_ event: GuardEvent) {
+        self.pending.withLock { queue in
+            queue.append(event)
+            if queue.count > self.maxPending, let index = queue.firstIndex(where: { if case .attempt = $0 { true } else { false } }) {
+                queue.remove(at: index)
+                self.droppedAttempts.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    public var pendingCount: Int { self.pending.withLock { $0.count } }
+    public var dropped: Int { self.droppedAttempts.load(ordering: .relaxed) }
+
+    /// Writes what is queued; returns how many events were written. On failure the batch is
+    /// put back in front of whatever came meanwhile, and the error is rethrown.
+    @discardableResult
+    public func flush() async throws -> Int {
+        let batch = self.pending.withLock { queue -> [GuardEvent] in
+            defer { queue.removeAll(keepingCapacity: true) }
+            return queue
+        }
+        guard !batch.isEmpty else { return 0 }
+        do {
+            try await self.store.write(batch)
+            return batch.count
+        } catch {
+            self.pending.withLock { queue in queue.insert(contentsOf: batch, at: 0) }
+            throw error
+        }
+    }
+}
