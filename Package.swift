@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "smtpguard",
             dependencies: [
-                "GuardCore", "SMTPWire", "SMTPProxy",
+                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -75,6 +75,9 @@ smtp:
   haproxy_trusted_networks: [127.0.0.99/32]
 events:
   path: $EVENTS
+state:
+  path: $WORK/state.db
+  flush_interval: 200ms
 guard:
   tarpit:
     initial: 100ms
@@ -125,6 +128,26 @@ check "the attacker was tarpitted before the ban" grep -q '"client_ip":"127.0.1.
 out=$(smtp 127.0.2.7 alice "$LAB_PASS_ALICE" PLAIN --quit-after AUTH); attempts=$((attempts + 1))
 check "another loopback address still logs in" grep -q "235 2.7.0 Authentication successful" <<<"$out"
 check "Postfix saw the real client address through XCLIENT" grep -q "client=unknown\[127.0.2.7\]\|unknown\[127.0.2.7\]" "$LAB_POSTFIX_LOG"
+
+# 3b. SIGKILL mid-attack: what was decided more than state.flush_interval (200ms) before the
+# kill survives. The ban of 127.0.1.9 holds from the first connection after the restart, and
+# an attacker 3 failures in is banned at the 6th, three of them after the restart.
+for i in 1 2 3; do
+  smtp 127.0.11.11 "user$i" "guess-$i" LOGIN --quit-after AUTH >/dev/null; attempts=$((attempts + 1))
+done
+sleep 1
+kill -KILL "$GUARD_PID"; wait "$GUARD_PID" 2>/dev/null
+"$BIN" run --config "$WORK/smtpguard.yaml" --log-level info >>"$GUARD_LOG" 2>&1 &
+GUARD_PID=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$GUARD_PORT") 2>/dev/null && break; sleep 0.1; done
+check "after SIGKILL and restart the state is restored" grep -q "bans=[1-9].*state restored" "$GUARD_LOG"
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.1.9 --quit-after CONNECT 2>&1)
+check "a ban from before SIGKILL is enforced at the first connection after it" grep -q "554 5.7.1 mx.guard.test Access denied" <<<"$out"
+for i in 4 5 6; do
+  smtp 127.0.11.11 "user$i" "guess-$i" LOGIN --quit-after AUTH >/dev/null; attempts=$((attempts + 1))
+done
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.11.11 --quit-after CONNECT 2>&1)
+check "failures from before SIGKILL still count: banned at the 6th" grep -q "554 5.7.1 mx.guard.test Access denied" <<<"$out"
 
 # 4. admin/admin is valid on the backend: refused by the guard, account locked, alert raised.
 out=$(smtp 127.0.3.5 admin admin PLAIN --quit-after AUTH); attempts=$((attempts + 1))
@@ -203,6 +226,8 @@ backend:
 smtp:
   hostname: mx2.guard.test
 events:
+  path: ""
+state:
   path: ""
 YAML
 "$BIN" run --config "$WORK/backend-tls.yaml" >"$WORK/guard2.log" 2>&1 &

@@ -140,6 +140,13 @@ extension GuardConfiguration {
             .double("guard.bans.jitter", "Random spread of each ban, as a fraction or percentage (0.1 or 10%).", \.policy.bans.jitter, 0...1),
             .duration("guard.bans.remember_offenses", "How long a past ban counts towards escalation.", \.policy.bans.rememberOffenses),
 
+            .string(
+                "state.path", "SQLite file that keeps bans, attempts and alerts across restarts (created on first run); empty: memory only, lost on restart.",
+                \.state.path),
+            .duration(
+                "state.flush_interval", "How often queued events are written to the state file: the most a crash (even SIGKILL) can lose.",
+                \.state.flushInterval, min: .milliseconds(50), max: .seconds(60)),
+            .duration("state.retention", "How long attempts and alerts are kept in the state file.", \.state.retention, min: .seconds(3600)),
             .string("events.path", "Where one JSON line per AUTH attempt, ban, unban and alert goes: a file, \"-\" for standard output, empty for nowhere.", \.events.path),
         ]
     }
@@ -175,6 +182,9 @@ extension GuardConfiguration {
         }
         if !self.proxy.listenTLS.isEmpty && !self.proxy.tls.isConfigured {
             problems.append(("listen_tls", "implicit TLS listeners need tls.certificate and tls.key"))
+        }
+        if self.state.retention < self.policy.longWindow {
+            problems.append(("state.retention", "must be at least guard.long_window (\(self.policy.longWindow.compactText)): the counts are rebuilt from it"))
         }
         if self.proxy.maxConnectionsPerIP > self.proxy.maxConnections {
             problems.append(("smtp.max_connections_per_ip", "must not exceed smtp.max_connections (\(self.proxy.maxConnections))"))

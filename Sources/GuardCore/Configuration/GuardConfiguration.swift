@@ -9,7 +9,19 @@ public struct GuardConfiguration: Sendable, Equatable {
     public var proxy = ProxyConfiguration()
     public var policy = GuardPolicy()
     public var events = EventsConfiguration()
+    public var state = StateConfiguration()
 
+    public init() {}
+}
+
+/// Where bans, attempts and alerts are kept across restarts.
+public struct StateConfiguration: Sendable, Equatable {
+    /// The SQLite file; empty keeps state in memory only (lost on restart).
+    public var path = "smtpguard.db"
+    /// How often queued events are written: what a crash can lose at most.
+    public var flushInterval: Duration = .seconds(1)
+    /// How long attempts and alerts are kept (ban history is kept as long as offences count).
+    public var retention: Duration = .seconds(30 * 86_400)
     public init() {}
 }
 

@@ -7,6 +7,15 @@ public protocol EventSink: Sendable {
     func record(_ event: GuardEvent)
 }
 
+/// Hands every event to several sinks, in order.
+public struct FanOutEventSink: EventSink {
+    public let sinks: [any EventSink]
+    public init(_ sinks: [any EventSink]) { self.sinks = sinks }
+    public func record(_ event: GuardEvent) {
+        for sink in self.sinks { sink.record(event) }
+    }
+}
+
 public struct DiscardingEventSink: EventSink {
     public init() {}
     public func record(_ event: GuardEvent) {}

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import GuardCore
+import GuardStore
 import Logging
 import NIOCore
 import NIOPosix
@@ -37,6 +38,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
     var events: String?
 
+    @Option(name: .long, help: ArgumentHelp("State file (SQLite) for bans, attempts and alerts; \"\" keeps them in memory only.", valueName: "path"))
+    var state: String?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -63,10 +67,25 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         defer { eventSink?.flush() }
-        let sink = LoggingEventSink(next: eventSink, logger: logger)
-        let guardEngine = Guard(policy: configuration.policy, clock: SystemClock(), events: sink)
-        let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
+        let clock = SystemClock()
+        // Everything that can stop the start comes before the state file is opened, or closes it.
         let (tlsStore, backendTLS) = try Self.loadTLS(configuration.proxy, logger: logger)
+        let store = try await Self.openStore(configuration, logger: logger)
+        let writer = store.map { StoreWriter(store: $0) }
+        var sinks: [any EventSink] = []
+        if let eventSink { sinks.append(eventSink) }
+        if let writer { sinks.append(writer) }
+        let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
+        let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
+        if let store {
+            do {
+                try await Self.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+            } catch {
+                await store.close()
+                throw error
+            }
+        }
+        let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
         let proxyContext = ProxyContext(
             configuration: configuration.proxy,
             session: SessionConfiguration(configuration.proxy, hasher: hasher),
@@ -81,7 +100,10 @@ struct RunCommand: AsyncParsableCommand {
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ReloadService(eventLog: eventSink, tls: tlsStore, logger: logger)),
             .init(service: BanExpiryService(guardEngine: guardEngine)),
-        ]
+        ] + (writer.map { writer in
+            [.init(service: StoreFlushService(
+                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger))]
+        } ?? [])
         let group = ServiceGroup(
             configuration: .init(
                 services: services + [
@@ -103,9 +125,47 @@ struct RunCommand: AsyncParsableCommand {
             try await group.run()
         } catch let error as ProxyStartError {
             try? await eventLoops.shutdownGracefully()
+            await store?.close()
             throw StartupError(error.message)
         }
         try? await eventLoops.shutdownGracefully()
+        await store?.close()
+    }
+
+    /// The state file, created and migrated if new; nil when state is kept in memory only. A
+    /// file that cannot be used stops the start: starting empty would forget every ban.
+    static func openStore(_ configuration: GuardConfiguration, logger: Logger) async throws -> SQLiteStateStore? {
+        let path = configuration.state.path
+        guard !path.isEmpty else {
+            logger.warning("state.path is empty: bans and counts live in memory only and are lost on restart")
+            return nil
+        }
+        do {
+            return try await SQLiteStateStore.open(path: path, logger: logger)
+        } catch {
+            throw StartupError("\(error)")
+        }
+    }
+
+    /// Rebuilds the engine from the state file before the first connection is accepted.
+    static func restore(_ guardEngine: Guard, from store: SQLiteStateStore, configuration: GuardConfiguration, clock: any GuardClock, logger: Logger) async throws {
+        let began = ContinuousClock.now
+        let now = clock.now()
+        let state: StoredState
+        do {
+            state = try await store.load(
+                now: now, since: now + .nanoseconds(-configuration.policy.longWindow.nanosecondsClamped),
+                bansSince: now + .nanoseconds(-configuration.policy.bans.rememberOffenses.nanosecondsClamped))
+        } catch {
+            throw StartupError("state file \(store.path): cannot be read (\(error))")
+        }
+        guardEngine.restore(attempts: state.attempts, activeBans: state.bans, banHistory: state.banHistory)
+        logger.info(
+            "state restored",
+            metadata: [
+                "state": .string(store.path), "bans": .string("\(state.bans.count)"), "attempts": .string("\(state.attempts.count)"),
+                "took": .string((ContinuousClock.now - began).compactText),
+            ])
     }
 
     /// The guard's certificate and the backend TLS context; a file that cannot be used stops
@@ -152,10 +212,11 @@ struct RunCommand: AsyncParsableCommand {
         if !self.listen.isEmpty { flags.append(("listen", .list(self.listen), nil)) }
         if let backend = self.backend { flags.append(("backend.address", .scalar(backend), nil)) }
         if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
+        if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
         let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
         if !issues.isEmpty {
             let text = issues.map { issue in
-                let flag = ["listen": "--listen", "backend.address": "--backend", "events.path": "--events"][issue.key] ?? issue.key
+                let flag = ["listen": "--listen", "backend.address": "--backend", "events.path": "--events", "state.path": "--state"][issue.key] ?? issue.key
                 return "\(flag): \(issue.message)"
             }.joined(separator: "\n")
             throw ValidationError(text)
