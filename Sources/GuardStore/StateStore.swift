@@ -29,8 +29,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 }
 
 public protocol StateStore: Sendable {
-    /// Bans in force at `now`, bans since `bansSince`, and settled attempts since `since`.
-    func load(now: Timestamp, since: Timestamp, bansSince: Timestamp) async throws -> StoredState
+    /// Bans in force at `now`, bans since `bansSince`, settled attempts since `since`, and
+    /// before that successes since `successesSince` (they make the known places).
+    func load(now: Timestamp, since: Timestamp, successesSince: Timestamp, bansSince: Timestamp) async throws -> StoredState
     /// Writes events in one transaction.
     func write(_ events: [GuardEvent]) async throws
     /// Deletes attempts and alerts older than `before`, and bans that ended before it.

@@ -48,7 +48,7 @@ struct RestartTests {
         clock.advance(by: .seconds(30))
         let store = try await SQLiteStateStore.open(path: path)
         let now = clock.now()
-        let state = try await store.load(now: now, since: now + .seconds(-86_400), bansSince: now + .seconds(-30 * 86_400))
+        let state = try await store.load(now: now, since: now + .seconds(-86_400), successesSince: now + .seconds(-30 * 86_400), bansSince: now + .seconds(-30 * 86_400))
         let second = Guard(policy: policy, clock: clock, seed: 2)
         second.restore(attempts: state.attempts, activeBans: state.bans, banHistory: state.banHistory)
         #expect(second.connectionBan(for: banned) != nil, "the ban holds from the first connection after the restart")
@@ -56,5 +56,34 @@ struct RestartTests {
         let fifth = second.decide(failure(attacker, "alice9"))
         #expect(fifth.bansClient || second.connectionBan(for: attacker) != nil, "\(fifth)")
         await store.close()
+    }
+}
+
+@Suite("Restart: known places")
+struct KnownPlaceRestartTests {
+    @Test("a login from last week still makes a known place after a restart")
+    func knownPlaces() async throws {
+        let folder = try SQLiteStoreTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("state.db").path
+        let clock = ManualClock(Timestamp(seconds: 1_800_000_000))
+        let home = IPAddress("192.0.2.10")!
+        let success = AuthAttempt(time: clock.now(), client: home, username: "alice", outcome: .success, source: .proxy)
+        do {
+            let store = try await SQLiteStateStore.open(path: path)
+            try await store.write([.attempt(AttemptRecord(attempt: success, session: "s", replyCode: 235, decision: Decision(verdict: .allow)))])
+            await store.close()
+        }
+        clock.advance(by: .seconds(7 * 86_400))
+        let policy = GuardPolicy()
+        let now = clock.now()
+        let store = try await SQLiteStateStore.open(path: path)
+        let state = try await store.load(
+            now: now, since: now + .seconds(-86_400), successesSince: now + .seconds(-30 * 86_400), bansSince: now + .seconds(-30 * 86_400))
+        await store.close()
+        let restored = Guard(policy: policy, clock: clock, seed: 3)
+        restored.restore(attempts: state.attempts, activeBans: state.bans, banHistory: state.banHistory)
+        #expect(restored.isKnownPlace(home, username: "alice"))
+        #expect(!restored.isKnownPlace(IPAddress("203.0.113.1")!, username: "alice"))
     }
 }

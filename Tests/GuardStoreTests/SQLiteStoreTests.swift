@@ -36,7 +36,7 @@ struct SQLiteStoreTests {
             await store.close()
         }
         let store = try await SQLiteStateStore.open(path: path)
-        let state = try await store.load(now: now + .seconds(20), since: now + .seconds(-60), bansSince: now + .seconds(-86_400))
+        let state = try await store.load(now: now + .seconds(20), since: now + .seconds(-60), successesSince: now + .seconds(-60), bansSince: now + .seconds(-86_400))
         #expect(state.bans == [banned])
         #expect(Set(state.banHistory) == Set([banned, lifted, ended]))
         #expect(state.attempts.count == 1)

@@ -107,7 +107,7 @@ public final class SQLiteStateStore: StateStore {
         get async throws { try await self.connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0 }
     }
 
-    public func load(now: Timestamp, since: Timestamp, bansSince: Timestamp) async throws -> StoredState {
+    public func load(now: Timestamp, since: Timestamp, successesSince: Timestamp, bansSince: Timestamp) async throws -> StoredState {
         var bans: [Ban] = []
         var history: [Ban] = []
         for row in try await self.connection.query(
@@ -127,8 +127,11 @@ public final class SQLiteStateStore: StateStore {
         }
         var attempts: [AuthAttempt] = []
         for row in try await self.connection.query(
-            "SELECT time_ms, client, client_port, username, mechanism, tls, tls_version, outcome, source, default_credential FROM attempts WHERE time_ms >= ?1 ORDER BY time_ms",
-            [.integer(since.milliseconds)])
+            """
+            SELECT time_ms, client, client_port, username, mechanism, tls, tls_version, outcome, source, default_credential FROM attempts
+            WHERE time_ms >= ?1 OR (time_ms >= ?2 AND outcome = 'success') ORDER BY time_ms
+            """,
+            [.integer(since.milliseconds), .integer(min(successesSince, since).milliseconds)])
         {
             guard let time = row.column("time_ms")?.integer, let client = row.column("client")?.string.flatMap(IPAddress.init),
                 let username = row.column("username")?.string, let outcome = row.column("outcome")?.string.flatMap(AuthOutcome.init(rawValue:)),

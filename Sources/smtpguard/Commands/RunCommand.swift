@@ -155,6 +155,7 @@ struct RunCommand: AsyncParsableCommand {
         do {
             state = try await store.load(
                 now: now, since: now + .nanoseconds(-configuration.policy.longWindow.nanosecondsClamped),
+                successesSince: now + .nanoseconds(-configuration.policy.knownPlaceDuration.nanosecondsClamped),
                 bansSince: now + .nanoseconds(-configuration.policy.bans.rememberOffenses.nanosecondsClamped))
         } catch {
             throw StartupError("state file \(store.path): cannot be read (\(error))")
