@@ -80,6 +80,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "store-bench",
+            dependencies: ["GuardCore", "GuardStore"],
+            path: "Benchmarks/StoreBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "smtp-load",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),

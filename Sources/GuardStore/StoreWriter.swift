@@ -12,6 +12,7 @@ public final class StoreWriter: EventSink, Sendable {
     public let maxPending: Int
     private let pending = Mutex<[GuardEvent]>([])
     private let droppedAttempts = Atomic<Int>(0)
+    private let writtenEvents = Atomic<Int>(0)
 
     public init(store: any StateStore, maxPending: Int = 1_000_000) {
         self.store = store
@@ -30,6 +31,8 @@ public final class StoreWriter: EventSink, Sendable {
 
     public var pendingCount: Int { self.pending.withLock { $0.count } }
     public var dropped: Int { self.droppedAttempts.load(ordering: .relaxed) }
+    /// Events written since start.
+    public var written: Int { self.writtenEvents.load(ordering: .relaxed) }
 
     /// Writes what is queued; returns how many events were written. On failure the batch is
     /// put back in front of whatever came meanwhile, and the error is rethrown.
@@ -42,6 +45,7 @@ public final class StoreWriter: EventSink, Sendable {
         guard !batch.isEmpty else { return 0 }
         do {
             try await self.store.write(batch)
+            self.writtenEvents.add(batch.count, ordering: .relaxed)
             return batch.count
         } catch {
             self.pending.withLock { queue in queue.insert(contentsOf: batch, at: 0) }

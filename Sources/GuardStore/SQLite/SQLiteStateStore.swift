@@ -147,11 +147,29 @@ public final class SQLiteStateStore: StateStore {
         return StoredState(bans: bans, banHistory: history, attempts: attempts)
     }
 
+    /// Attempts go in as multi-row INSERTs (one statement per 2,000 rows: every statement is
+    /// a trip to the thread pool); the rare bans, unbans and alerts one by one, in order.
     public func write(_ events: [GuardEvent]) async throws {
         guard !events.isEmpty else { return }
         _ = try await self.connection.query("BEGIN IMMEDIATE", [])
         do {
-            for event in events { try await self.write(event) }
+            var rows: [SQLiteData] = []
+            var count = 0
+            for event in events {
+                if case .attempt(let record) = event {
+                    guard record.attempt.outcome != .pending else { continue }
+                    rows += Self.attemptRow(record)
+                    count += 1
+                    if count == Self.rowsPerInsert {
+                        try await self.insertAttempts(rows, count: count)
+                        rows.removeAll(keepingCapacity: true)
+                        count = 0
+                    }
+                } else {
+                    try await self.write(event)
+                }
+            }
+            if count > 0 { try await self.insertAttempts(rows, count: count) }
             _ = try await self.connection.query("COMMIT", [])
         } catch {
             _ = try? await self.connection.query("ROLLBACK", [])
@@ -159,20 +177,30 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    static let attemptColumns = 14
+    static let rowsPerInsert = 2000
+
+    static func attemptRow(_ record: AttemptRecord) -> [SQLiteData] {
+        let attempt = record.attempt
+        return [
+            .integer(attempt.time.milliseconds), .text(attempt.client.description), attempt.clientPort.map { .integer(Int($0)) } ?? .null,
+            .text(attempt.username), .text(attempt.mechanism.rawValue), .integer(attempt.tls ? 1 : 0),
+            attempt.tlsVersion.map { .text($0) } ?? .null, .text(attempt.outcome.rawValue), .text(attempt.source.rawValue),
+            .integer(attempt.credential.isDefaultPassword ? 1 : 0), .integer(record.replyCode), .text(record.decision.verdict.rawValue),
+            .text(record.decision.reasons.map(\.rawValue).joined(separator: ",")), .text(record.session),
+        ]
+    }
+
+    private func insertAttempts(_ values: [SQLiteData], count: Int) async throws {
+        let row = "(" + Array(repeating: "?", count: Self.attemptColumns).joined(separator: ",") + ")"
+        let sql = "INSERT INTO attempts VALUES " + Array(repeating: row, count: count).joined(separator: ",")
+        _ = try await self.connection.query(sql, values)
+    }
+
     private func write(_ event: GuardEvent) async throws {
         switch event {
-        case .attempt(let record):
-            let attempt = record.attempt
-            guard attempt.outcome != .pending else { return }
-            _ = try await self.connection.query(
-                "INSERT INTO attempts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                [
-                    .integer(attempt.time.milliseconds), .text(attempt.client.description), attempt.clientPort.map { .integer(Int($0)) } ?? .null,
-                    .text(attempt.username), .text(attempt.mechanism.rawValue), .integer(attempt.tls ? 1 : 0),
-                    attempt.tlsVersion.map { .text($0) } ?? .null, .text(attempt.outcome.rawValue), .text(attempt.source.rawValue),
-                    .integer(attempt.credential.isDefaultPassword ? 1 : 0), .integer(record.replyCode), .text(record.decision.verdict.rawValue),
-                    .text(record.decision.reasons.map(\.rawValue).joined(separator: ",")), .text(record.session),
-                ])
+        case .attempt:
+            return  // written in batches by write(_:)
         case .ban(let ban):
             _ = try await self.connection.query(
                 "INSERT OR REPLACE INTO bans VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
