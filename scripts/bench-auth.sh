@@ -38,6 +38,8 @@ chmod 600 "$WORK/password"
 
 cat >"$WORK/guard.yaml" <<EOF
 listen: ["127.0.0.1:12725"]
+auth:
+  require_tls: false   # plain-text AUTH: this measures the guard, not TLS (see bench-tls.sh)
 backend:
   address: $LAB_SMTP
   identity: xclient
@@ -46,6 +48,8 @@ smtp:
   max_connections_per_ip: 10000
 events:
   path: ""
+state:
+  path: ""
 EOF
 "$BIN" run --config "$WORK/guard.yaml" --log-level warning >"$WORK/guard.log" 2>&1 &
 GUARD_PID=$!
@@ -53,7 +57,11 @@ GUARD_PID=$!
 sed -e 's/12725/12726/' -e 's/identity: xclient/identity: none/' "$WORK/guard.yaml" >"$WORK/guard-plain.yaml"
 "$BIN" run --config "$WORK/guard-plain.yaml" --log-level warning >"$WORK/guard-plain.log" 2>&1 &
 GUARD_PID="$GUARD_PID $!"
-for port in 12725 12726; do
+# A third with its state in SQLite (every attempt written, flushed each second).
+sed -e 's/12725/12727/' -e "s#^  path: \"\"\$#  path: \"\"#" "$WORK/guard.yaml" | sed -e "/^state:/,\$ s#  path: \"\"#  path: $WORK/state.db#" >"$WORK/guard-state.yaml"
+"$BIN" run --config "$WORK/guard-state.yaml" --log-level warning >"$WORK/guard-state.log" 2>&1 &
+GUARD_PID="$GUARD_PID $!"
+for port in 12725 12726 12727; do
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -70,10 +78,11 @@ echo
 echo "| set-up | run | sessions/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---:|---:|---:|---:|"
 for i in $(seq 1 "$RUNS"); do
-  for setup in direct "guard, identity none" "guard, XCLIENT"; do
+  for setup in direct "guard, identity none" "guard, XCLIENT" "guard, XCLIENT, SQLite state"; do
     case "$setup" in
       direct) out=$(run direct "$LAB_SMTP" 127.9) ;;
       "guard, identity none") out=$(run guard 127.0.0.1:12726 127.11) ;;
+      "guard, XCLIENT, SQLite state") out=$(run guard 127.0.0.1:12727 127.12) ;;
       *) out=$(run guard 127.0.0.1:12725 127.10) ;;
     esac
     rate=$(sed -n 's/.*"sessions_per_second":\([0-9.]*\).*/\1/p' <<<"$out")
