@@ -148,6 +148,9 @@ for i in 4 5 6; do
 done
 out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.11.11 --quit-after CONNECT 2>&1)
 check "failures from before SIGKILL still count: banned at the 6th" grep -q "554 5.7.1 mx.guard.test Access denied" <<<"$out"
+sleep 0.5
+out=$("$BIN" db status --config "$WORK/smtpguard.yaml" 2>&1)
+check "smtpguard db status shows the state file and its bans" bash -c 'grep -q "schema version: 1 of 1" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
 
 # 4. admin/admin is valid on the backend: refused by the guard, account locked, alert raised.
 out=$(smtp 127.0.3.5 admin admin PLAIN --quit-after AUTH); attempts=$((attempts + 1))

@@ -46,7 +46,8 @@ public final class SQLiteStateStore: StateStore {
 
     /// Opens (creating and migrating) the state file. A file that is not an SQLite database,
     /// is damaged, cannot be written, or comes from a newer version is an error naming it.
-    public static func open(path: String, logger: Logger = Logger(label: "smtpguard.store")) async throws -> SQLiteStateStore {
+    /// - Parameter migrate: false opens an existing file as it is (for `db status`).
+    public static func open(path: String, migrate: Bool = true, logger: Logger = Logger(label: "smtpguard.store")) async throws -> SQLiteStateStore {
         let connection: SQLiteConnection
         do {
             connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -55,7 +56,7 @@ public final class SQLiteStateStore: StateStore {
         }
         let store = SQLiteStateStore(path: path, connection: connection)
         do {
-            try await store.prepare()
+            try await store.prepare(migrate: migrate)
         } catch let error as StoreError {
             await store.close()
             throw error
@@ -77,7 +78,7 @@ public final class SQLiteStateStore: StateStore {
         return text
     }
 
-    private func prepare() async throws {
+    private func prepare(migrate: Bool) async throws {
         // journal_mode answers with a row; WAL lets readers go on while the writer writes.
         _ = try await self.connection.query("PRAGMA journal_mode = WAL", [])
         _ = try await self.connection.query("PRAGMA synchronous = NORMAL", [])
@@ -90,7 +91,7 @@ public final class SQLiteStateStore: StateStore {
         guard version <= Self.migrations.count else {
             throw StoreError("state file \(self.path): schema version \(version) is newer than this smtpguard knows (\(Self.migrations.count))")
         }
-        for (index, statements) in Self.migrations.enumerated() where index >= version {
+        for (index, statements) in Self.migrations.enumerated() where migrate && index >= version {
             _ = try await self.connection.query("BEGIN IMMEDIATE", [])
             do {
                 for statement in statements { _ = try await self.connection.query(statement, []) }
@@ -221,6 +222,38 @@ public final class SQLiteStateStore: StateStore {
                     .text(alert.username), alert.client.map { .text($0.description) } ?? .null, .text(alert.message),
                 ])
         }
+    }
+
+    /// What `smtpguard db status` shows.
+    public struct Status: Sendable {
+        public var schemaVersion: Int
+        public var knownVersion: Int
+        public var journalMode: String
+        public var activeBans: Int
+        public var attempts: Int
+        public var alerts: Int
+        public var oldestAttempt: Timestamp?
+        public var newestAttempt: Timestamp?
+    }
+
+    public func status(now: Timestamp) async throws -> Status {
+        func number(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
+            try await self.connection.query(sql, binds).first?.columns.first?.data.integer ?? 0
+        }
+        let version = try await self.schemaVersion
+        let journal = try await self.connection.query("PRAGMA journal_mode", []).first?.columns.first?.data.string ?? "?"
+        guard version >= 1 else {
+            return Status(
+                schemaVersion: version, knownVersion: Self.migrations.count, journalMode: journal, activeBans: 0, attempts: 0, alerts: 0,
+                oldestAttempt: nil, newestAttempt: nil)
+        }
+        let oldest = try await self.connection.query("SELECT MIN(time_ms) AS t FROM attempts", []).first?.column("t")?.integer
+        let newest = try await self.connection.query("SELECT MAX(time_ms) AS t FROM attempts", []).first?.column("t")?.integer
+        return Status(
+            schemaVersion: version, knownVersion: Self.migrations.count, journalMode: journal,
+            activeBans: try await number("SELECT COUNT(*) FROM bans WHERE lifted_ms IS NULL AND until_ms > ?1", [.integer(now.milliseconds)]),
+            attempts: try await number("SELECT COUNT(*) FROM attempts"), alerts: try await number("SELECT COUNT(*) FROM alerts"),
+            oldestAttempt: oldest.map { Timestamp(milliseconds: $0) }, newestAttempt: newest.map { Timestamp(milliseconds: $0) })
     }
 
     public func prune(before: Timestamp) async throws {
