@@ -4,7 +4,7 @@
 # Needs root (CI and the development machines run as root).
 set -euo pipefail
 
-packages=(postfix dovecot-core swaks haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl)
+packages=(postfix dovecot-core swaks haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
