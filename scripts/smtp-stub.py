@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A minimal SMTP server for benchmarks that hold many connections (smtp-sink stops
-accepting near a thousand): greets, answers EHLO/HELO with 250, DATA with 354 and takes the
+accepting near a thousand) and for cluster tests: greets, answers EHLO/HELO with 250 (AUTH
+PLAIN LOGIN offered), AUTH with 535 (every password is wrong), DATA with 354 and takes the
 message, QUIT with 221, everything else with 250. asyncio, one process, loopback only.
 
     scripts/smtp-stub.py 127.0.0.1:12529
@@ -24,7 +25,9 @@ async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 continue
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
-                writer.write(b"250-stub\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                writer.write(b"250-stub\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
+            elif verb == b"AUTH":
+                writer.write(b"535 5.7.8 Error: authentication failed\r\n")
             elif verb == b"DATA":
                 in_data = True
                 writer.write(b"354 go ahead\r\n")

@@ -38,3 +38,29 @@ public protocol StateStore: Sendable {
     func prune(before: Timestamp) async throws
     func close() async
 }
+
+/// What `smtpguard db status` shows.
+public struct StoreStatus: Sendable {
+    public var schemaVersion: Int
+    public var knownVersion: Int
+    public var journalMode: String
+    public var activeBans: Int
+    public var attempts: Int
+    public var alerts: Int
+    public var oldestAttempt: Timestamp?
+    public var newestAttempt: Timestamp?
+
+    public init(
+        schemaVersion: Int, knownVersion: Int, journalMode: String, activeBans: Int, attempts: Int, alerts: Int, oldestAttempt: Timestamp?,
+        newestAttempt: Timestamp?
+    ) {
+        self.schemaVersion = schemaVersion
+        self.knownVersion = knownVersion
+        self.journalMode = journalMode
+        self.activeBans = activeBans
+        self.attempts = attempts
+        self.alerts = alerts
+        self.oldestAttempt = oldestAttempt
+        self.newestAttempt = newestAttempt
+    }
+}

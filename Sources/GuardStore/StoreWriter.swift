@@ -13,6 +13,7 @@ public final class StoreWriter: EventSink, Sendable {
     private let pending = Mutex<[GuardEvent]>([])
     private let droppedAttempts = Atomic<Int>(0)
     private let writtenEvents = Atomic<Int>(0)
+    private let urgentEvents = Atomic<Bool>(false)
 
     public init(store: any StateStore, maxPending: Int = 1_000_000) {
         self.store = store
@@ -20,6 +21,10 @@ public final class StoreWriter: EventSink, Sendable {
     }
 
     public func record(_ event: GuardEvent) {
+        switch event {
+        case .ban, .unban: self.urgentEvents.store(true, ordering: .relaxed)  // other guards wait for these
+        case .attempt, .alert: break
+        }
         self.pending.withLock { queue in
             queue.append(event)
             if queue.count > self.maxPending, let index = queue.firstIndex(where: { if case .attempt = $0 { true } else { false } }) {
@@ -30,6 +35,8 @@ public final class StoreWriter: EventSink, Sendable {
     }
 
     public var pendingCount: Int { self.pending.withLock { $0.count } }
+    /// A ban or lift is queued: the flush service writes at once rather than at its interval.
+    public func takeUrgent() -> Bool { self.urgentEvents.exchange(false, ordering: .relaxed) }
     public var dropped: Int { self.droppedAttempts.load(ordering: .relaxed) }
     /// Events written since start.
     public var written: Int { self.writtenEvents.load(ordering: .relaxed) }

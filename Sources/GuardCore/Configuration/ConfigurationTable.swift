@@ -143,6 +143,11 @@ extension GuardConfiguration {
             .string(
                 "state.path", "SQLite file that keeps bans, attempts and alerts across restarts (created on first run); empty: memory only, lost on restart.",
                 \.state.path),
+            .string(
+                "state.url",
+                "postgres://user[:password]@host[:port]/database: keep state in PostgreSQL, shared with the other guards on it (bans reach them within a second, failures count together); empty: the SQLite file.",
+                \.state.url,
+                validate: { $0.isEmpty || $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") ? nil : "must start with postgres://" }),
             .duration(
                 "state.flush_interval", "How often queued events are written to the state file: the most a crash (even SIGKILL) can lose.",
                 \.state.flushInterval, min: .milliseconds(50), max: .seconds(60)),

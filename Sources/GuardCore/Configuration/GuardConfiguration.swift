@@ -18,6 +18,9 @@ public struct GuardConfiguration: Sendable, Equatable {
 public struct StateConfiguration: Sendable, Equatable {
     /// The SQLite file; empty keeps state in memory only (lost on restart).
     public var path = "smtpguard.db"
+    /// `postgres://user@host:port/database`: state in PostgreSQL, shared by several guards
+    /// (then `path` is not used).
+    public var url = ""
     /// How often queued events are written: what a crash can lose at most.
     public var flushInterval: Duration = .seconds(1)
     /// How long attempts and alerts are kept (ban history is kept as long as offences count).

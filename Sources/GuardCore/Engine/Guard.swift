@@ -29,6 +29,29 @@ public final class Guard: Sendable {
         self.engine.withLock { $0.restore(attempts: attempts, activeBans: activeBans, banHistory: banHistory) }
     }
 
+    /// Attempts another guard of the cluster saw: they count here as if seen here. A ban they
+    /// lead to is issued and published here (the other guards may not have seen this guard's
+    /// own attempts yet); their alerts were raised where they were seen.
+    public func absorb(_ attempts: [AuthAttempt]) {
+        guard !attempts.isEmpty else { return }
+        let bans = self.engine.withLock { engine -> [Ban] in
+            var bans: [Ban] = []
+            for attempt in attempts where attempt.outcome != .pending { bans += engine.decide(attempt).bans }
+            return bans
+        }
+        for ban in bans { self.sink.record(.ban(ban)) }
+    }
+
+    /// A ban published by another guard.
+    public func applyRemoteBan(_ ban: Ban) {
+        self.engine.withLock { $0.applyRemoteBan(ban) }
+    }
+
+    /// A ban lifted on another guard (by an operator): lifted here too, without a second event.
+    public func liftRemoteBan(_ key: BanKey) {
+        _ = self.engine.withLock { $0.liftBan(key) }
+    }
+
     /// The ban in force against a connecting client, if any.
     public func connectionBan(for address: IPAddress) -> Ban? {
         let now = self.clock.now()

@@ -470,6 +470,18 @@ public struct GuardEngine {
         }
     }
 
+    // MARK: - Other guards of a cluster
+
+    /// A ban another guard issued: in force here too, with its offence count (replaces a ban
+    /// this guard derived itself for the same key, so every guard holds the same one).
+    public mutating func applyRemoteBan(_ ban: Ban) {
+        self.bans[ban.key] = ban
+        self.offenses.update(ban.key, make: { OffenseRecord(count: 0, last: 0) }) { record in
+            record.count = max(record.count, UInt16(clamping: ban.offense))
+            record.last = max(record.last, ban.since.seconds)
+        }
+    }
+
     public func activeBans(now: Timestamp) -> [Ban] {
         self.bans.values.filter { $0.until > now }.sorted { $0.since < $1.since }
     }

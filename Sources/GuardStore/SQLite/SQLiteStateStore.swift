@@ -224,32 +224,20 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    /// What `smtpguard db status` shows.
-    public struct Status: Sendable {
-        public var schemaVersion: Int
-        public var knownVersion: Int
-        public var journalMode: String
-        public var activeBans: Int
-        public var attempts: Int
-        public var alerts: Int
-        public var oldestAttempt: Timestamp?
-        public var newestAttempt: Timestamp?
-    }
-
-    public func status(now: Timestamp) async throws -> Status {
+    public func status(now: Timestamp) async throws -> StoreStatus {
         func number(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
             try await self.connection.query(sql, binds).first?.columns.first?.data.integer ?? 0
         }
         let version = try await self.schemaVersion
         let journal = try await self.connection.query("PRAGMA journal_mode", []).first?.columns.first?.data.string ?? "?"
         guard version >= 1 else {
-            return Status(
+            return StoreStatus(
                 schemaVersion: version, knownVersion: Self.migrations.count, journalMode: journal, activeBans: 0, attempts: 0, alerts: 0,
                 oldestAttempt: nil, newestAttempt: nil)
         }
         let oldest = try await self.connection.query("SELECT MIN(time_ms) AS t FROM attempts", []).first?.column("t")?.integer
         let newest = try await self.connection.query("SELECT MAX(time_ms) AS t FROM attempts", []).first?.column("t")?.integer
-        return Status(
+        return StoreStatus(
             schemaVersion: version, knownVersion: Self.migrations.count, journalMode: journal,
             activeBans: try await number("SELECT COUNT(*) FROM bans WHERE lifted_ms IS NULL AND until_ms > ?1", [.integer(now.milliseconds)]),
             attempts: try await number("SELECT COUNT(*) FROM attempts"), alerts: try await number("SELECT COUNT(*) FROM alerts"),

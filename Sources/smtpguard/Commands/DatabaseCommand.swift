@@ -13,11 +13,22 @@ struct DatabaseCommand: AsyncParsableCommand {
     )
 
     struct Location: ParsableArguments {
-        @Option(name: .long, help: ArgumentHelp("Configuration file (YAML); its state.path is used.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("Configuration file (YAML); its state.url, or else state.path, is used.", valueName: "file"))
         var config: String?
 
-        @Option(name: .long, help: ArgumentHelp("The state file (overrides the configuration).", valueName: "path"))
+        @Option(name: .long, help: ArgumentHelp("The SQLite state file (overrides the configuration).", valueName: "path"))
         var state: String?
+
+        /// The PostgreSQL URL when the configuration names one (and no --state is given).
+        func url() throws -> String? {
+            guard self.state == nil, let file = self.config else { return nil }
+            do {
+                let url = try ConfigurationLoader.load(path: file).state.url
+                return url.isEmpty ? nil : url
+            } catch let failure as ConfigurationLoader.Failure {
+                throw StartupError("invalid configuration:\n\(failure)")
+            }
+        }
 
         func path() throws -> String {
             var path = GuardConfiguration().state.path
@@ -42,6 +53,20 @@ struct DatabaseCommand: AsyncParsableCommand {
         @OptionGroup var location: Location
 
         func run() async throws {
+            if let url = try self.location.url() {
+                let store = try PostgresStateStore(url: url, guardID: "db-status")
+                defer { _ = store }
+                let status: StoreStatus
+                do {
+                    status = try await store.status(now: SystemClock().now())
+                } catch {
+                    await store.close()
+                    throw StartupError("\(error)")
+                }
+                await store.close()
+                Self.show(status, name: store.url)
+                return
+            }
             let path = try self.location.path()
             guard FileManager.default.fileExists(atPath: path) else { throw StartupError("state file \(path): no such file (a guard creates it on its first run)") }
             let store: SQLiteStateStore
@@ -53,7 +78,11 @@ struct DatabaseCommand: AsyncParsableCommand {
             let status = try await store.status(now: SystemClock().now())
             await store.close()
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            print("state file:     \(path) (\(size / 1024) KiB, journal \(status.journalMode))")
+            Self.show(status, name: "\(path) (\(size / 1024) KiB)")
+        }
+
+        static func show(_ status: StoreStatus, name: String) {
+            print("state:          \(name), \(status.journalMode)")
             let behind = status.schemaVersion < status.knownVersion ? " — run `smtpguard db migrate` (a guard does it at start)" : ""
             print("schema version: \(status.schemaVersion) of \(status.knownVersion)\(behind)")
             print("bans in force:  \(status.activeBans)")
@@ -70,6 +99,18 @@ struct DatabaseCommand: AsyncParsableCommand {
         @OptionGroup var location: Location
 
         func run() async throws {
+            if let url = try self.location.url() {
+                let store = try PostgresStateStore(url: url, guardID: "db-migrate")
+                do {
+                    let (before, after) = try await store.migrate()
+                    await store.close()
+                    print(before == after ? "\(store.url): schema version \(after), up to date" : "\(store.url): schema version \(before) → \(after)")
+                } catch {
+                    await store.close()
+                    throw StartupError("\(error)")
+                }
+                return
+            }
             let path = try self.location.path()
             do {
                 var before = 0

@@ -71,7 +71,7 @@ struct RunCommand: AsyncParsableCommand {
         // Everything that can stop the start comes before the state file is opened, or closes it.
         let (tlsStore, backendTLS) = try Self.loadTLS(configuration.proxy, logger: logger)
         let store = try await Self.openStore(configuration, logger: logger)
-        let writer = store.map { StoreWriter(store: $0) }
+        let writer = store.map { StoreWriter(store: $0.store) }
         var sinks: [any EventSink] = []
         if let eventSink { sinks.append(eventSink) }
         if let writer { sinks.append(writer) }
@@ -81,7 +81,7 @@ struct RunCommand: AsyncParsableCommand {
             do {
                 try await Self.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
             } catch {
-                await store.close()
+                await store.store.close()
                 throw error
             }
         }
@@ -103,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
         ] + (writer.map { writer in
             [.init(service: StoreFlushService(
                 writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger))]
-        } ?? [])
+        } ?? []) + ((store?.store as? PostgresStateStore).map { [.init(service: ClusterSyncService(store: $0, guardEngine: guardEngine, logger: logger))] } ?? [])
         let group = ServiceGroup(
             configuration: .init(
                 services: services + [
@@ -125,30 +125,46 @@ struct RunCommand: AsyncParsableCommand {
             try await group.run()
         } catch let error as ProxyStartError {
             try? await eventLoops.shutdownGracefully()
-            await store?.close()
+            await store?.store.close()
             throw StartupError(error.message)
         }
         try? await eventLoops.shutdownGracefully()
-        await store?.close()
+        await store?.store.close()
     }
 
     /// The state file, created and migrated if new; nil when state is kept in memory only. A
     /// file that cannot be used stops the start: starting empty would forget every ban.
-    static func openStore(_ configuration: GuardConfiguration, logger: Logger) async throws -> SQLiteStateStore? {
+    static func openStore(_ configuration: GuardConfiguration, logger: Logger) async throws -> (store: any StateStore, name: String)? {
+        if !configuration.state.url.isEmpty {
+            do {
+                let store = try PostgresStateStore(url: configuration.state.url, guardID: Self.guardID, logger: logger)
+                let (before, after) = try await store.migrate()
+                if before != after { logger.notice("state: database schema \(before) → \(after)", metadata: ["state": .string(store.url)]) }
+                return (store, store.url)
+            } catch {
+                throw StartupError("\(error)")
+            }
+        }
         let path = configuration.state.path
         guard !path.isEmpty else {
             logger.warning("state.path is empty: bans and counts live in memory only and are lost on restart")
             return nil
         }
         do {
-            return try await SQLiteStateStore.open(path: path, logger: logger)
+            return (try await SQLiteStateStore.open(path: path, logger: logger), path)
         } catch {
             throw StartupError("\(error)")
         }
     }
 
     /// Rebuilds the engine from the state file before the first connection is accepted.
-    static func restore(_ guardEngine: Guard, from store: SQLiteStateStore, configuration: GuardConfiguration, clock: any GuardClock, logger: Logger) async throws {
+    /// This process among the guards of a cluster: host name and process id.
+    static let guardID = "\(ProxyConfiguration().effectiveHostname):\(getpid())"
+
+    static func restore(
+        _ guardEngine: Guard, from opened: (store: any StateStore, name: String), configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
+    ) async throws {
+        let store = opened.store
         let began = ContinuousClock.now
         let now = clock.now()
         let state: StoredState
@@ -158,13 +174,13 @@ struct RunCommand: AsyncParsableCommand {
                 successesSince: now + .nanoseconds(-configuration.policy.knownPlaceDuration.nanosecondsClamped),
                 bansSince: now + .nanoseconds(-configuration.policy.bans.rememberOffenses.nanosecondsClamped))
         } catch {
-            throw StartupError("state file \(store.path): cannot be read (\(error))")
+            throw StartupError("state \(opened.name): cannot be read (\(error))")
         }
         guardEngine.restore(attempts: state.attempts, activeBans: state.bans, banHistory: state.banHistory)
         logger.info(
             "state restored",
             metadata: [
-                "state": .string(store.path), "bans": .string("\(state.bans.count)"), "attempts": .string("\(state.attempts.count)"),
+                "state": .string(opened.name), "bans": .string("\(state.bans.count)"), "attempts": .string("\(state.attempts.count)"),
                 "took": .string((ContinuousClock.now - began).compactText),
             ])
     }

@@ -21,9 +21,14 @@ struct StoreFlushService: Service {
         try? await cancelWhenGracefulShutdown {
             var sincePrune = Duration.zero
             while !Task.isCancelled {
-                try await Task.sleep(for: self.interval)
+                // Every interval, or as soon as a ban or lift is queued (checked every 20ms).
+                var waited = Duration.zero
+                while waited < self.interval && !self.writer.takeUrgent() {
+                    try await Task.sleep(for: .milliseconds(20))
+                    waited += .milliseconds(20)
+                }
                 failing.store(await self.flush(failing: failing.load(ordering: .relaxed)), ordering: .relaxed)
-                sincePrune += self.interval
+                sincePrune += max(waited, .milliseconds(20))
                 if sincePrune >= .seconds(3600) && !failing.load(ordering: .relaxed) {
                     sincePrune = .zero
                     try? await self.writer.store.prune(before: self.clock.now() + .nanoseconds(-self.retention.nanosecondsClamped))

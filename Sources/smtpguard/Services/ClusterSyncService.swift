@@ -1,0 +1,119 @@
+// Keeps a guard in step with the other guards on the same PostgreSQL database:
+// - bans and lifts arrive as notifications (LISTEN smtpguard_bans) and are enforced at once;
+// - attempts the other guards saw are read every `poll` (by row id) and counted here, so a
+//   guessing run spread over several guards is counted as one;
+// - every `reconcile`, the bans in force and the recent lifts are read again, so a missed
+//   notification heals.
+// A database that goes away is logged once; the guard goes on deciding from its own state and
+// catches up when it is back.
+
+import GuardCore
+import GuardStore
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+struct ClusterSyncService: Service {
+    let store: PostgresStateStore
+    let guardEngine: Guard
+    let logger: Logger
+    var poll: Duration = .milliseconds(200)
+    var reconcile: Duration = .seconds(10)
+
+    func run() async throws {
+        let outage = OutageFlag()
+        try? await cancelWhenGracefulShutdown {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.listen(outage: outage) }
+                group.addTask { try await self.follow(outage: outage) }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    /// Notifications, on a connection of their own; reconnects after a failure.
+    private func listen(outage: OutageFlag) async throws {
+        while !Task.isCancelled {
+            do {
+                let connection = try await self.store.connect()
+                do {
+                    try await connection.listen(on: "smtpguard_bans") { notifications in
+                        self.recovered(outage)
+                        for try await notification in notifications {
+                            self.apply(notification.payload)
+                        }
+                    }
+                    try? await connection.close()
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+            } catch {
+                self.failed(outage, error)
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func apply(_ payload: String) {
+        guard let message = ClusterMessage(text: payload), message.guardID != self.store.guardID else { return }
+        switch message {
+        case .ban(let ban, let origin):
+            self.guardEngine.applyRemoteBan(ban)
+            self.logger.info("cluster: ban from \(origin): \(ban.key.scope.rawValue) \(ban.key.description.logSafe) until \(ban.until.iso8601)")
+        case .lift(let key, let origin):
+            self.guardEngine.liftRemoteBan(key)
+            self.logger.info("cluster: lifted on \(origin): \(key.scope.rawValue) \(key.description.logSafe)")
+        }
+    }
+
+    /// The other guards' attempts, and the periodic reconciliation of bans.
+    private func follow(outage: OutageFlag) async throws {
+        var last: Int?
+        var sinceReconcile = self.reconcile
+        var lastReconcile = self.guardEngine.clock.now()
+        while !Task.isCancelled {
+            do {
+                if last == nil { last = try await self.store.lastAttemptID() }
+                let (attempts, newest) = try await self.store.remoteAttempts(after: last!)
+                last = newest
+                self.guardEngine.absorb(attempts)
+                if sinceReconcile >= self.reconcile {
+                    let now = self.guardEngine.clock.now()
+                    for ban in try await self.store.activeBans(now: now) where self.guardEngine.ban(for: ban.key) == nil {
+                        self.guardEngine.applyRemoteBan(ban)
+                    }
+                    for key in try await self.store.liftedBans(since: lastReconcile + .seconds(-60)) {
+                        self.guardEngine.liftRemoteBan(key)
+                    }
+                    lastReconcile = now
+                    sinceReconcile = .zero
+                }
+                self.recovered(outage)
+            } catch {
+                self.failed(outage, error)
+                sinceReconcile = self.reconcile  // reconcile first thing when it is back
+            }
+            try await Task.sleep(for: self.poll)
+            sinceReconcile += self.poll
+        }
+    }
+
+    private func failed(_ outage: OutageFlag, _ error: any Error) {
+        if !outage.down.exchange(true, ordering: .relaxed) {
+            self.logger.error("cluster: the database is unreachable (\(error)); deciding from local state until it is back")
+        }
+    }
+
+    private func recovered(_ outage: OutageFlag) {
+        if outage.down.exchange(false, ordering: .relaxed) { self.logger.notice("cluster: the database is back; catching up") }
+    }
+}
+
+/// Whether the database is known to be down (so that an outage is logged once).
+final class OutageFlag: Sendable {
+    let down = Atomic<Bool>(false)
+}

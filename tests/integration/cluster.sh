@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Several guards on one PostgreSQL database (tests/integration/pg.sh, a throw-away cluster on
+# loopback), in front of scripts/smtp-stub.py (every password is wrong), driven by swaks:
+# a ban decided by one guard is enforced by the other within a second; a guessing run split
+# over both is banned at the same total as on one; the database stopped and started again
+# mid-attack loses nothing; `smtpguard db status` and `db migrate` for PostgreSQL.
+#
+#   tests/integration/cluster.sh          (root; prints "N passed, N failed")
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
+[ -x "$BIN" ] || swift build --product smtpguard >/dev/null || { echo "cluster: build failed"; exit 1; }
+WORK=$(mktemp -d /tmp/smtpguard-cluster.XXXXXX)
+chmod 755 "$WORK"
+export PG_DIR="$WORK/pg" PG_PORT=15433
+PIDS=()
+passed=0
+failed=0
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  bash tests/integration/pg.sh stop >/dev/null 2>&1
+  if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "cluster: logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+check() {
+  local name=$1; shift
+  if "$@"; then echo "PASS $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
+}
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+bash tests/integration/pg.sh start >"$WORK/pg-start.log" 2>&1 || { cat "$WORK/pg-start.log"; echo "0 passed, 1 failed"; exit 1; }
+eval "$(bash tests/integration/pg.sh env)"
+python3 scripts/smtp-stub.py 127.0.0.1:12529 >"$WORK/stub.log" 2>&1 &
+PIDS+=($!)
+wait_port 12529
+
+for n in 1 2; do
+  cat >"$WORK/guard$n.yaml" <<YAML
+listen: ["127.0.0.1:1284$n"]
+auth:
+  require_tls: false
+backend:
+  address: 127.0.0.1:12529
+smtp:
+  hostname: guard$n.test
+events:
+  path: $WORK/events$n.jsonl
+state:
+  url: $PG_URL
+guard:
+  tarpit:
+    initial: 0s
+    min_refusal_delay: 0s
+YAML
+done
+out=$("$BIN" db migrate --config "$WORK/guard1.yaml" 2>&1)
+check "db migrate creates the schema in PostgreSQL" grep -q "schema version 0 → 1" <<<"$out"
+for n in 1 2; do
+  "$BIN" run --config "$WORK/guard$n.yaml" >"$WORK/guard$n.log" 2>&1 &
+  PIDS+=($!)
+done
+GUARD1=${PIDS[1]}
+wait_port 12841 && wait_port 12842
+
+guess() {  # guess PORT FROM USER
+  timeout 20 swaks --server "127.0.0.1:$1" --local-interface "$2" --auth PLAIN --auth-user "$3" --auth-password wrong \
+    --quit-after AUTH --timeout 10 2>&1
+}
+refused_at_connect() {  # refused_at_connect PORT FROM (swaks exits non-zero on a 554 greeting)
+  local out
+  out=$(timeout 10 swaks --server "127.0.0.1:$1" --local-interface "$2" --quit-after CONNECT 2>&1)
+  grep -q "554 5.7.1" <<<"$out"
+}
+
+# 1. A run of guesses split over both guards: 3 on the first, 3 on the second: banned at the
+# 6th failure in all, as on one guard (the limit is 5).
+for i in 1 2 3; do guess 12841 127.0.30.1 "u$i" >/dev/null; done
+sleep 1.5
+for i in 4 5; do guess 12842 127.0.30.1 "u$i" >/dev/null; done
+check "after 5 failures spread over two guards, no ban yet" bash -c '! grep -q "\"event\":\"ban\"" "$1" "$2"' _ "$WORK/events1.jsonl" "$WORK/events2.jsonl"
+guess 12842 127.0.30.1 u6 >/dev/null
+began=$(date +%s%N)
+check "the 6th failure, on the second guard, bans the client there" refused_at_connect 12842 127.0.30.1
+# 2. The first guard enforces it within a second.
+enforced=1
+for _ in $(seq 1 20); do refused_at_connect 12841 127.0.30.1 && { enforced=0; break; }; sleep 0.05; done
+took_ms=$(( ($(date +%s%N) - began) / 1000000 ))
+check "the other guard enforces the ban within a second (${took_ms} ms)" bash -c '[ "$1" -eq 0 ] && [ "$2" -le 1000 ]' _ "$enforced" "$took_ms"
+
+# 3. The database goes away mid-attack: both guards go on deciding; nothing is lost.
+bash tests/integration/pg.sh stop >/dev/null 2>&1
+for i in 1 2 3; do guess 12841 127.0.31.1 "v$i" >/dev/null; done
+for i in 1 2 3 4 5 6; do guess 12842 127.0.31.1 "w$i" >/dev/null; done
+check "with the database down, a guard bans on its own count" refused_at_connect 12842 127.0.31.1
+sleep 1
+check "the outage is logged once, not once per attempt" bash -c '[ "$(grep -c "state store: .*decisions go on from memory" "$1")" -eq 1 ]' _ "$WORK/guard1.log"
+as_postgres() { runuser -u postgres -- "$@"; }
+as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start >/dev/null
+for _ in $(seq 1 50); do
+  count=$(psql "$PG_URL" -Atc "SELECT count(*) FROM attempts WHERE client = '127.0.31.1'" 2>/dev/null || echo 0)
+  [ "$count" -ge 9 ] && break
+  sleep 0.2
+done
+check "after the database is back, every attempt decided during the outage is written ($count of 9)" [ "$count" -eq 9 ]
+bans=$(psql "$PG_URL" -Atc "SELECT count(*) FROM bans WHERE key = '127.0.31.1'" 2>/dev/null)
+check "and the ban decided during the outage too" [ "${bans:-0}" -ge 1 ]
+
+# 4. A restarted guard gets its bans back from the database.
+kill "$GUARD1"; wait "$GUARD1" 2>/dev/null
+"$BIN" run --config "$WORK/guard1.yaml" >>"$WORK/guard1.log" 2>&1 &
+PIDS+=($!)
+wait_port 12841
+check "a restarted guard enforces the cluster's bans at once" refused_at_connect 12841 127.0.31.1
+out=$("$BIN" db status --config "$WORK/guard1.yaml" 2>&1)
+check "db status reads the PostgreSQL state" bash -c 'grep -q "schema version: 1 of 1" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
+check "no password in any log" bash -c '! grep -q "wrong" "$@"' _ "$WORK"/guard*.log "$WORK"/events*.jsonl
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
