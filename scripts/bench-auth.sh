@@ -27,6 +27,7 @@ GUARD_PID=""
 cleanup() {
   [ -n "$GUARD_PID" ] && kill $GUARD_PID 2>/dev/null && wait $GUARD_PID 2>/dev/null
   bash tests/integration/lab.sh stop >/dev/null 2>&1 || true
+  PG_DIR="$WORK/pg" PG_PORT=15435 bash tests/integration/pg.sh stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -61,7 +62,12 @@ GUARD_PID="$GUARD_PID $!"
 sed -e 's/12725/12727/' -e "s#^  path: \"\"\$#  path: \"\"#" "$WORK/guard.yaml" | sed -e "/^state:/,\$ s#  path: \"\"#  path: $WORK/state.db#" >"$WORK/guard-state.yaml"
 "$BIN" run --config "$WORK/guard-state.yaml" --log-level warning >"$WORK/guard-state.log" 2>&1 &
 GUARD_PID="$GUARD_PID $!"
-for port in 12725 12726 12727; do
+# A fourth with its state in PostgreSQL (a throw-away cluster on loopback).
+PG_DIR="$WORK/pg" PG_PORT=15435 bash tests/integration/pg.sh start >/dev/null
+sed -e 's/12725/12728/' "$WORK/guard.yaml" | sed -e "/^state:/,\$ s#  path: \"\"#  url: postgres://smtpguard@127.0.0.1:15435/smtpguard#" >"$WORK/guard-pg.yaml"
+"$BIN" run --config "$WORK/guard-pg.yaml" --log-level warning >"$WORK/guard-pg.log" 2>&1 &
+GUARD_PID="$GUARD_PID $!"
+for port in 12725 12726 12727 12728; do
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -78,11 +84,12 @@ echo
 echo "| set-up | run | sessions/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---:|---:|---:|---:|"
 for i in $(seq 1 "$RUNS"); do
-  for setup in direct "guard, identity none" "guard, XCLIENT" "guard, XCLIENT, SQLite state"; do
+  for setup in direct "guard, identity none" "guard, XCLIENT" "guard, XCLIENT, SQLite state" "guard, XCLIENT, PostgreSQL state"; do
     case "$setup" in
       direct) out=$(run direct "$LAB_SMTP" 127.9) ;;
       "guard, identity none") out=$(run guard 127.0.0.1:12726 127.11) ;;
       "guard, XCLIENT, SQLite state") out=$(run guard 127.0.0.1:12727 127.12) ;;
+      "guard, XCLIENT, PostgreSQL state") out=$(run guard 127.0.0.1:12728 127.13) ;;
       *) out=$(run guard 127.0.0.1:12725 127.10) ;;
     esac
     rate=$(sed -n 's/.*"sessions_per_second":\([0-9.]*\).*/\1/p' <<<"$out")
