@@ -247,6 +247,9 @@ sed -e "s#$WORK/cert.pem#$WORK/missing.pem#" -e 's#^listen: .*#listen: ["127.0.0
   "$WORK/smtpguard.yaml" >"$WORK/bad-cert.yaml"
 out=$(timeout 20 "$BIN" run --config "$WORK/bad-cert.yaml" 2>&1); status=$?
 check "a missing certificate is a start-up error naming the file (exit $status)" bash -c '[ "$2" -eq 1 ] && grep -q "tls.certificate .*missing.pem: no such file" <<<"$1"' _ "$out" "$status"
+printf 'this is not a database at all, but it is long enough to have a header of sorts.%.0s' $(seq 1 100) >"$WORK/damaged.db"
+out=$(timeout 20 "$BIN" run --config "$WORK/smtpguard.yaml" --listen 127.0.0.1:12628 --state "$WORK/damaged.db" 2>&1); status=$?
+check "a damaged state file stops the start rather than forgetting the bans (exit $status)" bash -c '[ "$2" -eq 1 ] && grep -q "state file .*damaged.db: not an SQLite database" <<<"$1"' _ "$out" "$status"
 
 # 5f. Behind HAProxy (mode tcp, send-proxy-v2 from 127.0.0.99, a trusted balancer): the guard
 # takes the real client from the PROXY header and hands it on to Postfix with XCLIENT.
