@@ -36,6 +36,10 @@ public protocol StateStore: Sendable {
     func write(_ events: [GuardEvent]) async throws
     /// Deletes attempts and alerts older than `before`, and bans that ended before it.
     func prune(before: Timestamp) async throws
+    /// Creates or updates the schema; the versions before and after.
+    func migrate() async throws -> (before: Int, after: Int)
+    /// Schema version and what is kept, changing nothing (`smtpguard db status`).
+    func status(now: Timestamp) async throws -> StoreStatus
     func close() async
 }
 

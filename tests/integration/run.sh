@@ -292,10 +292,14 @@ auth_lines=$(grep -c '"event":"auth"' "$EVENTS")
 check "one event line per AUTH attempt ($attempts attempts, $auth_lines lines)" [ "$auth_lines" -eq "$attempts" ]
 leaks=0
 for secret in "$LAB_PASS_ALICE" "$LAB_PASS_BOB" not-her-password guess-1 guess-6 \
-  "$(printf '\0alice\0%s' "$LAB_PASS_ALICE" | base64)" "$(printf '%s' "$LAB_PASS_ALICE" | base64)"; do
-  if grep -qF -- "$secret" "$EVENTS" "$GUARD_LOG"; then leaks=$((leaks + 1)); echo "  leaked: a test secret in the guard's output"; fi
+  "$(printf '\0alice\0%s' "$LAB_PASS_ALICE" | base64)" "$(printf '%s' "$LAB_PASS_ALICE" | base64)" \
+  "$(printf '\0admin\0admin' | base64)"; do
+  # The logs, the events and the state file (its database and write-ahead log) alike.
+  if grep -qaF -- "$secret" "$EVENTS" "$GUARD_LOG" "$WORK/guard2.log" "$WORK"/state.db*; then
+    leaks=$((leaks + 1)); echo "  leaked: a test secret in the guard's output or state"
+  fi
 done
-check "no test password or AUTH payload in the event log or the guard's log" [ "$leaks" -eq 0 ]
+check "no test password or AUTH payload in the event log, the guards' logs or the state file" [ "$leaks" -eq 0 ]
 check "every event line is valid JSON" python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$EVENTS"
 
 # 8. The backend goes away: clients get 421 4.3.0, the guard keeps running and says why.

@@ -387,23 +387,3 @@ public enum ClusterMessage: Sendable, Equatable {
         }
     }
 }
-
-extension Ban {
-    init?(scope: String, key: String, reason: String, since: Int, until: Int, offense: Int, exempt: Bool) {
-        guard let scope = BanScope(rawValue: scope), let key = BanKey(scope: scope, text: key), let reason = Reason(rawValue: reason) else { return nil }
-        self.init(
-            key: key, since: Timestamp(milliseconds: since), until: Timestamp(milliseconds: until), reason: reason, offense: offense,
-            exemptKnownPlaces: exempt)
-    }
-}
-
-extension AuthAttempt {
-    init?(row: (Int, String, Int?, String, String, Bool, String?, String, String, Bool)) {
-        let (time, client, port, username, mechanism, tls, version, outcome, source, isDefault) = row
-        guard let address = IPAddress(client), let outcome = AuthOutcome(rawValue: outcome), let source = AttemptSource(rawValue: source) else { return nil }
-        self.init(
-            time: Timestamp(milliseconds: time), client: address, clientPort: port.map { UInt16(clamping: $0) }, username: username,
-            mechanism: AuthMechanism(name: mechanism), tls: tls, tlsVersion: version, outcome: outcome, source: source,
-            credential: CredentialEvidence(passwordHash: nil, isDefaultPassword: isDefault))
-    }
-}

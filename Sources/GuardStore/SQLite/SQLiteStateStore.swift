@@ -56,7 +56,8 @@ public final class SQLiteStateStore: StateStore {
         }
         let store = SQLiteStateStore(path: path, connection: connection)
         do {
-            try await store.prepare(migrate: migrate)
+            try await store.prepare()
+            if migrate { _ = try await store.migrate() }
         } catch let error as StoreError {
             await store.close()
             throw error
@@ -78,7 +79,7 @@ public final class SQLiteStateStore: StateStore {
         return text
     }
 
-    private func prepare(migrate: Bool) async throws {
+    private func prepare() async throws {
         // journal_mode answers with a row; WAL lets readers go on while the writer writes.
         _ = try await self.connection.query("PRAGMA journal_mode = WAL", [])
         _ = try await self.connection.query("PRAGMA synchronous = NORMAL", [])
@@ -87,11 +88,16 @@ public final class SQLiteStateStore: StateStore {
         if let result = check.first?.column("quick_check")?.string, result != "ok" {
             throw StoreError("state file \(self.path): damaged (\(result)); move it away to start with empty state, or restore a backup")
         }
-        let version = try await self.connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+        let version = try await self.schemaVersion
         guard version <= Self.migrations.count else {
             throw StoreError("state file \(self.path): schema version \(version) is newer than this smtpguard knows (\(Self.migrations.count))")
         }
-        for (index, statements) in Self.migrations.enumerated() where migrate && index >= version {
+    }
+
+    /// Brings the schema up to date, one transaction per version.
+    public func migrate() async throws -> (before: Int, after: Int) {
+        let version = try await self.schemaVersion
+        for (index, statements) in Self.migrations.enumerated() where index >= version {
             _ = try await self.connection.query("BEGIN IMMEDIATE", [])
             do {
                 for statement in statements { _ = try await self.connection.query(statement, []) }
@@ -102,6 +108,7 @@ public final class SQLiteStateStore: StateStore {
                 throw error
             }
         }
+        return (version, max(version, Self.migrations.count))
     }
 
     public var schemaVersion: Int {
@@ -115,14 +122,13 @@ public final class SQLiteStateStore: StateStore {
             "SELECT scope, key, reason, since_ms, until_ms, offense, exempt_known_places, lifted_ms FROM bans WHERE since_ms >= ?1 OR until_ms > ?2 ORDER BY since_ms",
             [.integer(bansSince.milliseconds), .integer(now.milliseconds)])
         {
-            guard let scope = row.column("scope")?.string.flatMap(BanScope.init(rawValue:)), let keyText = row.column("key")?.string,
-                let key = BanKey(scope: scope, text: keyText), let reason = row.column("reason")?.string.flatMap(Reason.init(rawValue:)),
+            guard let scope = row.column("scope")?.string, let key = row.column("key")?.string, let reason = row.column("reason")?.string,
                 let since = row.column("since_ms")?.integer, let until = row.column("until_ms")?.integer,
-                let offense = row.column("offense")?.integer
+                let offense = row.column("offense")?.integer,
+                let ban = Ban(
+                    scope: scope, key: key, reason: reason, since: since, until: until, offense: offense,
+                    exempt: row.column("exempt_known_places")?.integer == 1)
             else { continue }
-            let ban = Ban(
-                key: key, since: Timestamp(milliseconds: since), until: Timestamp(milliseconds: until), reason: reason, offense: offense,
-                exemptKnownPlaces: row.column("exempt_known_places")?.integer == 1)
             history.append(ban)
             if ban.until > now, row.column("lifted_ms")?.integer == nil { bans.append(ban) }
         }
@@ -134,16 +140,17 @@ public final class SQLiteStateStore: StateStore {
             """,
             [.integer(since.milliseconds), .integer(min(successesSince, since).milliseconds)])
         {
-            guard let time = row.column("time_ms")?.integer, let client = row.column("client")?.string.flatMap(IPAddress.init),
-                let username = row.column("username")?.string, let outcome = row.column("outcome")?.string.flatMap(AuthOutcome.init(rawValue:)),
-                let source = row.column("source")?.string.flatMap(AttemptSource.init(rawValue:))
+            guard let time = row.column("time_ms")?.integer, let client = row.column("client")?.string,
+                let username = row.column("username")?.string, let outcome = row.column("outcome")?.string,
+                let source = row.column("source")?.string,
+                let attempt = AuthAttempt(
+                    row: (
+                        time, client, row.column("client_port")?.integer, username, row.column("mechanism")?.string ?? "",
+                        row.column("tls")?.integer == 1, row.column("tls_version")?.string, outcome, source,
+                        row.column("default_credential")?.integer == 1
+                    ))
             else { continue }
-            attempts.append(
-                AuthAttempt(
-                    time: Timestamp(milliseconds: time), client: client, clientPort: row.column("client_port")?.integer.map { UInt16(clamping: $0) },
-                    username: username, mechanism: AuthMechanism(name: row.column("mechanism")?.string ?? ""), tls: row.column("tls")?.integer == 1,
-                    tlsVersion: row.column("tls_version")?.string, outcome: outcome, source: source,
-                    credential: CredentialEvidence(passwordHash: nil, isDefaultPassword: row.column("default_credential")?.integer == 1)))
+            attempts.append(attempt)
         }
         return StoredState(bans: bans, banHistory: history, attempts: attempts)
     }
@@ -254,34 +261,4 @@ public final class SQLiteStateStore: StateStore {
     public func close() async {
         try? await self.connection.close()
     }
-}
-
-extension BanKey {
-    /// The key as stored: an address, a network, or a username.
-    var storeText: String {
-        switch self {
-        case .ip(let address): return address.description
-        case .prefix(let network): return network.description
-        case .username(let name): return name
-        }
-    }
-
-    init?(scope: BanScope, text: String) {
-        switch scope {
-        case .ip:
-            guard let address = IPAddress(text) else { return nil }
-            self = .ip(address)
-        case .prefix:
-            guard let network = IPNetwork(text) else { return nil }
-            self = .prefix(network)
-        case .username:
-            self = .username(text)
-        }
-    }
-}
-
-extension Timestamp {
-    /// Milliseconds since the epoch, as stored.
-    var milliseconds: Int { Int(self.nanoseconds / 1_000_000) }
-    init(milliseconds: Int) { self.init(nanoseconds: Int64(milliseconds) * 1_000_000) }
 }

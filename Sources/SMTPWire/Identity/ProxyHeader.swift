@@ -117,13 +117,10 @@ public enum ProxyHeader {
                 let sourcePort = buffer.getInteger(at: start + 48, as: UInt16.self),
                 let destinationPort = buffer.getInteger(at: start + 50, as: UInt16.self)
             else { throw Malformed("PROXY v2 header too short for IPv6 addresses") }
-            let source = IPAddress(high: sourceHigh, low: sourceLow)
-            let destination = IPAddress(high: destinationHigh, low: destinationLow)
-            // An IPv4-mapped address is the IPv4 address.
+            // IPAddress keeps IPv4 in its mapped form, so a mapped address is the IPv4 client.
             return .proxied(
-                source: source.isIPv4 ? IPAddress(ipv4: UInt32(truncatingIfNeeded: sourceLow)) : source, sourcePort: sourcePort,
-                destination: destination.isIPv4 ? IPAddress(ipv4: UInt32(truncatingIfNeeded: destinationLow)) : destination,
-                destinationPort: destinationPort)
+                source: IPAddress(high: sourceHigh, low: sourceLow), sourcePort: sourcePort,
+                destination: IPAddress(high: destinationHigh, low: destinationLow), destinationPort: destinationPort)
         default:
             return .local  // UDP, UNIX sockets, unspecified: nothing to take from it
         }

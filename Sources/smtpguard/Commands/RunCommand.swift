@@ -18,7 +18,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Reads the configuration file when one is given (see `smtpguard config defaults`), \
             then applies the flags, which override it. Without a file the built-in defaults apply: \
-            listen on 127.0.0.1:2525, backend 127.0.0.1:25, events as JSON lines on standard output. \
+            listen on 127.0.0.1:2525, backend 127.0.0.1:25, events as JSON lines on standard output, \
+            bans and counts kept in ./smtpguard.db (restored at the next start). \
             Stops gracefully on SIGTERM or SIGINT: no new connections, open sessions get time to finish. \
             SIGHUP reopens the event log (for logrotate) and reloads the TLS certificate and key \
             (open sessions keep theirs; a file that cannot be used leaves the previous one in place). \
@@ -97,13 +98,17 @@ struct RunCommand: AsyncParsableCommand {
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ReloadService(eventLog: eventSink, tls: tlsStore, logger: logger)),
             .init(service: BanExpiryService(guardEngine: guardEngine)),
-        ] + (writer.map { writer in
-            [.init(service: StoreFlushService(
-                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger))]
-        } ?? []) + ((store?.store as? PostgresStateStore).map { [.init(service: ClusterSyncService(store: $0, guardEngine: guardEngine, logger: logger))] } ?? [])
+        ]
+        if let writer {
+            services.append(.init(service: StoreFlushService(
+                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger)))
+        }
+        if let cluster = store?.store as? PostgresStateStore {
+            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services + [
