@@ -48,6 +48,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The log watcher: log formats (pure), followers, firewall actions.
+        .target(name: "LogWatch", dependencies: ["GuardCore"], swiftSettings: strict),
         // Durable state: bans, attempts, alerts (SQLite embedded; PostgreSQL for clusters).
         .target(
             name: "GuardStore",
@@ -113,6 +115,7 @@ let package = Package(
         .executableTarget(name: "fuzz-proxy-header", dependencies: ["FuzzTargets"], path: "Fuzz/ProxyHeader", swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
         .testTarget(name: "GuardCoreTests", dependencies: ["GuardCore"], swiftSettings: strict),
+        .testTarget(name: "LogWatchTests", dependencies: ["LogWatch", "GuardCore"], swiftSettings: strict),
         .testTarget(name: "GuardStoreTests", dependencies: ["GuardStore", "GuardCore"], swiftSettings: strict),
         .testTarget(
             name: "SMTPWireTests",

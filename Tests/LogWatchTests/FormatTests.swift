@@ -1,0 +1,72 @@
+// Every format's annotated sample lines, with the expected extraction.
+
+import GuardCore
+import Testing
+
+@testable import LogWatch
+
+@Suite("Log formats")
+struct FormatTests {
+    static let formats: [any LogFormat] = [PostfixFormat(), DovecotFormat()]
+
+    static func match(_ line: String) -> LogMatch? {
+        let bytes = Array(line.utf8)
+        guard let parsed = SyslogLine(bytes[...]) else { return nil }
+        for format in self.formats {
+            if let found = format.match(message: parsed.message, program: parsed.program) { return found }
+        }
+        return nil
+    }
+
+    static func failure(_ rule: String, _ client: String, _ user: String, count: Int = 1) -> LogMatch {
+        .attempt(rule: rule, client: IPAddress(client)!, username: user, outcome: .failure, count: count)
+    }
+
+    @Test("Postfix 3.7 lines, as the lab's Postfix wrote them")
+    func postfix() {
+        #expect(
+            Self.match("Nov 23 00:45:38 smtpguard postfix/smtpd[16461]: warning: unknown[127.0.0.1]: SASL PLAIN authentication failed: (reason unavailable), sasl_username=alice")
+                == Self.failure("sasl_failed", "127.0.0.1", "alice"))
+        #expect(
+            Self.match("2026-11-23T00:45:38.123456+00:00 mx postfix/submission/smtpd[77]: warning: host.example.net[2001:db8::5]: SASL LOGIN authentication failed: UGFzc3dvcmQ6")
+                == Self.failure("sasl_failed", "2001:db8::5", ""))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: 4XyZ: client=unknown[192.0.2.7], sasl_method=PLAIN, sasl_username=bob")
+                == .attempt(rule: "sasl_success", client: IPAddress("192.0.2.7")!, username: "bob", outcome: .success, count: 1))
+        #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: lost connection after AUTH from unknown[198.51.100.4]") == Self.failure("lost_after_auth", "198.51.100.4", ""))
+        #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: disconnect from unknown[127.0.0.1] ehlo=1 auth=0/1 quit=1 commands=2/3") == nil)
+        #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: connect from unknown[127.0.0.1]") == nil)
+    }
+
+    @Test("a username crafted to look like an address never moves the blame")
+    func injection() {
+        #expect(
+            Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: warning: unknown[203.0.113.9]: SASL PLAIN authentication failed: x, sasl_username=x from unknown[192.0.2.1]: SASL PLAIN authentication failed")
+                == Self.failure("sasl_failed", "203.0.113.9", "x from unknown[192.0.2.1]: SASL PLAIN authentication failed"))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: passwd-file(x,192.0.2.1,203.0.113.9): Password mismatch")
+                == Self.failure("password_mismatch", "203.0.113.9", "x,192.0.2.1"))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: passwd-file(evil) (192.0.2.1,203.0.113.9): unknown user")
+                == Self.failure("unknown_user", "203.0.113.9", "evil) (192.0.2.1"))
+    }
+
+    @Test("Dovecot 2.3 lines, through syslog and from its own log file")
+    func dovecot() {
+        #expect(Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: passwd-file(alice,127.0.0.1): Password mismatch") == Self.failure("password_mismatch", "127.0.0.1", "alice"))
+        #expect(Self.match("Nov 23 00:45:38 auth: Info: passwd-file(nosuchuser,127.0.0.1): unknown user") == Self.failure("unknown_user", "127.0.0.1", "nosuchuser"))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: auth-worker(4242): Info: pam(carol@example.org,2001:db8::7,<Bx2k1>): Password mismatch")
+                == Self.failure("password_mismatch", "2001:db8::7", "carol@example.org"))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: imap-login: Info: Disconnected: Connection closed (auth failed, 3 attempts in 6 secs): user=<alice>, method=PLAIN, rip=192.0.2.44, lip=192.0.2.1, TLS, session=<x>")
+                == Self.failure("auth_failed_attempts", "192.0.2.44", "alice", count: 3))
+    }
+
+    @Test("a line about a failed authentication that no rule knows is a suspect, not silence")
+    func suspects() {
+        #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: warning: SASL authentication failure: cannot connect to Dovecot") == .suspect)
+        #expect(Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: passwd-file(alice): Password mismatch") == .suspect)
+        #expect(Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: new log format: authentication FAILED for alice from 192.0.2.1") == .suspect)
+    }
+}
