@@ -70,3 +70,30 @@ struct FormatTests {
         #expect(Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: new log format: authentication FAILED for alice from 192.0.2.1") == .suspect)
     }
 }
+
+@Suite("Exim format")
+struct EximFormatTests {
+    static func match(_ line: String) -> LogMatch? {
+        let bytes = Array(line.utf8)
+        return EximFormat().match(message: bytes[...], program: [][...])
+    }
+
+    @Test("Exim 4 main log lines, old and new host forms")
+    func exim() {
+        #expect(
+            Self.match("2026-11-23 02:03:14 login authenticator failed for (kali) [192.0.2.1]:56789: 535 Incorrect authentication data (set_id=admin)")
+                == FormatTests.failure("authenticator_failed", "192.0.2.1", "admin"))
+        #expect(
+            Self.match("2026-11-23 02:03:14 [1234] dovecot_plain authenticator failed for H=mail.example (kali) [2001:db8::1]:40000 I=[10.0.0.1]:587: 535 Incorrect authentication data (set_id=bob)")
+                == FormatTests.failure("authenticator_failed", "2001:db8::1", "bob"))
+        #expect(Self.match("2026-11-23 02:03:14 H=(kali) [192.0.2.1]:1 rejected AUTH: authentication failed") == .suspect)
+        #expect(Self.match("2026-11-23 02:03:14 Completed") == nil)
+    }
+
+    @Test("a HELO name with brackets cannot move the blame")
+    func heloInjection() {
+        #expect(
+            Self.match("2026-11-23 02:03:14 login authenticator failed for (x) [192.0.2.1]:1 (y) [203.0.113.9]:5555: 535 Incorrect authentication data (set_id=a)")
+                == FormatTests.failure("authenticator_failed", "203.0.113.9", "a"))
+    }
+}
