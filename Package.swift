@@ -67,8 +67,11 @@ let package = Package(
         .executableTarget(
             name: "smtpguard",
             dependencies: [
-                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore",
+                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore", "LogWatch",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -153,6 +153,64 @@ extension GuardConfiguration {
                 \.state.flushInterval, min: .milliseconds(50), max: .seconds(60)),
             .duration("state.retention", "How long attempts and alerts are kept in the state file.", \.state.retention, min: .seconds(3600)),
             .string("events.path", "Where one JSON line per AUTH attempt, ban, unban and alert goes: a file, \"-\" for standard output, empty for nowhere.", \.events.path),
+
+            ConfigurationKey(
+                path: "watch.sources",
+                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\"; formats: postfix, dovecot, exim, exchange, patterns.",
+                render: { yamlList($0.watch.sources.map(\.description)) },
+                apply: { config, value in
+                    var sources: [WatchSource] = []
+                    for text in try ConfigurationKey.list(value) { sources.append(try WatchSource(parsing: text)) }
+                    config.watch.sources = sources
+                }, isList: true),
+            ConfigurationKey(
+                path: "watch.patterns",
+                help: "Regular expressions for the \"patterns\" format, matched against the whole message: a named group (?<address>…) and optionally (?<username>…).",
+                render: { yamlList($0.watch.patterns) },
+                apply: { config, value in
+                    let patterns = try ConfigurationKey.list(value)
+                    for (index, pattern) in patterns.enumerated() {
+                        do {
+                            _ = try Regex(pattern)
+                        } catch {
+                            throw ConfigValueError("item \(index + 1): not a valid regular expression: \(error)")
+                        }
+                        if !pattern.contains("(?<address>") { throw ConfigValueError("item \(index + 1): needs a named group (?<address>…)") }
+                    }
+                    config.watch.patterns = patterns
+                }, isList: true),
+            .string("watch.positions", "File where the watcher keeps how far it read each log, to resume after a restart; empty: start at the end each time.", \.watch.positions),
+            .bool("watch.from_start", "Read a log from its start when no position is saved for it (default: from its end, as it is now).", \.watch.fromStart),
+            .duration("watch.poll_interval", "How often the logs are checked for new lines.", \.watch.pollInterval, min: .milliseconds(10), max: .seconds(10)),
+            .string("watch.journalctl", "The journalctl program for journald sources.", \.watch.journalctl),
+            .int("watch.max_line_length", "Longer lines are cut to this many bytes.", \.watch.maxLineLength, 256...1_048_576),
+
+            .choice(
+                "firewall.backend",
+                "Where the watcher's bans are enforced: nftables (a table with per-element timeouts), ipset (sets for your own iptables rules), iptables (a chain), command (firewall.ban_command), or none (the state and the ban list only).",
+                \.firewall.backend),
+            .string(
+                "firewall.table", "nftables table (family inet), ipset set-name prefix, iptables chain (upper-cased).", \.firewall.table,
+                validate: { $0.isEmpty || $0.count > 24 || !$0.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) ? "must be 1 to 24 letters, digits or _" : nil }),
+            ConfigurationKey(
+                path: "firewall.ports", help: "TCP ports closed to banned addresses.",
+                render: { yamlList($0.firewall.ports.map(String.init)) },
+                apply: { config, value in
+                    var ports: [Int] = []
+                    for text in try ConfigurationKey.list(value) {
+                        guard let port = Int(text), (1...65535).contains(port) else { throw ConfigValueError("\"\(text)\" is not a port (1-65535)") }
+                        ports.append(port)
+                    }
+                    guard !ports.isEmpty else { throw ConfigValueError("needs at least one port") }
+                    config.firewall.ports = ports
+                }, isList: true),
+            .string(
+                "firewall.ban_command", "For backend command: run for each ban, with {address} (an address or prefix), {seconds} and {family} (inet, inet6) replaced; no shell.",
+                \.firewall.banCommand),
+            .string("firewall.unban_command", "For backend command: run when a ban is lifted or runs out.", \.firewall.unbanCommand),
+            .string(
+                "firewall.banlist_listen", "HOST:PORT for the ban list in plain text (GET /bans: one address or prefix per line) for external firewalls; empty: off.",
+                \.firewall.banlistListen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8026)" }),
         ]
     }
 
@@ -193,6 +251,12 @@ extension GuardConfiguration {
         }
         if self.proxy.maxConnectionsPerIP > self.proxy.maxConnections {
             problems.append(("smtp.max_connections_per_ip", "must not exceed smtp.max_connections (\(self.proxy.maxConnections))"))
+        }
+        if self.watch.sources.contains(where: { $0.formats.contains("patterns") }) && self.watch.patterns.isEmpty {
+            problems.append(("watch.patterns", "a source uses the \"patterns\" format: give at least one pattern"))
+        }
+        if self.firewall.backend == .command && self.firewall.banCommand.isEmpty {
+            problems.append(("firewall.ban_command", "firewall.backend is command: give the command to run for a ban"))
         }
         return problems
     }

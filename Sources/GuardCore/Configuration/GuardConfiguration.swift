@@ -10,6 +10,8 @@ public struct GuardConfiguration: Sendable, Equatable {
     public var policy = GuardPolicy()
     public var events = EventsConfiguration()
     public var state = StateConfiguration()
+    public var watch = WatchConfiguration()
+    public var firewall = FirewallConfiguration()
 
     public init() {}
 }

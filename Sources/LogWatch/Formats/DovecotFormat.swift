@@ -1,26 +1,43 @@
 // Dovecot 2.3 / 2.4 auth and auth-worker lines, from syslog or from Dovecot's own log file:
 //   auth: Info: passwd-file(alice,192.0.2.7): Password mismatch
 //   auth-worker(123): Info: pam(alice,192.0.2.7,<sessionid>): pam_authenticate() failed: …
+//   auth-worker(123): Info: conn unix:auth-worker (pid=9,uid=97): auth-worker<1>: sql(alice,192.0.2.7,<id>): Password mismatch   (2.4)
 //   auth: Info: passwd-file(nosuchuser,192.0.2.7): unknown user
 //   imap-login: Info: Disconnected: … (auth failed, 3 attempts in 6 secs): user=<alice>, … rip=192.0.2.7, …
-// In "passdb(USER,ADDR[,<session>])" the address is taken from the right, so a username with
-// commas or parentheses cannot change it.
+//   imap-login: Info: Login aborted: Logged out (auth failed, 1 attempts in 2 secs) (auth_failed): user=<alice>, … rip=…   (2.4)
+// In "passdb(USER,ADDR[,<session>])" the address is the rightmost field that is an address, so
+// a username with commas or parentheses cannot change it.
 
 import GuardCore
 
 public struct DovecotFormat: LogFormat {
     public let name = "dovecot"
-    public let rules = ["password_mismatch", "unknown_user", "auth_failed_attempts"]
+    public let rules = ["password_mismatch", "unknown_user", "pam_failed", "auth_failed_attempts"]
     public init() {}
 
-    static let passwordMismatch = Array("): Password mismatch".utf8)
-    static let unknownUser = Array("): unknown user".utf8)
     static let infoPrefix = Array("Info: ".utf8)
     static let authFailed = Array("(auth failed, ".utf8)
     static let rip = Array(", rip=".utf8)
     static let user = Array("user=<".utf8)
+    static let workerConnection = Array("conn ".utf8)
+    static let workerName = Array(": auth-worker<".utf8)
+    /// What follows "passdb(USER,ADDR…)" on a failure, and the rule it counts under.
+    static let verdicts: [(text: [UInt8], rule: String, wholeRest: Bool)] = [
+        (Array("): Password mismatch".utf8), "password_mismatch", false),
+        (Array("): unknown user".utf8), "unknown_user", false),
+        (Array("): pam_authenticate() failed: ".utf8), "pam_failed", true),
+        (Array("): invalid credentials".utf8), "password_mismatch", false),
+    ]
 
-    public func match(message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
+    static let dovecot = Array("dovecot".utf8)
+    static let auth = Array("auth".utf8)
+    static let login = Array("-login".utf8)
+
+    public func match(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
+        // Syslog's "dovecot", or in Dovecot's own file "auth", "auth-worker(N)", "imap-login" …
+        guard program.isEmpty || program.hasPrefix(Self.dovecot, at: program.startIndex) || program.hasPrefix(Self.auth, at: program.startIndex)
+            || program.hasSuffix(Self.login)
+        else { return nil }
         var body = message
         // Through syslog: "dovecot: auth: Info: …"; in Dovecot's own file the program is "auth".
         for service in ["auth: ", "auth-worker("] {
@@ -31,43 +48,61 @@ public struct DovecotFormat: LogFormat {
             }
         }
         if body.hasPrefix(Self.infoPrefix, at: body.startIndex) { body = body[(body.startIndex + Self.infoPrefix.count)...] }
-        for (suffix, rule) in [(Self.passwordMismatch, "password_mismatch"), (Self.unknownUser, "unknown_user")] where body.hasSuffix(suffix) {
-            let close = body.endIndex - suffix.count  // the ")" of "passdb(…)"
+        // 2.4 auth-worker: "conn unix:auth-worker (pid=…,uid=…): auth-worker<N>: passdb(…)…"
+        if body.hasPrefix(Self.workerConnection, at: body.startIndex), let at = body.find(Self.workerName),
+            let colon = body.find(Array(": ".utf8), from: at + Self.workerName.count)
+        {
+            body = body[(colon + 2)...]
+        }
+        for verdict in Self.verdicts {
+            let close: Int
+            if verdict.wholeRest {
+                guard let at = body.find(verdict.text) else { continue }
+                close = at
+            } else {
+                // The verdict ends the line, or is followed by " (" (e.g. "(given password: …)").
+                if body.hasSuffix(verdict.text) {
+                    close = body.endIndex - verdict.text.count
+                } else if let at = PostfixFormat.lastIndex(of: verdict.text + [0x20, UInt8(ascii: "(")], in: body) {
+                    close = at
+                } else {
+                    continue
+                }
+            }
             guard let open = body[..<close].firstIndex(of: UInt8(ascii: "(")) else { return .suspect }
             var fields = body[(open + 1)..<close].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-            if let last = fields.last, last.first == UInt8(ascii: "<") { fields.removeLast() }  // <session id>
-            guard fields.count >= 2, let address = IPAddress(fields.removeLast().text) else { return .suspect }
+            // The rightmost field that is an address; a <session id> or other fields may follow it.
+            var address: IPAddress?
+            while fields.count >= 2 {
+                if let found = IPAddress(fields.removeLast().text) {
+                    address = found
+                    break
+                }
+            }
+            guard let address else { return .suspect }
             let username = fields.map(\.text).joined(separator: ",")
-            return .attempt(rule: rule, client: address, username: username, outcome: .failure, count: 1)
+            return .attempt(rule: verdict.rule, client: address, username: username, outcome: .failure, count: 1)
         }
         // Login processes on disconnect: "(auth failed, N attempts in S secs): user=<U>, … rip=ADDR, …"
         if let at = body.find(Self.authFailed) {
             var i = at + Self.authFailed.count
             var count = 0
-            while i < body.endIndex, let digit = Optional(body[i]), digit >= 0x30 && digit <= 0x39 {
-                count = count * 10 + Int(digit - 0x30)
+            while i < body.endIndex, body[i] >= 0x30 && body[i] <= 0x39, count < 1_000_000 {
+                count = count * 10 + Int(body[i] - 0x30)
                 i += 1
             }
-            guard count > 0, let ripAt = Self.lastIndex(of: Self.rip, in: body) else { return .suspect }
+            guard count > 0, let ripAt = PostfixFormat.lastIndex(of: Self.rip, in: body) else { return .suspect }
             var end = ripAt + Self.rip.count
             while end < body.endIndex && body[end] != UInt8(ascii: ",") { end += 1 }
             guard let address = IPAddress(body[(ripAt + Self.rip.count)..<end].text) else { return .suspect }
             var username = ""
-            if let userAt = body.find(Self.user, from: i), let close = body[(userAt + Self.user.count)...].firstIndex(of: UInt8(ascii: ">")) {
+            if let userAt = body.find(Self.user, from: i), userAt < ripAt,
+                let close = body[(userAt + Self.user.count)..<ripAt].lastIndex(of: UInt8(ascii: ">"))
+            {
                 username = body[(userAt + Self.user.count)..<close].text
             }
             return .attempt(rule: "auth_failed_attempts", client: address, username: username, outcome: .failure, count: min(count, 100))
         }
         return looksLikeAuthFailure(body) ? .suspect : nil
-    }
-
-    static func lastIndex(of needle: [UInt8], in message: ArraySlice<UInt8>) -> Int? {
-        var found: Int?
-        var from = message.startIndex
-        while let at = message.find(needle, from: from) {
-            found = at
-            from = at + 1
-        }
-        return found
     }
 }

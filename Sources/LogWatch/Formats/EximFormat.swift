@@ -16,7 +16,7 @@ public struct EximFormat: LogFormat {
     static let setID = Array("(set_id=".utf8)
     static let local = Array(" I=[".utf8)
 
-    public func match(message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
+    public func match(line message: ArraySlice<UInt8>, message _: ArraySlice<UInt8>, program _: ArraySlice<UInt8>) -> LogMatch? {
         guard let start = message.find(Self.failedFor) else { return looksLikeAuthFailure(message) ? .suspect : nil }
         guard let end = message.find(Self.incorrect, from: start) else { return .suspect }
         var host = message[(start + Self.failedFor.count)..<end]

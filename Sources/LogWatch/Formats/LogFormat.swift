@@ -19,8 +19,11 @@ public protocol LogFormat: Sendable {
     var name: String { get }
     /// The rules it has, for `watch --check` counts.
     var rules: [String] { get }
-    /// The message part of a line (after the syslog or journal prefix).
-    func match(message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch?
+    /// One line. `message` and `program` are the parts after a syslog or journal prefix
+    /// (empty when the line has none); `line` is the whole line, for formats with their own
+    /// layout (Exim's main log, Exchange's CSV). Formats that follow sessions across lines
+    /// (Exchange) keep that state in themselves, so each source has its own copy.
+    mutating func match(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch?
 }
 
 extension ArraySlice where Element == UInt8 {

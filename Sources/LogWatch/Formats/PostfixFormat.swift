@@ -1,7 +1,9 @@
 // Postfix 3.x smtpd (any service name: postfix/smtpd, postfix/submission/smtpd …):
 //   warning: NAME[ADDR]: SASL MECH authentication failed: REASON[, sasl_username=USER]
 //   QUEUEID: client=NAME[ADDR], sasl_method=MECH, sasl_username=USER          (success)
-//   lost connection after AUTH from NAME[ADDR]                                (failure, no username)
+//   lost connection after AUTH from NAME[ADDR]                                (dropped: no guess)
+//   too many errors after AUTH from NAME[ADDR]                                (dropped: the guesses
+//   timeout after AUTH from NAME[ADDR]                                         were logged one by one)
 // The address is the one in brackets right after "warning: " (or "client=" / "from "): what
 // follows, username included, cannot change it.
 
@@ -9,7 +11,7 @@ import GuardCore
 
 public struct PostfixFormat: LogFormat {
     public let name = "postfix"
-    public let rules = ["sasl_failed", "sasl_success", "lost_after_auth"]
+    public let rules = ["sasl_failed", "sasl_success", "dropped_after_auth"]
     public init() {}
 
     static let warning = Array("warning: ".utf8)
@@ -17,10 +19,10 @@ public struct PostfixFormat: LogFormat {
     static let authFailed = Array(" authentication failed:".utf8)
     static let usernameField = Array(", sasl_username=".utf8)
     static let client = Array("client=".utf8)
-    static let lostAfterAuth = Array("lost connection after AUTH from ".utf8)
+    static let droppedAfterAuth = ["lost connection after AUTH from ", "too many errors after AUTH from ", "timeout after AUTH from "].map { Array($0.utf8) }
     static let smtpd = Array("smtpd".utf8)
 
-    public func match(message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
+    public func match(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
         // Only smtpd writes these lines (postfix/smtpd, postfix/submission/smtpd, …).
         guard program.hasPrefix(Array("postfix".utf8), at: program.startIndex), program.hasSuffix(Self.smtpd) else {
             return nil
@@ -38,9 +40,11 @@ public struct PostfixFormat: LogFormat {
             }
             return looksLikeAuthFailure(message) ? .suspect : nil
         }
-        if message.hasPrefix(Self.lostAfterAuth, at: message.startIndex) {
-            guard let (address, _) = Self.bracketedAddress(message, from: message.startIndex + Self.lostAfterAuth.count) else { return .suspect }
-            return .attempt(rule: "lost_after_auth", client: address, username: "", outcome: .failure, count: 1)
+        // A client that went away in or after AUTH: counted as dropped, not as a guess (each
+        // failed guess has its own "authentication failed" line).
+        for dropped in Self.droppedAfterAuth where message.hasPrefix(dropped, at: message.startIndex) {
+            guard let (address, _) = Self.bracketedAddress(message, from: message.startIndex + dropped.count) else { return .suspect }
+            return .attempt(rule: "dropped_after_auth", client: address, username: "", outcome: .abandoned, count: 1)
         }
         // "QUEUEID: client=NAME[ADDR], sasl_method=…, sasl_username=USER"
         if let colon = message.find([0x3A, 0x20]), message.hasPrefix(Self.client, at: colon + 2),

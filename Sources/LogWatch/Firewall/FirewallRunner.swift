@@ -1,0 +1,106 @@
+// Carries firewall batches out: writes the batch to a private temporary file and runs the tool
+// on it (nft -f, ipset restore -file, iptables-restore --noflush), or runs the command template
+// once per change. A failure names the tool and repeats what it said.
+
+import Foundation
+import GuardCore
+
+public struct FirewallFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct FirewallRunner: Sendable {
+    public let configuration: FirewallConfiguration
+    public let names: FirewallNames
+
+    public init(configuration: FirewallConfiguration) {
+        self.configuration = configuration
+        self.names = FirewallNames(table: configuration.table, ports: configuration.ports)
+    }
+
+    /// Whether elements expire by themselves (no removal is needed when a ban runs out).
+    public var hasTimeouts: Bool { self.configuration.backend == .nftables || self.configuration.backend == .ipset }
+
+    /// Creates the table / sets / chain, empty.
+    public func setup() throws(FirewallFailure) {
+        switch self.configuration.backend {
+        case .nftables: try self.runScript("nft", ["-f"], NftablesScript.setup(self.names))
+        case .ipset: try self.runScript("ipset", ["restore", "-file"], IpsetScript.setup(self.names))
+        case .iptables:
+            try self.runScript("iptables-restore", ["--noflush"], IptablesScript.setup(self.names, ipv6: false))
+            try self.runScript("ip6tables-restore", ["--noflush"], IptablesScript.setup(self.names, ipv6: true))
+        case .command, .none: return
+        }
+    }
+
+    public func apply(_ changes: [FirewallChange]) throws(FirewallFailure) {
+        guard !changes.isEmpty else { return }
+        switch self.configuration.backend {
+        case .nftables: try self.runScript("nft", ["-f"], NftablesScript.batch(changes, names: self.names))
+        case .ipset: try self.runScript("ipset", ["restore", "-file"], IpsetScript.batch(changes, names: self.names))
+        case .iptables:
+            for ipv6 in [false, true] {
+                let script = IptablesScript.batch(changes, names: self.names, ipv6: ipv6)
+                if !script.isEmpty { try self.runScript(ipv6 ? "ip6tables-restore" : "iptables-restore", ["--noflush"], script) }
+            }
+        case .command:
+            var failures: [String] = []
+            for change in changes {
+                let template: String
+                switch change {
+                case .add: template = self.configuration.banCommand
+                case .remove: template = self.configuration.unbanCommand
+                }
+                guard !template.isEmpty else { continue }
+                let arguments = CommandTemplate.arguments(template, change: change)
+                do {
+                    try Self.run(arguments[0], Array(arguments.dropFirst()))
+                } catch {
+                    failures.append(error.description)
+                }
+            }
+            if !failures.isEmpty { throw FirewallFailure(failures.prefix(3).joined(separator: "; ") + (failures.count > 3 ? " (and \(failures.count - 3) more)" : "")) }
+        case .none: return
+        }
+    }
+
+    private func runScript(_ tool: String, _ arguments: [String], _ script: String) throws(FirewallFailure) {
+        let path = NSTemporaryDirectory() + "smtpguard-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).fw"
+        guard FileManager.default.createFile(atPath: path, contents: Data(script.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw FirewallFailure("cannot write a temporary file in \(NSTemporaryDirectory())")
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.run(tool, arguments + [path])
+    }
+
+    /// Runs a program; throws with its error output when it fails.
+    public static func run(_ tool: String, _ arguments: [String]) throws(FirewallFailure) {
+        guard let executable = Self.find(tool) else { throw FirewallFailure("\(tool): not found in PATH, /usr/sbin or /sbin (install it, or choose another firewall.backend)") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw FirewallFailure("\(tool): cannot run it: \(error.localizedDescription)")
+        }
+        let said = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: said.prefix(600), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw FirewallFailure("\(tool) failed (status \(process.terminationStatus)): \(text.isEmpty ? "no message" : text)")
+        }
+    }
+
+    static func find(_ tool: String) -> String? {
+        if tool.hasPrefix("/") { return access(tool, X_OK) == 0 ? tool : nil }
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") where access("\(directory)/\(tool)", X_OK) == 0 { return "\(directory)/\(tool)" }
+        return nil
+    }
+}

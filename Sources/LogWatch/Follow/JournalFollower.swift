@@ -1,0 +1,145 @@
+// Follows journald through `journalctl --follow --output=json` (the guard starts it, and starts
+// it again with a growing pause if it exits), with unit and identifier filters. Each JSON
+// line is one entry: its MESSAGE (text, or an array of bytes when not UTF-8) goes to the
+// formats with SYSLOG_IDENTIFIER as the program; its __CURSOR is kept so that a restart
+// resumes after the last entry read (--after-cursor).
+
+import Foundation
+
+/// One journal entry, as the formats need it.
+public struct JournalEntry: Sendable, Equatable {
+    public var program: [UInt8]
+    public var message: [UInt8]
+    public var cursor: String?
+    /// Microseconds since 1970, when given.
+    public var realtime: Int64?
+
+    /// Parses one line of `journalctl --output=json`; nil when it is not an entry.
+    public static func parse(_ line: ArraySlice<UInt8>) -> JournalEntry? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return nil }
+        func bytes(_ value: Any?) -> [UInt8]? {
+            if let text = value as? String { return Array(text.utf8) }
+            if let array = value as? [Any] { return array.compactMap { ($0 as? NSNumber).map { UInt8(truncatingIfNeeded: $0.intValue) } } }
+            return nil
+        }
+        guard let message = bytes(object["MESSAGE"]) else { return nil }
+        let program = bytes(object["SYSLOG_IDENTIFIER"]) ?? bytes(object["_COMM"]) ?? []
+        let realtime = (object["__REALTIME_TIMESTAMP"] as? String).flatMap { Int64($0) }
+        return JournalEntry(program: program, message: message, cursor: object["__CURSOR"] as? String, realtime: realtime)
+    }
+}
+
+public final class JournalFollower {
+    public let executable: String
+    public let units: [String]
+    public let identifiers: [String]
+    public private(set) var cursor: String?
+    private var process: Process?
+    private var fd: Int32 = -1
+    private var splitter = LineSplitter(maxLineLength: 1 << 20)
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var restartAt: ContinuousClock.Instant = .now
+    private var backoff: Duration = .seconds(1)
+
+    public init(executable: String, units: [String], identifiers: [String], cursor: String?) {
+        self.executable = executable
+        self.units = units
+        self.identifiers = identifiers
+        self.cursor = cursor
+    }
+
+    deinit { self.stop() }
+
+    /// The journalctl arguments.
+    public var arguments: [String] {
+        var arguments = ["--follow", "--output=json", "--no-pager"]
+        if let cursor { arguments.append("--after-cursor=\(cursor)") } else { arguments.append("--lines=0") }
+        arguments += self.units.map { "--unit=\($0)" }
+        arguments += self.identifiers.map { "--identifier=\($0)" }
+        return arguments
+    }
+
+    /// Reads what journalctl wrote; starts it when it is not running (and its pause is over).
+    @discardableResult
+    public func poll(entry: (JournalEntry) -> Void, notice: (String) -> Void) -> Int {
+        if self.process == nil {
+            guard ContinuousClock.now >= self.restartAt else { return 0 }
+            self.start(notice: notice)
+            guard self.process != nil else { return 0 }
+        }
+        var total = 0
+        while true {
+            let n = self.buffer.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                total += n
+                self.splitter.feed(self.buffer[0..<n]) { line in
+                    guard let parsed = JournalEntry.parse(line) else { return }
+                    if let cursor = parsed.cursor { self.cursor = cursor }
+                    entry(parsed)
+                }
+                continue
+            }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+            // End of output: journalctl exited.
+            let status = self.finish()
+            notice("journalctl exited (status \(status)); starting it again in \(self.backoff.compactDescription)")
+            self.restartAt = .now + self.backoff
+            self.backoff = min(self.backoff * 2, .seconds(30))
+            break
+        }
+        if total > 0 { self.backoff = .seconds(1) }
+        return total
+    }
+
+    private func start(notice: (String) -> Void) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.executable.hasPrefix("/") ? self.executable : Self.which(self.executable) ?? self.executable)
+        process.arguments = self.arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            notice("cannot start \(self.executable): \(error.localizedDescription); trying again in \(self.backoff.compactDescription)")
+            self.restartAt = .now + self.backoff
+            self.backoff = min(self.backoff * 2, .seconds(30))
+            return
+        }
+        self.process = process
+        self.fd = pipe.fileHandleForReading.fileDescriptor
+        _ = fcntl(self.fd, F_SETFL, fcntl(self.fd, F_GETFL) | O_NONBLOCK)
+        self.splitter.reset()
+    }
+
+    private func finish() -> Int32 {
+        guard let process = self.process else { return 0 }
+        process.waitUntilExit()
+        self.process = nil
+        self.fd = -1
+        return process.terminationStatus
+    }
+
+    public func stop() {
+        guard let process = self.process else { return }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        self.process = nil
+        self.fd = -1
+    }
+
+    static func which(_ name: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(directory)/\(name)"
+            if access(path, X_OK) == 0 { return path }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    var compactDescription: String {
+        let seconds = self.components.seconds
+        return seconds >= 1 ? "\(seconds)s" : "\(self.components.attoseconds / 1_000_000_000_000_000)ms"
+    }
+}

@@ -1,0 +1,90 @@
+// One source's parser: the formats configured for it, each line tried against them in order,
+// and the counts `watch --check` and `replay` report (lines, matches per rule, suspects).
+
+import GuardCore
+
+/// An AUTH attempt found in a log line.
+public struct LogEvidence: Sendable, Equatable {
+    public var format: String
+    public var rule: String
+    public var client: IPAddress
+    public var username: String
+    public var outcome: AuthOutcome
+    public var count: Int
+    /// The time in the line, when it has one.
+    public var time: Timestamp?
+
+    public init(format: String, rule: String, client: IPAddress, username: String, outcome: AuthOutcome, count: Int, time: Timestamp?) {
+        self.format = format
+        self.rule = rule
+        self.client = client
+        self.username = username
+        self.outcome = outcome
+        self.count = count
+        self.time = time
+    }
+
+    /// The attempt the engine is given (one per counted attempt).
+    public func attempt(at time: Timestamp) -> AuthAttempt {
+        AuthAttempt(time: time, client: self.client, username: self.username, mechanism: .other, outcome: self.outcome, source: .logWatch)
+    }
+}
+
+public struct LogParser: Sendable {
+    public private(set) var formats: [any LogFormat]
+    public private(set) var lines = 0
+    public private(set) var matches: [String: Int] = [:]
+    public private(set) var suspectCount = 0
+    /// The first suspects, cut to 300 bytes each, for people to look at.
+    public private(set) var suspects: [String] = []
+    public static let keptSuspects = 20
+    /// Lines parsed with `parseTimes`: their year, when syslog leaves it out.
+    var year: Int
+    var month: Int
+    let parseTimes: Bool
+
+    /// `now` supplies the year of syslog lines, which have none.
+    public init(formats: [any LogFormat], parseTimes: Bool, now: Timestamp) {
+        self.formats = formats
+        self.parseTimes = parseTimes
+        (self.year, self.month) = LineTime.yearMonth(now)
+    }
+
+    public mutating func parse(_ line: ArraySlice<UInt8>) -> LogEvidence? {
+        let syslog = SyslogLine(line)
+        return self.parse(line: line, message: syslog?.message ?? line[line.endIndex...], program: syslog?.program ?? line[line.endIndex...])
+    }
+
+    /// A journal entry: the program and message come separately.
+    public mutating func parse(message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogEvidence? {
+        self.parse(line: message, message: message, program: program)
+    }
+
+    mutating func parse(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogEvidence? {
+        self.lines += 1
+        var suspect = false
+        for index in self.formats.indices {
+            switch self.formats[index].match(line: line, message: message, program: program) {
+            case .attempt(let rule, let client, let username, let outcome, let count):
+                let key = self.formats[index].name + "/" + rule
+                self.matches[key, default: 0] += 1
+                let time = self.parseTimes ? LineTime.parse(line, year: self.year, month: self.month) : nil
+                return LogEvidence(format: self.formats[index].name, rule: rule, client: client, username: username, outcome: outcome, count: count, time: time)
+            case .suspect:
+                suspect = true
+            case nil:
+                continue
+            }
+        }
+        if suspect {
+            self.suspectCount += 1
+            if self.suspects.count < Self.keptSuspects { self.suspects.append(String(decoding: line.prefix(300), as: UTF8.self)) }
+        }
+        return nil
+    }
+
+    /// Every rule of every format, with its count (zero included), as "format/rule".
+    public var ruleCounts: [(rule: String, count: Int)] {
+        self.formats.flatMap { format in format.rules.map { format.name + "/" + $0 } }.map { ($0, self.matches[$0] ?? 0) }
+    }
+}

@@ -1,0 +1,60 @@
+// `smtpguard replay FILE…`: reads logs offline and reports what happened and what the guard,
+// with the configured policy, would have done.
+
+import ArgumentParser
+import Foundation
+import GuardCore
+import LogWatch
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Read mail logs offline and report the attack and the bans the policy would have issued.",
+        discussion: """
+            Reads each FILE (- for standard input) with the formats of --format, or of the \
+            configured watch.sources, or every built-in one (postfix, dovecot, exim, exchange), and \
+            runs the attempts through the engine with the configured policy, in the order of the \
+            times in the lines. Reports attempts and failures, attacking addresses and networks, \
+            targeted usernames and those of the seed lists, accounts that logged in from an address \
+            that had failed many times (likely compromised), and the bans that would have been \
+            issued and when. Nothing is written: no state, no firewall. --json for programs.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Log files to read (- for standard input).", valueName: "file"))
+    var files: [String]
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML) for the policy and patterns.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Formats, comma-separated.", valueName: "formats"))
+    var format: String?
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("How many top addresses, networks and usernames to list.", valueName: "n"))
+    var top = 10
+
+    func run() throws {
+        var configuration = GuardConfiguration()
+        if let path = self.config {
+            do {
+                configuration = try ConfigurationLoader.load(path: path)
+            } catch let failure as ConfigurationLoader.Failure {
+                throw StartupError("invalid configuration:\n\(failure)")
+            }
+        }
+        let formats = try WatchCommand.formats(self.format, configuration: configuration)
+        var replayer = try Replayer(policy: configuration.policy, formats: formats, patterns: configuration.watch.patterns, now: SystemClock().now())
+        for file in self.files {
+            do {
+                try replayer.read(path: file)
+            } catch {
+                throw StartupError("\(error)")
+            }
+        }
+        let report = replayer.report(top: max(0, self.top))
+        print(self.json ? report.json : report.text, terminator: self.json ? "\n" : "")
+    }
+}

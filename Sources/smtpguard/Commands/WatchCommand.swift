@@ -1,0 +1,221 @@
+// `smtpguard watch`: the log watcher. Reads mail logs (files, rotating directories, standard
+// input, journald), feeds the engine the proxy uses, and enforces its bans in the firewall.
+// `--check FILE` tells how a log's lines match the configured formats.
+
+import ArgumentParser
+import Foundation
+import GuardCore
+import GuardStore
+import LogWatch
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Watch mail logs for AUTH failures and ban the attackers in the firewall.",
+        discussion: """
+            Sources come from watch.sources in the configuration (see `smtpguard config defaults`), \
+            each "FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]" \
+            with formats postfix, dovecot, exim, exchange and patterns (watch.patterns); --source adds one. \
+            Files are followed across rotation, truncation and re-creation; positions are saved in \
+            watch.positions so that a restart resumes where the last run stopped. \
+            Bans go to the state (shared with proxies on PostgreSQL), the event log, the firewall \
+            (firewall.backend: nftables, ipset, iptables, command or none) and the ban list \
+            (firewall.banlist_listen). Trusted networks are never banned.
+
+            `smtpguard watch --check FILE` reads FILE once with the configured formats (or --format) \
+            and prints how many lines each rule matched and the lines that look like AUTH failures \
+            but matched nothing; it exits 1 when there are such lines, so a changed log format is noticed.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Add a source, as in watch.sources (repeatable).", valueName: "source"))
+    var source: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Check how the lines of FILE match, then exit (- for standard input).", valueName: "file"))
+    var check: String?
+
+    @Option(name: .long, help: ArgumentHelp("Formats for --check, comma-separated (default: those of the configured sources, or all built-in).", valueName: "formats"))
+    var format: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
+    var events: String?
+
+    @Option(name: .long, help: ArgumentHelp("State file (SQLite); \"\" keeps state in memory only.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var configuration = try self.loadConfiguration()
+        if let check = self.check {
+            let formats = try Self.formats(self.format, configuration: configuration)
+            throw ExitCode(try Self.check(path: check, formats: formats, patterns: configuration.watch.patterns))
+        }
+        guard let level = Logger.Level(rawValue: self.logLevel) else { throw ValidationError("--log-level: unknown level \"\(self.logLevel)\"") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "smtpguard")
+        for text in self.source {
+            do {
+                configuration.watch.sources.append(try WatchSource(parsing: text))
+            } catch {
+                throw ValidationError("--source: \(error.message)")
+            }
+        }
+        guard !configuration.watch.sources.isEmpty else {
+            throw ValidationError("nothing to watch: give watch.sources in the configuration or --source, e.g. --source \"postfix file:/var/log/mail.log\"")
+        }
+        if configuration.watch.sources.contains(where: { $0.formats.contains("patterns") }) && configuration.watch.patterns.isEmpty {
+            throw ValidationError("a source uses the \"patterns\" format: give watch.patterns in the configuration")
+        }
+
+        let eventSink: EventLogWriter?
+        if configuration.events.path.isEmpty {
+            eventSink = nil
+        } else {
+            do {
+                eventSink = try EventLogWriter(path: configuration.events.path)
+            } catch {
+                throw StartupError("\(error)")
+            }
+        }
+        defer { eventSink?.flush() }
+        let clock = SystemClock()
+        let store = try await RunCommand.openStore(configuration, logger: logger)
+        let writer = store.map { StoreWriter(store: $0.store) }
+        let firewallQueue = FirewallQueue()
+        var sinks: [any EventSink] = []
+        if let eventSink { sinks.append(eventSink) }
+        if let writer { sinks.append(writer) }
+        if configuration.firewall.backend != .none { sinks.append(firewallQueue) }
+        let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
+        let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
+        if let store {
+            do {
+                try await RunCommand.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+            } catch {
+                await store.store.close()
+                throw error
+            }
+        }
+        let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ReloadService(eventLog: eventSink, tls: nil, logger: logger)),
+            .init(service: BanExpiryService(guardEngine: guardEngine)),
+        ]
+        if let writer {
+            services.append(.init(service: StoreFlushService(
+                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger)))
+        }
+        if let cluster = store?.store as? PostgresStateStore {
+            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, logger: logger)))
+        }
+        if configuration.firewall.backend != .none {
+            services.append(.init(
+                service: FirewallService(runner: FirewallRunner(configuration: configuration.firewall), queue: firewallQueue, guardEngine: guardEngine, logger: logger),
+                failureTerminationBehavior: .gracefullyShutdownGroup))
+        } else if configuration.firewall.banlistListen.isEmpty {
+            logger.notice("firewall.backend is none: bans are kept in the state\(store == nil ? " (memory only)" : "") and the event log, for proxies and policy services to enforce")
+        }
+        if let address = HostPort(configuration.firewall.banlistListen) {
+            services.append(.init(
+                service: BanListService(address: address, guardEngine: guardEngine, group: eventLoops, logger: logger),
+                failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        services.append(.init(
+            service: WatchService(configuration: configuration.watch, feeder: feeder, clock: clock, logger: logger),
+            successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info(
+            "smtpguard \(SMTPGuardCommand.version) watching",
+            metadata: [
+                "sources": .string(configuration.watch.sources.map(\.description).joined(separator: "; ")),
+                "firewall": .string(configuration.firewall.backend.rawValue),
+                "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
+            ])
+        var failure: (any Error)?
+        do {
+            try await group.run()
+        } catch {
+            failure = error
+        }
+        try? await eventLoops.shutdownGracefully()
+        await store?.store.close()
+        let counts = feeder.counts
+        logger.info("watcher stopped: \(counts.attempts) attempts fed, \(counts.merged) duplicate lines merged")
+        if let failure {
+            if let startup = failure as? StartupError { throw startup }
+            throw StartupError("\(failure)")
+        }
+    }
+
+    /// Formats named by --format, or those of the configured sources, or every built-in one.
+    static func formats(_ flag: String?, configuration: GuardConfiguration) throws -> [String] {
+        if let flag {
+            let names = flag.split(separator: ",").map { String($0).lowercased() }
+            for name in names where !LogFormats.names.contains(name) {
+                throw ValidationError("--format: unknown format \"\(name)\" (known: \(LogFormats.names.joined(separator: ", ")))")
+            }
+            if names.contains("patterns") && configuration.watch.patterns.isEmpty {
+                throw ValidationError("--format patterns: give watch.patterns in the configuration")
+            }
+            return names
+        }
+        var names: [String] = []
+        for source in configuration.watch.sources { for name in source.formats where !names.contains(name) { names.append(name) } }
+        return names.isEmpty ? LogFormats.builtIn + (configuration.watch.patterns.isEmpty ? [] : ["patterns"]) : names
+    }
+
+    /// Prints the per-rule counts and the suspects of one file; returns the exit status.
+    static func check(path: String, formats: [String], patterns: [String]) throws -> Int32 {
+        var replayer = try Replayer(policy: GuardPolicy(), formats: formats, patterns: patterns, now: SystemClock().now())
+        do {
+            try replayer.read(path: path)
+        } catch {
+            throw StartupError("\(error)")
+        }
+        let report = replayer.report(top: 0)
+        print("\(path): \(report.lines) lines, formats \(formats.joined(separator: ", "))")
+        for (rule, count) in report.rules.sorted(by: { $0.key < $1.key }) { print("  \(rule.padding(toLength: 34, withPad: " ", startingAt: 0)) \(count)") }
+        let matched = report.rules.values.reduce(0, +)
+        print("  \("matched lines".padding(toLength: 34, withPad: " ", startingAt: 0)) \(matched)")
+        print("  \("unmatched suspects".padding(toLength: 34, withPad: " ", startingAt: 0)) \(report.suspectCount)")
+        if report.truncatedLines > 0 { print("  \("lines cut at the length limit".padding(toLength: 34, withPad: " ", startingAt: 0)) \(report.truncatedLines)") }
+        if report.suspectCount > 0 {
+            print("\nLines that look like AUTH failures but match no rule (a log format may have changed; add a watch.patterns entry or report it):")
+            for line in report.suspects { print("  \(line.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : String($0) }.joined())") }
+            return 1
+        }
+        return 0
+    }
+
+    func loadConfiguration() throws -> GuardConfiguration {
+        var configuration = GuardConfiguration()
+        if let path = self.config {
+            do {
+                configuration = try ConfigurationLoader.load(path: path)
+            } catch let failure as ConfigurationLoader.Failure {
+                throw StartupError("invalid configuration:\n\(failure)")
+            }
+        }
+        var flags: [(path: String, value: ConfigValue, line: Int?)] = []
+        if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
+        if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
+        let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
+        if !issues.isEmpty {
+            throw ValidationError(issues.map { "\($0.key == "events.path" ? "--events" : "--state"): \($0.message)" }.joined(separator: "\n"))
+        }
+        return merged
+    }
+}

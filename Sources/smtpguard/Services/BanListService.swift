@@ -1,0 +1,93 @@
+// The ban list for external firewalls: `GET /bans` answers the addresses and prefixes banned
+// now, one per line (IPv6 clients as their /64, prefix bans as networks), in plain text.
+// Username locks are not listed: a firewall cannot act on them.
+
+import GuardCore
+import LogWatch
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+struct BanListService: Service {
+    let address: HostPort
+    let guardEngine: Guard
+    let group: any EventLoopGroup
+    let logger: Logger
+
+    func run() async throws {
+        let guardEngine = self.guardEngine
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: self.group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(BanListHandler(guardEngine: guardEngine))
+                    }
+                }
+                .bind(host: self.address.host, port: self.address.port).get()
+        } catch {
+            throw StartupError("firewall.banlist_listen \(self.address): cannot listen (\(error))")
+        }
+        self.logger.info("ban list on http://\(self.address)/bans")
+        try? await gracefulShutdown()
+        try? await channel.close()
+    }
+
+    /// The list as text.
+    static func text(_ bans: [Ban], policy: GuardPolicy) -> String {
+        var lines = Set<String>()
+        for ban in bans { if let entry = firewallEntry(for: ban.key, policy: policy) { lines.insert(entry.text) } }
+        return lines.sorted().map { $0 + "\n" }.joined()
+    }
+}
+
+final class BanListHandler: ChannelInboundHandler, @unchecked Sendable {  // used on its channel's event loop only
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let guardEngine: Guard
+    private var head: HTTPRequestHead?
+
+    init(guardEngine: Guard) { self.guardEngine = guardEngine }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head = self.head else { return }
+            self.head = nil
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let status: HTTPResponseStatus
+            let body: String
+            if head.method != .GET && head.method != .HEAD {
+                (status, body) = (.methodNotAllowed, "only GET\n")
+            } else if path == "/bans" || path == "/bans.txt" {
+                (status, body) = (.ok, BanListService.text(self.guardEngine.activeBans(), policy: self.guardEngine.policy))
+            } else {
+                (status, body) = (.notFound, "not found: the ban list is at /bans\n")
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            headers.add(name: "Content-Length", value: String(body.utf8.count))
+            headers.add(name: "Cache-Control", value: "no-store")
+            let keepAlive = head.isKeepAlive
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            if head.method != .HEAD {
+                var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+                buffer.writeString(body)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            if keepAlive {
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            } else {
+                let channel = context.channel
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+// Enforces bans in the firewall: at start the table / sets are created empty and every ban in
+// force is put in (one batch); then, every 50 ms, the bans and unbans the engine published since
+// are applied as one batch. A batch that fails is logged with what the tool said and kept for
+// the next try, so a firewall that comes back gets every ban.
+
+import GuardCore
+import LogWatch
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Hears bans and unbans from the engine; the firewall service takes them in batches.
+final class FirewallQueue: EventSink {
+    private let pending = Mutex<[GuardEvent]>([])
+
+    func record(_ event: GuardEvent) {
+        switch event {
+        case .ban, .unban: self.pending.withLock { $0.append(event) }
+        case .attempt, .alert: return
+        }
+    }
+
+    func take() -> [GuardEvent] { self.pending.withLock { events in defer { events.removeAll() }; return events } }
+}
+
+struct FirewallService: Service {
+    let runner: FirewallRunner
+    let queue: FirewallQueue
+    let guardEngine: Guard
+    let logger: Logger
+
+    func run() async throws {
+        var model = FirewallModel()
+        // Start: empty sets, then every ban in force.
+        let initial = model.changes(
+            for: self.guardEngine.activeBans().map { GuardEvent.ban($0) }, policy: self.guardEngine.policy, now: self.seconds(),
+            timeouts: self.runner.hasTimeouts)
+        do {
+            try self.runner.setup()
+            try self.runner.apply(initial)
+        } catch {
+            throw StartupError("firewall (\(self.runner.configuration.backend.rawValue)): \(error)")
+        }
+        self.logger.info("firewall \(self.runner.configuration.backend.rawValue): ready, \(initial.count) bans in force applied")
+        let started = model
+        try? await cancelWhenGracefulShutdown { try await self.loop(model: started) }
+    }
+
+    private func seconds() -> Int64 { self.guardEngine.clock.now().nanoseconds / 1_000_000_000 }
+
+    private func loop(model: FirewallModel) async throws {
+        var model = model
+        var retry: [FirewallChange] = []
+        var failing = false
+        var sinceExpiry = 0
+        while !Task.isCancelled {
+            try await Task.sleep(for: .milliseconds(50))
+            let events = self.queue.take()
+            let changes = retry + model.changes(for: events, policy: self.guardEngine.policy, now: self.seconds(), timeouts: self.runner.hasTimeouts)
+            if !changes.isEmpty {
+                do {
+                    try self.runner.apply(changes)
+                    retry = []
+                    if failing { self.logger.notice("firewall: applying bans again") }
+                    failing = false
+                } catch {
+                    if !failing { self.logger.error("firewall: \(error); the bans are kept and tried again") }
+                    failing = true
+                    retry = changes
+                }
+            }
+            sinceExpiry += 1
+            if sinceExpiry >= 20 {
+                sinceExpiry = 0
+                model.expire(now: self.seconds())
+            }
+        }
+    }
+}
