@@ -7,13 +7,12 @@ import Testing
 
 @Suite("Log formats")
 struct FormatTests {
-    static let formats: [any LogFormat] = [PostfixFormat(), DovecotFormat()]
-
     static func match(_ line: String) -> LogMatch? {
+        var formats: [any LogFormat] = [PostfixFormat(), DovecotFormat()]
         let bytes = Array(line.utf8)
         guard let parsed = SyslogLine(bytes[...]) else { return nil }
-        for format in self.formats {
-            if let found = format.match(message: parsed.message, program: parsed.program) { return found }
+        for index in formats.indices {
+            if let found = formats[index].match(line: bytes[...], message: parsed.message, program: parsed.program) { return found }
         }
         return nil
     }
@@ -33,7 +32,14 @@ struct FormatTests {
         #expect(
             Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: 4XyZ: client=unknown[192.0.2.7], sasl_method=PLAIN, sasl_username=bob")
                 == .attempt(rule: "sasl_success", client: IPAddress("192.0.2.7")!, username: "bob", outcome: .success, count: 1))
-        #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: lost connection after AUTH from unknown[198.51.100.4]") == Self.failure("lost_after_auth", "198.51.100.4", ""))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: lost connection after AUTH from unknown[198.51.100.4]")
+                == .attempt(rule: "dropped_after_auth", client: IPAddress("198.51.100.4")!, username: "", outcome: .abandoned, count: 1))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx postfix/submission/smtpd[1]: too many errors after AUTH from unknown[2001:db8::9]")
+                == .attempt(rule: "dropped_after_auth", client: IPAddress("2001:db8::9")!, username: "", outcome: .abandoned, count: 1))
+        // Not smtpd: never matched, whatever it says.
+        #expect(Self.match("Nov 23 00:45:38 mx postfix/cleanup[1]: warning: unknown[192.0.2.1]: SASL PLAIN authentication failed: x") == nil)
         #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: disconnect from unknown[127.0.0.1] ehlo=1 auth=0/1 quit=1 commands=2/3") == nil)
         #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: connect from unknown[127.0.0.1]") == nil)
     }
@@ -63,6 +69,25 @@ struct FormatTests {
                 == Self.failure("auth_failed_attempts", "192.0.2.44", "alice", count: 3))
     }
 
+    @Test("Dovecot 2.4 lines: auth-worker connections, session ids, pam, login aborted")
+    func dovecot24() {
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: auth-worker(77): Info: conn unix:auth-worker (pid=70,uid=97): auth-worker<1>: sql(bob,192.0.2.8,<kZ1x>): Password mismatch")
+                == Self.failure("password_mismatch", "192.0.2.8", "bob"))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: pam(carol,198.51.100.3,<Gh7>): pam_authenticate() failed: Authentication failure (password mismatch?)")
+                == Self.failure("pam_failed", "198.51.100.3", "carol"))
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: submission-login: Info: Login aborted: Logged out (auth failed, 2 attempts in 4 secs) (auth_failed): user=<dave>, method=PLAIN, rip=203.0.113.77, lip=10.0.0.1, session=<y>")
+                == Self.failure("auth_failed_attempts", "203.0.113.77", "dave", count: 2))
+        // auth_verbose_passwords adds the password: still matched, and the password is not the username.
+        #expect(
+            Self.match("Nov 23 00:45:38 mx dovecot: auth: Info: passwd-file(erin,192.0.2.9): Password mismatch (given password: hunter2)")
+                == Self.failure("password_mismatch", "192.0.2.9", "erin"))
+        // Another program's line is never Dovecot's.
+        #expect(Self.match("Nov 23 00:45:38 mx sshd[9]: passwd-file(x,192.0.2.1): Password mismatch") == nil)
+    }
+
     @Test("a line about a failed authentication that no rule knows is a suspect, not silence")
     func suspects() {
         #expect(Self.match("Nov 23 00:45:38 mx postfix/smtpd[1]: warning: SASL authentication failure: cannot connect to Dovecot") == .suspect)
@@ -75,7 +100,7 @@ struct FormatTests {
 struct EximFormatTests {
     static func match(_ line: String) -> LogMatch? {
         let bytes = Array(line.utf8)
-        return EximFormat().match(message: bytes[...], program: [][...])
+        return EximFormat().match(line: bytes[...], message: [][...], program: [][...])
     }
 
     @Test("Exim 4 main log lines, old and new host forms")
