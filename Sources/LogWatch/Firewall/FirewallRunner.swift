@@ -76,31 +76,18 @@ public struct FirewallRunner: Sendable {
 
     /// Runs a program; throws with its error output when it fails.
     public static func run(_ tool: String, _ arguments: [String]) throws(FirewallFailure) {
-        guard let executable = Self.find(tool) else { throw FirewallFailure("\(tool): not found in PATH, /usr/sbin or /sbin (install it, or choose another firewall.backend)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        guard let executable = ChildProcess.find(tool) else {
+            throw FirewallFailure("\(tool): not found in PATH, /usr/sbin or /sbin (install it, or choose another firewall.backend)")
+        }
+        let result: (status: Int32, errors: String)
         do {
-            try process.run()
+            result = try ChildProcess.run(executable, arguments)
         } catch {
-            throw FirewallFailure("\(tool): cannot run it: \(error.localizedDescription)")
+            throw FirewallFailure("\(tool): \(error)")
         }
-        let said = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: said.prefix(600), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw FirewallFailure("\(tool) failed (status \(process.terminationStatus)): \(text.isEmpty ? "no message" : text)")
+        guard result.status == 0 else {
+            let text = String(result.errors.prefix(600)).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw FirewallFailure("\(tool) failed (status \(result.status)): \(text.isEmpty ? "no message" : text)")
         }
-    }
-
-    static func find(_ tool: String) -> String? {
-        if tool.hasPrefix("/") { return access(tool, X_OK) == 0 ? tool : nil }
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
-        for directory in path.split(separator: ":") where access("\(directory)/\(tool)", X_OK) == 0 { return "\(directory)/\(tool)" }
-        return nil
     }
 }

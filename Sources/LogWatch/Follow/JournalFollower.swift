@@ -34,8 +34,7 @@ public final class JournalFollower {
     public let units: [String]
     public let identifiers: [String]
     public private(set) var cursor: String?
-    private var process: Process?
-    private var fd: Int32 = -1
+    private var child: ChildProcess?
     private var splitter = LineSplitter(maxLineLength: 1 << 20)
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var restartAt: ContinuousClock.Instant = .now
@@ -62,14 +61,14 @@ public final class JournalFollower {
     /// Reads what journalctl wrote; starts it when it is not running (and its pause is over).
     @discardableResult
     public func poll(entry: (JournalEntry) -> Void, notice: (String) -> Void) -> Int {
-        if self.process == nil {
+        if self.child == nil {
             guard ContinuousClock.now >= self.restartAt else { return 0 }
             self.start(notice: notice)
-            guard self.process != nil else { return 0 }
+            guard self.child != nil else { return 0 }
         }
         var total = 0
-        while true {
-            let n = self.buffer.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+        while let child = self.child {
+            let n = self.buffer.withUnsafeMutableBytes { read(child.output, $0.baseAddress, $0.count) }
             if n > 0 {
                 total += n
                 self.splitter.feed(self.buffer[0..<n]) { line in
@@ -92,48 +91,34 @@ public final class JournalFollower {
     }
 
     private func start(notice: (String) -> Void) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.executable.hasPrefix("/") ? self.executable : Self.which(self.executable) ?? self.executable)
-        process.arguments = self.arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            guard let executable = ChildProcess.find(self.executable) else {
+                throw ChildProcess.Failure(description: "\(self.executable) not found")
+            }
+            let child = try ChildProcess.spawn(executable, self.arguments, captureError: false)
+            _ = fcntl(child.output, F_SETFL, fcntl(child.output, F_GETFL) | O_NONBLOCK)
+            self.child = child
+            self.splitter.reset()
         } catch {
-            notice("cannot start \(self.executable): \(error.localizedDescription); trying again in \(self.backoff.compactDescription)")
+            notice("cannot start \(self.executable): \(error); trying again in \(self.backoff.compactDescription)")
             self.restartAt = .now + self.backoff
             self.backoff = min(self.backoff * 2, .seconds(30))
-            return
         }
-        self.process = process
-        self.fd = pipe.fileHandleForReading.fileDescriptor
-        _ = fcntl(self.fd, F_SETFL, fcntl(self.fd, F_GETFL) | O_NONBLOCK)
-        self.splitter.reset()
     }
 
     private func finish() -> Int32 {
-        guard let process = self.process else { return 0 }
-        process.waitUntilExit()
-        self.process = nil
-        self.fd = -1
-        return process.terminationStatus
+        guard let child = self.child else { return 0 }
+        close(child.output)
+        self.child = nil
+        return child.wait()
     }
 
     public func stop() {
-        guard let process = self.process else { return }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        self.process = nil
-        self.fd = -1
-    }
-
-    static func which(_ name: String) -> String? {
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(directory)/\(name)"
-            if access(path, X_OK) == 0 { return path }
-        }
-        return nil
+        guard let child = self.child else { return }
+        kill(child.pid, SIGTERM)
+        close(child.output)
+        child.wait()
+        self.child = nil
     }
 }
 

@@ -1,6 +1,7 @@
 // Enforces bans in the firewall: at start the table / sets are created empty and every ban in
 // force is put in (one batch); then, every 50 ms, the bans and unbans the engine published since
-// are applied as one batch. A batch that fails is logged with what the tool said and kept for
+// are applied as one batch; while bans pour in (a batch of a hundred or more), every 500 ms,
+// so that a mass attack costs a few large commands rather than many small ones. A batch that fails is logged with what the tool said and kept for
 // the next try, so a firewall that comes back gets every ban.
 
 import GuardCore
@@ -52,14 +53,18 @@ struct FirewallService: Service {
         var model = model
         var retry: [FirewallChange] = []
         var failing = false
-        var sinceExpiry = 0
+        var lastExpiry = ContinuousClock.now
+        var pause = Duration.milliseconds(50)
         while !Task.isCancelled {
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: pause)
             let events = self.queue.take()
             let changes = retry + model.changes(for: events, policy: self.guardEngine.policy, now: self.seconds(), timeouts: self.runner.hasTimeouts)
             if !changes.isEmpty {
                 do {
+                    let began = ContinuousClock.now
                     try self.runner.apply(changes)
+                    self.logger.debug("firewall: \(changes.count) changes applied in one batch (\((ContinuousClock.now - began).compactText))")
+                    pause = changes.count >= 100 ? .milliseconds(500) : .milliseconds(50)
                     retry = []
                     if failing { self.logger.notice("firewall: applying bans again") }
                     failing = false
@@ -69,9 +74,8 @@ struct FirewallService: Service {
                     retry = changes
                 }
             }
-            sinceExpiry += 1
-            if sinceExpiry >= 20 {
-                sinceExpiry = 0
+            if ContinuousClock.now - lastExpiry >= .seconds(1) {
+                lastExpiry = .now
                 model.expire(now: self.seconds())
             }
         }
