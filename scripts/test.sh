@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the Swift tests (engine, wire, proxy, TLS, the golden transcripts,
 # the fuzz corpus, the command line), the integration run against real Postfix + Dovecot
-# driven by swaks and Python's smtplib, two guards sharing a real PostgreSQL, then each libFuzzer target for a short bounded time
+# driven by swaks and Python's smtplib, two guards sharing a real PostgreSQL, the log watcher on
+# the lab's real logs and with nftables in a network namespace, then each libFuzzer target for a short bounded time
 # (FUZZ_SECONDS, default 20; 0 skips). Installs the Debian packages it needs first (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ swift build --build-tests
 swift test --skip-build
 bash tests/integration/run.sh
 bash tests/integration/cluster.sh
+bash tests/integration/watch.sh
 if [ "${FUZZ_SECONDS:-20}" -gt 0 ]; then
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
