@@ -31,11 +31,12 @@ echo "== generating $LINES lines"
 python3 scripts/gen-maillog.py "$LINES" "$WORK/mail.log"
 echo "machine: $(nproc) cores, $(python3 -c 'import os; print(round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30))') GiB; fail2ban $(fail2ban-regex --version 2>/dev/null | head -1 | awk '{print $NF}')"
 
-rate() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f'{int($LINES / r[\"seconds\"]):,} lines/s, {r[\"seconds\"]} s, peak {r[\"max_rss_mib\"]} MiB')" "$1"; }
+rate() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); n=int(sys.argv[2]); print("{:,} lines/s, {} s, peak {} MiB".format(int(n / r["seconds"]), r["seconds"], r["max_rss_mib"]))' "$1" "$LINES"; }
 echo "== 1. reading $LINES lines"
 ours=$(python3 scripts/measure.py "$BIN" replay --format postfix,dovecot "$WORK/mail.log")
 echo "smtpguard replay (postfix,dovecot, one pass): $(rate "$ours")"
-"$BIN" replay --format postfix,dovecot --json "$WORK/mail.log" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"  matched: {r[\"rules\"]}; suspects {r[\"suspects\"]}")'
+"$BIN" replay --format postfix,dovecot --json "$WORK/mail.log" >"$WORK/replay.json"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  matched:", r["rules"], "suspects", r["suspects"])' "$WORK/replay.json"
 f2b_postfix=$(python3 scripts/measure.py fail2ban-regex "$WORK/mail.log" 'postfix[mode=auth]')
 echo "fail2ban-regex postfix[mode=auth]: $(rate "$f2b_postfix")"
 f2b_dovecot=$(python3 scripts/measure.py fail2ban-regex "$WORK/mail.log" dovecot)

@@ -68,3 +68,32 @@ struct ExchangeAndPatternTests {
         #expect(throws: PatternFormat.Invalid.self) { try PatternFormat(["(?<address>[unclosed"]) }
     }
 }
+
+@Suite("The guard's own event log")
+struct EventsFormatTests {
+    @Test("proxy attempts are read back, default credentials named; the watcher's own are skipped")
+    func events() {
+        let lines = [
+            #"{"time":"2026-11-23T01:00:00.000Z","event":"auth","source":"proxy","session":"s1","client_ip":"192.0.2.1","tls":true,"mechanism":"PLAIN","username":"admin","outcome":"failure","reply":535,"decision":"allow","reasons":[],"delay_ms":0,"default_credential":true}"#,
+            #"{"time":"2026-11-23T01:00:01.000Z","event":"auth","source":"proxy","session":"s2","client_ip":"192.0.2.1","tls":true,"mechanism":"PLAIN","username":"alice","outcome":"success","reply":235,"decision":"allow","reasons":[],"delay_ms":0}"#,
+            #"{"time":"2026-11-23T01:00:02.000Z","event":"auth","source":"log_watch","session":"postfix/sasl_failed","client_ip":"192.0.2.9","tls":false,"mechanism":"OTHER","username":"x","outcome":"failure","reply":535,"decision":"allow","reasons":[],"delay_ms":0}"#,
+            #"{"time":"2026-11-23T01:00:03.000Z","event":"ban","scope":"ip","key":"192.0.2.1"}"#,
+        ]
+        let format = EventsFormat()
+        let found = lines.map { format.match(line: Array($0.utf8)[...], message: [][...], program: [][...]) }
+        #expect(found[0] == .attempt(rule: "default_credential", client: IPAddress("192.0.2.1")!, username: "admin", outcome: .failure, count: 1))
+        #expect(found[1] == .attempt(rule: "auth_success", client: IPAddress("192.0.2.1")!, username: "alice", outcome: .success, count: 1))
+        #expect(found[2] == nil && found[3] == nil)
+        var parser = LogParser(formats: [EventsFormat()], parseTimes: true, now: Timestamp(seconds: 0))
+        let evidence = parser.parse(Array(lines[0].utf8)[...])
+        #expect(evidence?.time == Timestamp(seconds: LineTime.epochSeconds(year: 2026, month: 11, day: 23, hour: 1, minute: 0, second: 0)!))
+        #expect(evidence?.attempt(at: Timestamp(seconds: 0)).credential.isDefaultPassword == true)
+    }
+
+    @Test("Postfix's AUTH rate limit is counted as dropped, not as a guess")
+    func rateLimit() {
+        #expect(
+            FormatTests.match("Nov 23 00:45:38 mx postfix/smtpd[1]: warning: Authentication rate limit exceeded: 6 from unknown[192.0.2.33] for service smtp")
+                == .attempt(rule: "auth_rate_limit", client: IPAddress("192.0.2.33")!, username: "", outcome: .abandoned, count: 1))
+    }
+}

@@ -1,7 +1,7 @@
 // The built-in formats by name, as `watch.sources` and `--format` select them.
 
 public enum LogFormats {
-    public static let builtIn = ["postfix", "dovecot", "exim", "exchange"]
+    public static let builtIn = ["postfix", "dovecot", "exim", "exchange", "events"]
     public static let names = builtIn + ["patterns"]
 
     /// A fresh format (each source keeps its own: Exchange follows sessions).
@@ -11,6 +11,7 @@ public enum LogFormats {
         case "dovecot": return DovecotFormat()
         case "exim": return EximFormat()
         case "exchange": return ExchangeFormat()
+        case "events": return EventsFormat()
         case "patterns": return try PatternFormat(patterns)
         default: throw UnknownFormat(name: name)
         }

@@ -11,7 +11,7 @@ import GuardCore
 
 public struct PostfixFormat: LogFormat {
     public let name = "postfix"
-    public let rules = ["sasl_failed", "sasl_success", "dropped_after_auth"]
+    public let rules = ["sasl_failed", "sasl_success", "dropped_after_auth", "auth_rate_limit"]
     public init() {}
 
     static let warning = Array("warning: ".utf8)
@@ -19,6 +19,7 @@ public struct PostfixFormat: LogFormat {
     static let authFailed = Array(" authentication failed:".utf8)
     static let usernameField = Array(", sasl_username=".utf8)
     static let client = Array("client=".utf8)
+    static let rateLimit = Array("warning: Authentication rate limit exceeded: ".utf8)
     static let droppedAfterAuth = ["lost connection after AUTH from ", "too many errors after AUTH from ", "timeout after AUTH from "].map { Array($0.utf8) }
     static let smtpd = Array("smtpd".utf8)
 
@@ -26,6 +27,12 @@ public struct PostfixFormat: LogFormat {
         // Only smtpd writes these lines (postfix/smtpd, postfix/submission/smtpd, …).
         guard program.hasPrefix(Array("postfix".utf8), at: program.startIndex), program.hasSuffix(Self.smtpd) else {
             return nil
+        }
+        // "warning: Authentication rate limit exceeded: 6 from NAME[ADDR] for service smtp"
+        // (smtpd_client_auth_rate_limit): refused by Postfix before a guess, counted as dropped.
+        if message.hasPrefix(Self.rateLimit, at: message.startIndex) {
+            guard let from = message.find(Array(" from ".utf8)), let (address, _) = Self.bracketedAddress(message, from: from + 6) else { return .suspect }
+            return .attempt(rule: "auth_rate_limit", client: address, username: "", outcome: .abandoned, count: 1)
         }
         if message.hasPrefix(Self.warning, at: message.startIndex) {
             let rest = message.startIndex + Self.warning.count

@@ -1,16 +1,21 @@
 // The time a log line was written, from its own prefix: traditional syslog ("Nov 23 02:03:14",
 // no year: the year is supplied, and a December line read in January belongs to last year),
 // RFC 3339 / ISO 8601 ("2026-11-23T02:03:14.5+01:00", Exchange's "…Z"), and Exim's
-// "2026-11-23 02:03:14". Used by `replay`; a live watcher uses the time it read the line.
+// "2026-11-23 02:03:14", and the guard's own JSON event lines. Used by `replay`; a live watcher uses the time it read the line.
 
 import GuardCore
 
 public enum LineTime {
+    static let eventTime = Array("{\"time\":\"".utf8)
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map { Array($0.utf8) }
 
     /// The time at the start of `line`, or nil. `year` and `month` are those of "now", for
     /// syslog lines that have no year.
     public static func parse(_ line: ArraySlice<UInt8>, year: Int, month: Int) -> Timestamp? {
+        // The guard's own event log: {"time":"2026-11-23T01:00:00.000Z",…
+        if line.hasPrefix(Self.eventTime, at: line.startIndex) {
+            return self.parse(line[(line.startIndex + Self.eventTime.count)...], year: year, month: month)
+        }
         guard line.count >= 15 else { return nil }
         let s = line.startIndex
         func digits(_ at: Int, _ count: Int) -> Int? {

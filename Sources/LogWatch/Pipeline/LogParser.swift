@@ -26,7 +26,9 @@ public struct LogEvidence: Sendable, Equatable {
 
     /// The attempt the engine is given (one per counted attempt).
     public func attempt(at time: Timestamp) -> AuthAttempt {
-        AuthAttempt(time: time, client: self.client, username: self.username, mechanism: .other, outcome: self.outcome, source: .logWatch)
+        AuthAttempt(
+            time: time, client: self.client, username: self.username, mechanism: .other, outcome: self.outcome, source: .logWatch,
+            credential: CredentialEvidence(isDefaultPassword: self.rule == "default_credential"))
     }
 }
 

@@ -78,6 +78,7 @@ public struct Replayer {
         var prefixes: [IPNetwork: Int] = [:]
         var usernames: [String: Int] = [:]
         var failuresBefore: [IPAddress: Int] = [:]
+        var defaultCredentials: [String: Int] = [:]
         for item in sorted {
             let time = item.time!
             if report.first == nil { report.first = time }
@@ -88,12 +89,14 @@ public struct Replayer {
             switch item.outcome {
             case .failure:
                 report.failures += fresh
+                if item.rule == "default_credential" { defaultCredentials[engine.normalize(item.username), default: 0] += fresh }
                 clients[item.client, default: 0] += fresh
                 prefixes[self.policy.prefixKey(item.client), default: 0] += fresh
                 if !item.username.isEmpty { usernames[engine.normalize(item.username), default: 0] += fresh }
                 failuresBefore[item.client, default: 0] += fresh
             case .success:
                 report.successes += 1
+                if item.rule == "default_credential" { report.defaultCredentialSuccesses.append(.init(time: time, username: item.username, client: item.client, failuresBefore: failuresBefore[item.client] ?? 0)) }
                 let failed = failuresBefore[item.client] ?? 0
                 if failed >= self.policy.compromiseAfterFailures {
                     report.compromised.append(.init(time: time, username: item.username, client: item.client, failuresBefore: failed))
@@ -115,6 +118,8 @@ public struct Replayer {
         report.clientCount = clients.count
         report.prefixCount = prefixes.count
         report.usernameCount = usernames.count
+        report.defaultCredentials = Self.top(defaultCredentials, top).map { ($0.key, $0.value) }
+        report.defaultCredentialAttempts = defaultCredentials.values.reduce(0, +)
         report.defaultUsernames = Self.top(usernames.filter { DefaultCredentials.isDefaultUsername($0.key) }, top).map { ($0.key, $0.value) }
         return report
     }
@@ -165,6 +170,11 @@ public struct ReplayReport {
     public var topUsernames: [(String, Int)] = []
     public var defaultUsernames: [(String, Int)] = []
     public var compromised: [Compromise] = []
+    /// From the guard's own event log: failures with a default password, per username.
+    public var defaultCredentials: [(String, Int)] = []
+    public var defaultCredentialAttempts = 0
+    /// Logins the backend accepted with a default password (the proxy refused them).
+    public var defaultCredentialSuccesses: [Compromise] = []
     public var bans: [Ban] = []
     public var alerts: [Alert] = []
 
@@ -193,6 +203,14 @@ public struct ReplayReport {
         table("Top attacking networks (failures):", self.topPrefixes)
         table("Most targeted usernames (failures):", self.topUsernames)
         table("Default or guessable usernames tried (the seed lists):", self.defaultUsernames)
+        if self.defaultCredentialAttempts > 0 {
+            table("Default credentials tried (from the guard's event log: \(self.defaultCredentialAttempts) attempts), per username:", self.defaultCredentials)
+        }
+        if !self.defaultCredentialSuccesses.isEmpty {
+            line()
+            line("Default credentials the mail server accepted (weak accounts, change their passwords):")
+            for c in self.defaultCredentialSuccesses.prefix(50) { line("  \(c.time.iso8601)  \(c.username.escapedForReport)  from \(c.client)") }
+        }
         line()
         if self.compromised.isEmpty {
             line("Likely compromised accounts: none (no login succeeded from an address that had failed many times)")
@@ -224,6 +242,8 @@ public struct ReplayReport {
             "clients": self.clientCount, "networks": self.prefixCount, "usernames": self.usernameCount,
             "top_clients": pairs(self.topClients, "address"), "top_networks": pairs(self.topPrefixes, "network"),
             "top_usernames": pairs(self.topUsernames, "username"), "default_usernames": pairs(self.defaultUsernames, "username"),
+            "default_credentials": pairs(self.defaultCredentials, "username"), "default_credential_attempts": self.defaultCredentialAttempts,
+            "default_credentials_accepted": self.defaultCredentialSuccesses.map { ["time": $0.time.iso8601, "username": $0.username, "client": $0.client.description] },
             "compromised": self.compromised.map { ["time": $0.time.iso8601, "username": $0.username, "client": $0.client.description, "failures_before": $0.failuresBefore] },
             "bans": self.bans.map {
                 ["time": $0.since.iso8601, "scope": $0.key.scope.rawValue, "key": $0.key.description, "reason": $0.reason.rawValue,
