@@ -22,12 +22,12 @@ public struct DovecotFormat: LogFormat {
     static let workerConnection = Array("conn ".utf8)
     static let workerName = Array(": auth-worker<".utf8)
     /// What follows "passdb(USER,ADDR…)" on a failure, and the rule it counts under.
-    static let verdicts: [(text: [UInt8], rule: String, wholeRest: Bool)] = [
-        (Array("): Password mismatch".utf8), "password_mismatch", false),
-        (Array("): unknown user".utf8), "unknown_user", false),
-        (Array("): pam_authenticate() failed: ".utf8), "pam_failed", true),
-        (Array("): invalid credentials".utf8), "password_mismatch", false),
-    ]
+    /// `followed` is the verdict and " (", for verdicts with a remark after them.
+    static let verdicts: [(text: [UInt8], followed: [UInt8], rule: String, wholeRest: Bool)] = [
+        ("): Password mismatch", "password_mismatch", false), ("): unknown user", "unknown_user", false),
+        ("): pam_authenticate() failed: ", "pam_failed", true), ("): invalid credentials", "password_mismatch", false),
+    ].map { (Array($0.0.utf8), Array(($0.0 + " (").utf8), $0.1, $0.2) }
+    static let services = [Array("auth: ".utf8), Array("auth-worker(".utf8)]
 
     static let dovecot = Array("dovecot".utf8)
     static let auth = Array("auth".utf8)
@@ -40,9 +40,9 @@ public struct DovecotFormat: LogFormat {
         else { return nil }
         var body = message
         // Through syslog: "dovecot: auth: Info: …"; in Dovecot's own file the program is "auth".
-        for service in ["auth: ", "auth-worker("] {
-            if body.hasPrefix(Array(service.utf8), at: body.startIndex) {
-                guard let colon = body.find(Array(": ".utf8)) else { return nil }
+        for service in Self.services {
+            if body.hasPrefix(service, at: body.startIndex) {
+                guard let colon = body.find(Needles.colonSpace) else { return nil }
                 body = body[(colon + 2)...]
                 break
             }
@@ -50,7 +50,7 @@ public struct DovecotFormat: LogFormat {
         if body.hasPrefix(Self.infoPrefix, at: body.startIndex) { body = body[(body.startIndex + Self.infoPrefix.count)...] }
         // 2.4 auth-worker: "conn unix:auth-worker (pid=…,uid=…): auth-worker<N>: passdb(…)…"
         if body.hasPrefix(Self.workerConnection, at: body.startIndex), let at = body.find(Self.workerName),
-            let colon = body.find(Array(": ".utf8), from: at + Self.workerName.count)
+            let colon = body.find(Needles.colonSpace, from: at + Self.workerName.count)
         {
             body = body[(colon + 2)...]
         }
@@ -63,7 +63,7 @@ public struct DovecotFormat: LogFormat {
                 // The verdict ends the line, or is followed by " (" (e.g. "(given password: …)").
                 if body.hasSuffix(verdict.text) {
                     close = body.endIndex - verdict.text.count
-                } else if let at = PostfixFormat.lastIndex(of: verdict.text + [0x20, UInt8(ascii: "(")], in: body) {
+                } else if let at = PostfixFormat.lastIndex(of: verdict.followed, in: body) {
                     close = at
                 } else {
                     continue

@@ -29,6 +29,7 @@ public struct ExchangeFormat: LogFormat {
 
     static let fieldsHeader = Array("#Fields: ".utf8)
     static let unsuccessful = Array("535 5.7.3".utf8)
+    static let authenticated = Array("authenticated".utf8)
 
     public mutating func match(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
         guard let first = line.first else { return nil }
@@ -53,7 +54,7 @@ public struct ExchangeFormat: LogFormat {
         switch event.first {
         case UInt8(ascii: "*"):
             // "*,USER,authenticated" or "*,USER,Inbound AUTH … failed …"
-            if !data.isEmpty, context.containsCaseless(Array("authenticated".utf8)) || context.containsCaseless(Array("failed".utf8)) {
+            if !data.isEmpty, context.containsCaseless(Self.authenticated) || context.containsCaseless(Needles.fail) {
                 self.remember(session, username: data.text)
             }
             if context.text == "authenticated", !data.isEmpty, let address = Self.address(fields[self.remoteColumn]) {

@@ -6,6 +6,12 @@
 
 import GuardCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What a format made of a line.
 public enum LogMatch: Equatable, Sendable {
     /// An AUTH attempt; `count` > 1 when one line reports several (Dovecot's "N attempts").
@@ -27,26 +33,28 @@ public protocol LogFormat: Sendable {
 }
 
 extension ArraySlice where Element == UInt8 {
-    /// The offset of `needle` at or after `from`, or nil.
+    /// The offset of `needle` at or after `from`, or nil (memchr for the first byte, then memcmp).
     func find(_ needle: [UInt8], from: Int? = nil) -> Int? {
         let start = from ?? self.startIndex
-        guard needle.count > 0, self.endIndex - start >= needle.count else { return nil }
-        let first = needle[0]
-        var i = start
-        let last = self.endIndex - needle.count
-        while i <= last {
-            if self[i] == first {
-                var j = 1
-                while j < needle.count && self[i + j] == needle[j] { j += 1 }
-                if j == needle.count { return i }
+        guard !needle.isEmpty, start >= self.startIndex, self.endIndex - start >= needle.count else { return nil }
+        return self.withUnsafeBufferPointer { buffer -> Int? in
+            needle.withUnsafeBufferPointer { pattern -> Int? in
+                guard let base = buffer.baseAddress, let first = pattern.baseAddress else { return nil }
+                var offset = start - self.startIndex
+                let last = buffer.count - pattern.count
+                while offset <= last {
+                    guard let hit = memchr(base + offset, Int32(pattern[0]), last - offset + 1) else { return nil }
+                    let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(base + at, first, pattern.count) == 0 { return self.startIndex + at }
+                    offset = at + 1
+                }
+                return nil
             }
-            i += 1
         }
-        return nil
     }
 
     func hasPrefix(_ prefix: [UInt8], at offset: Int) -> Bool {
-        guard self.endIndex - offset >= prefix.count else { return false }
+        guard offset >= self.startIndex, self.endIndex - offset >= prefix.count else { return false }
         for (k, byte) in prefix.enumerated() where self[offset + k] != byte { return false }
         return true
     }
@@ -57,21 +65,34 @@ extension ArraySlice where Element == UInt8 {
 
     var text: String { String(decoding: self, as: UTF8.self) }
 
-    /// Lower-cased ASCII contains (for suspects).
+    /// ASCII case-insensitive contains; `needle` is lower case.
     func containsCaseless(_ needle: [UInt8]) -> Bool {
-        guard needle.count <= self.count else { return false }
-        var i = self.startIndex
-        while i <= self.endIndex - needle.count {
-            var j = 0
-            while j < needle.count && (self[i + j] | 0x20) == needle[j] { j += 1 }
-            if j == needle.count { return true }
-            i += 1
+        guard !needle.isEmpty, needle.count <= self.count else { return false }
+        return self.withUnsafeBufferPointer { buffer in
+            let first = needle[0]
+            let last = buffer.count - needle.count
+            var i = 0
+            while i <= last {
+                if buffer[i] | 0x20 == first {
+                    var j = 1
+                    while j < needle.count && (buffer[i + j] | 0x20) == needle[j] { j += 1 }
+                    if j == needle.count { return true }
+                }
+                i += 1
+            }
+            return false
         }
-        return false
     }
+}
+
+enum Needles {
+    static let auth = Array("auth".utf8)
+    static let fail = Array("fail".utf8)
+    static let mismatch = Array("mismatch".utf8)
+    static let colonSpace = Array(": ".utf8)
 }
 
 /// A line that says it is about authentication and failure, in any case.
 func looksLikeAuthFailure(_ message: ArraySlice<UInt8>) -> Bool {
-    message.containsCaseless(Array("auth".utf8)) && (message.containsCaseless(Array("fail".utf8)) || message.containsCaseless(Array("mismatch".utf8)))
+    message.containsCaseless(Needles.auth) && (message.containsCaseless(Needles.fail) || message.containsCaseless(Needles.mismatch))
 }

@@ -22,16 +22,18 @@ public struct PostfixFormat: LogFormat {
     static let rateLimit = Array("warning: Authentication rate limit exceeded: ".utf8)
     static let droppedAfterAuth = ["lost connection after AUTH from ", "too many errors after AUTH from ", "timeout after AUTH from "].map { Array($0.utf8) }
     static let smtpd = Array("smtpd".utf8)
+    static let postfix = Array("postfix".utf8)
+    static let from = Array(" from ".utf8)
 
     public func match(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch? {
         // Only smtpd writes these lines (postfix/smtpd, postfix/submission/smtpd, …).
-        guard program.hasPrefix(Array("postfix".utf8), at: program.startIndex), program.hasSuffix(Self.smtpd) else {
+        guard program.hasPrefix(Self.postfix, at: program.startIndex), program.hasSuffix(Self.smtpd) else {
             return nil
         }
         // "warning: Authentication rate limit exceeded: 6 from NAME[ADDR] for service smtp"
         // (smtpd_client_auth_rate_limit): refused by Postfix before a guess, counted as dropped.
         if message.hasPrefix(Self.rateLimit, at: message.startIndex) {
-            guard let from = message.find(Array(" from ".utf8)), let (address, _) = Self.bracketedAddress(message, from: from + 6) else { return .suspect }
+            guard let from = message.find(Self.from), let (address, _) = Self.bracketedAddress(message, from: from + 6) else { return .suspect }
             return .attempt(rule: "auth_rate_limit", client: address, username: "", outcome: .abandoned, count: 1)
         }
         if message.hasPrefix(Self.warning, at: message.startIndex) {

@@ -3,6 +3,12 @@
 // line can neither exhaust memory nor swallow the lines after it. CR before LF is dropped.
 // Bytes are never decoded here: invalid UTF-8 reaches the formats as it is.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 public struct LineSplitter: Sendable {
     public let maxLineLength: Int
     private var partial: [UInt8] = []
@@ -21,7 +27,7 @@ public struct LineSplitter: Sendable {
     public mutating func feed(_ bytes: some Collection<UInt8>, line: (ArraySlice<UInt8>) throws -> Void) rethrows {
         var chunk = Array(bytes)[...]
         while !chunk.isEmpty {
-            guard let newline = chunk.firstIndex(of: 0x0A) else {
+            guard let newline = Self.newline(in: chunk) else {
                 if !self.skipping {
                     let room = self.maxLineLength - self.partial.count
                     if chunk.count > room {
@@ -56,6 +62,14 @@ public struct LineSplitter: Sendable {
                 try self.emit(self.partial[...], line)
                 self.partial.removeAll(keepingCapacity: true)
             }
+        }
+    }
+
+    @inline(__always)
+    static func newline(in chunk: ArraySlice<UInt8>) -> Int? {
+        chunk.withUnsafeBufferPointer { buffer -> Int? in
+            guard let base = buffer.baseAddress, let hit = memchr(base, 0x0A, buffer.count) else { return nil }
+            return chunk.startIndex + base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
         }
     }
 
