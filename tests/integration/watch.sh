@@ -188,7 +188,7 @@ check "the watcher creates its nftables table" wait_for 10 bash -c 'ip netns exe
 for n in 1 2 3; do
   fail_line 192.0.2.7 $n; fail_line 2001:db8:5:6::77 $n; fail_line 198.51.100.9 $n
 done >>"$WORK/nft.log"
-check "a banned IPv4 client is an element with its timeout" wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -Eq "192\.0\.2\.7 timeout [1-4]s"' _ "$NS"
+check "a banned IPv4 client is an element with its timeout" wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -Eq "192\.0\.2\.7 timeout [1-5]s"' _ "$NS"
 check "a banned IPv6 client is its /64" wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v6 | grep -q "2001:db8:5:6::/64 timeout"' _ "$NS"
 check "a trusted network is never banned" bash -c '! ip netns exec "$1" nft list ruleset | grep -q "198.51.100"' _ "$NS"
 check "the drop rule covers the mail ports" bash -c 'ip netns exec "$1" nft list chain inet smtpguard input | grep -q "ip saddr @v4 tcp dport { 25, 465, 587 } drop"' _ "$NS"

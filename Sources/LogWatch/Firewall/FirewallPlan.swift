@@ -69,7 +69,7 @@ public struct FirewallModel: Sendable {
     public init() {}
 
     /// Turns ban / unban events into changes, updating the model. `now` in seconds since 1970;
-    /// a timeout is rounded up to whole seconds.
+    /// a ban's end is rounded to the nearest second.
     /// An unban by expiry needs nothing: the element's own timeout removes it (backends without
     /// timeouts get a removal).
     public mutating func changes(for events: [GuardEvent], policy: GuardPolicy, now: Int64, timeouts: Bool) -> [FirewallChange] {
@@ -78,7 +78,7 @@ public struct FirewallModel: Sendable {
             switch event {
             case .ban(let ban):
                 guard let entry = firewallEntry(for: ban.key, policy: policy) else { continue }
-                let until = (ban.until.nanoseconds + 999_999_999) / 1_000_000_000
+                let until = (ban.until.nanoseconds + 500_000_000) / 1_000_000_000
                 let seconds = Int(max(1, until - now))
                 if let held = self.entries[entry], held > now + (timeouts ? 1 : 0) {
                     changes.append(.remove(entry))

@@ -37,14 +37,7 @@ struct ReplayCommand: ParsableCommand {
     var top = 10
 
     func run() throws {
-        var configuration = GuardConfiguration()
-        if let path = self.config {
-            do {
-                configuration = try ConfigurationLoader.load(path: path)
-            } catch let failure as ConfigurationLoader.Failure {
-                throw StartupError("invalid configuration:\n\(failure)")
-            }
-        }
+        let configuration = try CommandSupport.loadFile(self.config)
         let formats = try WatchCommand.formats(self.format, configuration: configuration)
         var replayer = try Replayer(policy: configuration.policy, formats: formats, patterns: configuration.watch.patterns, now: SystemClock().now())
         for file in self.files {

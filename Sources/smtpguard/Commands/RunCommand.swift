@@ -46,27 +46,10 @@ struct RunCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: self.logLevel) else {
-            throw ValidationError("--log-level: unknown level \"\(self.logLevel)\"")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "smtpguard")
+        let logger = try CommandSupport.bootstrapLogging(self.logLevel)
         let configuration = try self.loadConfiguration()
 
-        let eventSink: EventLogWriter?
-        if configuration.events.path.isEmpty {
-            eventSink = nil
-        } else {
-            do {
-                eventSink = try EventLogWriter(path: configuration.events.path)
-            } catch {
-                throw StartupError("\(error)")
-            }
-        }
+        let eventSink = try CommandSupport.openEventLog(configuration)
         defer { eventSink?.flush() }
         let clock = SystemClock()
         // Everything that can stop the start comes before the state file is opened, or closes it.
@@ -222,14 +205,7 @@ struct RunCommand: AsyncParsableCommand {
 
     /// The file (if any), then the flags.
     func loadConfiguration() throws -> GuardConfiguration {
-        var configuration = GuardConfiguration()
-        if let path = self.config {
-            do {
-                configuration = try ConfigurationLoader.load(path: path)
-            } catch let failure as ConfigurationLoader.Failure {
-                throw StartupError("invalid configuration:\n\(failure)")
-            }
-        }
+        let configuration = try CommandSupport.loadFile(self.config)
         var flags: [(path: String, value: ConfigValue, line: Int?)] = []
         if !self.listen.isEmpty { flags.append(("listen", .list(self.listen), nil)) }
         if let backend = self.backend { flags.append(("backend.address", .scalar(backend), nil)) }

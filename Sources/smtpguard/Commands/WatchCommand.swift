@@ -58,13 +58,7 @@ struct WatchCommand: AsyncParsableCommand {
             let formats = try Self.formats(self.format, configuration: configuration)
             throw ExitCode(try Self.check(path: check, formats: formats, patterns: configuration.watch.patterns))
         }
-        guard let level = Logger.Level(rawValue: self.logLevel) else { throw ValidationError("--log-level: unknown level \"\(self.logLevel)\"") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "smtpguard")
+        let logger = try CommandSupport.bootstrapLogging(self.logLevel)
         for text in self.source {
             do {
                 configuration.watch.sources.append(try WatchSource(parsing: text))
@@ -79,16 +73,7 @@ struct WatchCommand: AsyncParsableCommand {
             throw ValidationError("a source uses the \"patterns\" format: give watch.patterns in the configuration")
         }
 
-        let eventSink: EventLogWriter?
-        if configuration.events.path.isEmpty {
-            eventSink = nil
-        } else {
-            do {
-                eventSink = try EventLogWriter(path: configuration.events.path)
-            } catch {
-                throw StartupError("\(error)")
-            }
-        }
+        let eventSink = try CommandSupport.openEventLog(configuration)
         defer { eventSink?.flush() }
         let clock = SystemClock()
         let store = try await RunCommand.openStore(configuration, logger: logger)
@@ -201,14 +186,7 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     func loadConfiguration() throws -> GuardConfiguration {
-        var configuration = GuardConfiguration()
-        if let path = self.config {
-            do {
-                configuration = try ConfigurationLoader.load(path: path)
-            } catch let failure as ConfigurationLoader.Failure {
-                throw StartupError("invalid configuration:\n\(failure)")
-            }
-        }
+        let configuration = try CommandSupport.loadFile(self.config)
         var flags: [(path: String, value: ConfigValue, line: Int?)] = []
         if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
         if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
