@@ -2,6 +2,8 @@
 // `ipset restore` script, one `iptables-restore --noflush` table. Thousands of elements go in
 // a handful of statements.
 
+import Foundation
+
 public struct FirewallNames: Sendable, Equatable {
     /// nftables: the table (family inet); ipset: the prefix of the set names; iptables: the chain.
     public var table: String
@@ -34,8 +36,8 @@ public enum NftablesScript {
         return text
     }
 
-    /// One transaction for the whole batch: removals first (so that a re-ban can re-add), in
-    /// statements of at most `chunk` elements.
+    /// One transaction for the whole batch, in order (a re-ban is a removal, then an add), in
+    /// statements of at most `chunk` elements for runs of the same kind and set.
     public static func batch(_ changes: [FirewallChange], names: FirewallNames, chunk: Int = 5000) -> String {
         var text = ""
         var pending: [(remove: Bool, set: FirewallSet, item: String)] = []
@@ -60,7 +62,6 @@ public enum NftablesScript {
                 pending.append((false, entry.set, "\(entry.text) timeout \(seconds)s"))
             }
         }
-        // Keep order between a removal and an add of the same element: group runs only.
         flush()
         return text
     }
@@ -128,22 +129,9 @@ public enum CommandTemplate {
             case .remove(let entry): (entry, 0)
             }
         return template.split(separator: " ", omittingEmptySubsequences: true).map { word in
-            word.replacingOccurrences("{address}", entry.text)
-                .replacingOccurrences("{seconds}", String(seconds))
-                .replacingOccurrences("{family}", entry.set.isIPv6 ? "inet6" : "inet")
+            word.replacingOccurrences(of: "{address}", with: entry.text)
+                .replacingOccurrences(of: "{seconds}", with: String(seconds))
+                .replacingOccurrences(of: "{family}", with: entry.set.isIPv6 ? "inet6" : "inet")
         }
-    }
-}
-
-extension StringProtocol {
-    func replacingOccurrences(_ target: String, _ replacement: String) -> String {
-        var result = ""
-        var rest = Substring(self)
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
     }
 }

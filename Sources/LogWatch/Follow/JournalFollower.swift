@@ -5,6 +5,7 @@
 // resumes after the last entry read (--after-cursor).
 
 import Foundation
+import GuardCore
 
 /// One journal entry, as the formats need it.
 public struct JournalEntry: Sendable, Equatable {
@@ -81,7 +82,7 @@ public final class JournalFollower {
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
             // End of output: journalctl exited.
             let status = self.finish()
-            notice("journalctl exited (status \(status)); starting it again in \(self.backoff.compactDescription)")
+            notice("journalctl exited (status \(status)); starting it again in \(self.backoff.compactText)")
             self.restartAt = .now + self.backoff
             self.backoff = min(self.backoff * 2, .seconds(30))
             break
@@ -100,7 +101,7 @@ public final class JournalFollower {
             self.child = child
             self.splitter.reset()
         } catch {
-            notice("cannot start \(self.executable): \(error); trying again in \(self.backoff.compactDescription)")
+            notice("cannot start \(self.executable): \(error); trying again in \(self.backoff.compactText)")
             self.restartAt = .now + self.backoff
             self.backoff = min(self.backoff * 2, .seconds(30))
         }
@@ -119,12 +120,5 @@ public final class JournalFollower {
         close(child.output)
         child.wait()
         self.child = nil
-    }
-}
-
-extension Duration {
-    var compactDescription: String {
-        let seconds = self.components.seconds
-        return seconds >= 1 ? "\(seconds)s" : "\(self.components.attoseconds / 1_000_000_000_000_000)ms"
     }
 }

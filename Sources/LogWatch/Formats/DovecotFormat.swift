@@ -63,7 +63,7 @@ public struct DovecotFormat: LogFormat {
                 // The verdict ends the line, or is followed by " (" (e.g. "(given password: …)").
                 if body.hasSuffix(verdict.text) {
                     close = body.endIndex - verdict.text.count
-                } else if let at = PostfixFormat.lastIndex(of: verdict.followed, in: body) {
+                } else if let at = body.findLast(verdict.followed) {
                     close = at
                 } else {
                     continue
@@ -91,7 +91,7 @@ public struct DovecotFormat: LogFormat {
                 count = count * 10 + Int(body[i] - 0x30)
                 i += 1
             }
-            guard count > 0, let ripAt = PostfixFormat.lastIndex(of: Self.rip, in: body) else { return .suspect }
+            guard count > 0, let ripAt = body.findLast(Self.rip) else { return .suspect }
             var end = ripAt + Self.rip.count
             while end < body.endIndex && body[end] != UInt8(ascii: ",") { end += 1 }
             guard let address = IPAddress(body[(ripAt + Self.rip.count)..<end].text) else { return .suspect }

@@ -35,7 +35,7 @@ public struct ExchangeFormat: LogFormat {
         guard let first = line.first else { return nil }
         if first == UInt8(ascii: "#") {
             if line.hasPrefix(Self.fieldsHeader, at: line.startIndex) {
-                let names = line[(line.startIndex + Self.fieldsHeader.count)...].split(separator: UInt8(ascii: ",")).map { $0.text.trimmingASCIISpaces() }
+                let names = line[(line.startIndex + Self.fieldsHeader.count)...].split(separator: UInt8(ascii: ",")).map { $0.text.trimmingWhitespace() }
                 func column(_ name: String, _ fallback: Int) -> Int { names.firstIndex(of: name) ?? fallback }
                 self.sessionColumn = column("session-id", 2)
                 self.remoteColumn = column("remote-endpoint", 5)
@@ -122,14 +122,5 @@ public struct ExchangeFormat: LogFormat {
             if fields.count > 64 { break }
         }
         return fields
-    }
-}
-
-extension String {
-    func trimmingASCIISpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " || s.first == "\t" || s.first == "\r" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" || s.last == "\r" { s.removeLast() }
-        return String(s)
     }
 }

@@ -20,7 +20,7 @@ public struct EximFormat: LogFormat {
         guard let start = message.find(Self.failedFor) else { return looksLikeAuthFailure(message) ? .suspect : nil }
         guard let end = message.find(Self.incorrect, from: start) else { return .suspect }
         var host = message[(start + Self.failedFor.count)..<end]
-        if let localAt = PostfixFormat.lastIndex(of: Self.local, in: host) { host = host[..<localAt] }
+        if let localAt = host.findLast(Self.local) { host = host[..<localAt] }
         // "... [ADDR]:PORT" or "... [ADDR]"
         guard let close = host.lastIndex(of: UInt8(ascii: "]")), let open = host[..<close].lastIndex(of: UInt8(ascii: "[")),
             let address = IPAddress(host[(open + 1)..<close].text)

@@ -53,6 +53,17 @@ extension ArraySlice where Element == UInt8 {
         }
     }
 
+    /// The offset of the last `needle`, or nil.
+    func findLast(_ needle: [UInt8]) -> Int? {
+        var found: Int?
+        var from = self.startIndex
+        while let at = self.find(needle, from: from) {
+            found = at
+            from = at + 1
+        }
+        return found
+    }
+
     func hasPrefix(_ prefix: [UInt8], at offset: Int) -> Bool {
         guard offset >= self.startIndex, self.endIndex - offset >= prefix.count else { return false }
         for (k, byte) in prefix.enumerated() where self[offset + k] != byte { return false }

@@ -42,7 +42,7 @@ public struct PostfixFormat: LogFormat {
                 message.find(Self.authFailed, from: end) != nil
             {
                 var username = ""
-                if let field = Self.lastIndex(of: Self.usernameField, in: message) {
+                if let field = message.findLast(Self.usernameField) {
                     username = message[(field + Self.usernameField.count)...].text
                 }
                 return .attempt(rule: "sasl_failed", client: address, username: username, outcome: .failure, count: 1)
@@ -79,15 +79,5 @@ public struct PostfixFormat: LogFormat {
             let address = IPAddress(message[(open + 1)..<close].text)
         else { return nil }
         return (address, close + 1)
-    }
-
-    static func lastIndex(of needle: [UInt8], in message: ArraySlice<UInt8>) -> Int? {
-        var found: Int?
-        var from = message.startIndex
-        while let at = message.find(needle, from: from) {
-            found = at
-            from = at + 1
-        }
-        return found
     }
 }

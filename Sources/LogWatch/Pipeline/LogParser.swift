@@ -35,7 +35,8 @@ public struct LogEvidence: Sendable, Equatable {
 public struct LogParser: Sendable {
     public private(set) var formats: [any LogFormat]
     public private(set) var lines = 0
-    public private(set) var matches: [String: Int] = [:]
+    /// Matches per format (by position) and rule name.
+    private var matches: [[String: Int]]
     public private(set) var suspectCount = 0
     /// The first suspects, cut to 300 bytes each, for people to look at.
     public private(set) var suspects: [String] = []
@@ -48,6 +49,7 @@ public struct LogParser: Sendable {
     /// `now` supplies the year of syslog lines, which have none.
     public init(formats: [any LogFormat], parseTimes: Bool, now: Timestamp) {
         self.formats = formats
+        self.matches = Array(repeating: [:], count: formats.count)
         self.parseTimes = parseTimes
         (self.year, self.month) = LineTime.yearMonth(now)
     }
@@ -68,8 +70,7 @@ public struct LogParser: Sendable {
         for index in self.formats.indices {
             switch self.formats[index].match(line: line, message: message, program: program) {
             case .attempt(let rule, let client, let username, let outcome, let count):
-                let key = self.formats[index].name + "/" + rule
-                self.matches[key, default: 0] += 1
+                self.matches[index][rule, default: 0] += 1
                 let time = self.parseTimes ? LineTime.parse(line, year: self.year, month: self.month) : nil
                 return LogEvidence(format: self.formats[index].name, rule: rule, client: client, username: username, outcome: outcome, count: count, time: time)
             case .suspect:
@@ -87,6 +88,8 @@ public struct LogParser: Sendable {
 
     /// Every rule of every format, with its count (zero included), as "format/rule".
     public var ruleCounts: [(rule: String, count: Int)] {
-        self.formats.flatMap { format in format.rules.map { format.name + "/" + $0 } }.map { ($0, self.matches[$0] ?? 0) }
+        self.formats.indices.flatMap { index in
+            self.formats[index].rules.map { (self.formats[index].name + "/" + $0, self.matches[index][$0] ?? 0) }
+        }
     }
 }

@@ -197,7 +197,7 @@ public struct ReplayReport {
             guard !rows.isEmpty else { return }
             line()
             line(title)
-            for (key, count) in rows { line("  \(key.padding(40)) \(count)") }
+            for (key, count) in rows { line("  \(key.logSafe.padding(40)) \(count)") }
         }
         table("Top attacking addresses (failures):", self.topClients)
         table("Top attacking networks (failures):", self.topPrefixes)
@@ -209,25 +209,25 @@ public struct ReplayReport {
         if !self.defaultCredentialSuccesses.isEmpty {
             line()
             line("Default credentials the mail server accepted (weak accounts, change their passwords):")
-            for c in self.defaultCredentialSuccesses.prefix(50) { line("  \(c.time.iso8601)  \(c.username.escapedForReport)  from \(c.client)") }
+            for c in self.defaultCredentialSuccesses.prefix(50) { line("  \(c.time.iso8601)  \(c.username.logSafe)  from \(c.client)") }
         }
         line()
         if self.compromised.isEmpty {
             line("Likely compromised accounts: none (no login succeeded from an address that had failed many times)")
         } else {
             line("Likely compromised accounts (a login succeeded from an address that had failed before):")
-            for c in self.compromised.prefix(50) { line("  \(c.time.iso8601)  \(c.username.escapedForReport)  from \(c.client)  after \(c.failuresBefore) failures") }
+            for c in self.compromised.prefix(50) { line("  \(c.time.iso8601)  \(c.username.logSafe)  from \(c.client)  after \(c.failuresBefore) failures") }
         }
         line()
         line("Bans the configured policy would have issued: \(self.bans.count)")
         for ban in self.bans.prefix(50) {
-            line("  \(ban.since.iso8601)  \(ban.key.scope.rawValue.padding(8)) \(ban.key.description.escapedForReport.padding(40)) \(ban.reason.rawValue) for \(ban.duration.compactText)\(ban.offense > 1 ? " (offence \(ban.offense))" : "")")
+            line("  \(ban.since.iso8601)  \(ban.key.scope.rawValue.padding(8)) \(ban.key.description.logSafe.padding(40)) \(ban.reason.rawValue) for \(ban.duration.compactText)\(ban.offense > 1 ? " (offence \(ban.offense))" : "")")
         }
         if self.bans.count > 50 { line("  … and \(self.bans.count - 50) more (--json lists them all)") }
         if !self.suspects.isEmpty {
             line()
             line("First unmatched suspects (a log format may have changed):")
-            for s in self.suspects { line("  " + s.escapedForReport) }
+            for s in self.suspects { line("  " + s.logSafe) }
         }
         return out
     }
@@ -260,15 +260,4 @@ public struct ReplayReport {
 
 extension String {
     func padding(_ width: Int) -> String { self.count >= width ? self : self + String(repeating: " ", count: width - self.count) }
-
-    /// Control characters shown as \xNN: a log line or username cannot move the terminal.
-    var escapedForReport: String {
-        var out = ""
-        for scalar in self.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\x" + String(scalar.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(scalar) }
-        }
-        return out
-    }
-
-    func leftPadded(_ width: Int) -> String { self.count >= width ? self : String(repeating: "0", count: width - self.count) + self }
 }

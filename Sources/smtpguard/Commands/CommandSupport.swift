@@ -3,7 +3,10 @@
 
 import ArgumentParser
 import GuardCore
+import GuardStore
 import Logging
+import SMTPProxy
+import ServiceLifecycle
 
 enum CommandSupport {
     /// Logs to standard error at `levelText`; the logger to use.
@@ -27,6 +30,39 @@ enum CommandSupport {
         } catch let failure as ConfigurationLoader.Failure {
             throw StartupError("invalid configuration:\n\(failure)")
         }
+    }
+
+    /// Rebuilds the engine from the state; a state that cannot be read is closed and stops the start.
+    static func restore(
+        _ guardEngine: Guard, from store: (store: any StateStore, name: String)?, configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
+    ) async throws {
+        guard let store else { return }
+        do {
+            try await RunCommand.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+        } catch {
+            await store.store.close()
+            throw error
+        }
+    }
+
+    /// The services every long-running command has: SIGHUP reloads, ban expiry, and with a
+    /// state, its flushing and (on PostgreSQL) the cluster sync.
+    static func stateServices(
+        eventLog: EventLogWriter?, tls: TLSContextStore?, guardEngine: Guard, writer: StoreWriter?, store: (any StateStore)?,
+        configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
+    ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ReloadService(eventLog: eventLog, tls: tls, logger: logger)),
+            .init(service: BanExpiryService(guardEngine: guardEngine)),
+        ]
+        if let writer {
+            services.append(.init(service: StoreFlushService(
+                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger)))
+        }
+        if let cluster = store as? PostgresStateStore {
+            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, logger: logger)))
+        }
+        return services
     }
 
     /// The event log of `events.path`, or nil when it is off.

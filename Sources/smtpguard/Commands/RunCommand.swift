@@ -61,14 +61,7 @@ struct RunCommand: AsyncParsableCommand {
         if let writer { sinks.append(writer) }
         let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
         let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
-        if let store {
-            do {
-                try await Self.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
-            } catch {
-                await store.store.close()
-                throw error
-            }
-        }
+        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
         let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
         let proxyContext = ProxyContext(
             configuration: configuration.proxy,
@@ -81,17 +74,9 @@ struct RunCommand: AsyncParsableCommand {
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: ReloadService(eventLog: eventSink, tls: tlsStore, logger: logger)),
-            .init(service: BanExpiryService(guardEngine: guardEngine)),
-        ]
-        if let writer {
-            services.append(.init(service: StoreFlushService(
-                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger)))
-        }
-        if let cluster = store?.store as? PostgresStateStore {
-            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, logger: logger)))
-        }
+        let services = CommandSupport.stateServices(
+            eventLog: eventSink, tls: tlsStore, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
+            logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: services + [

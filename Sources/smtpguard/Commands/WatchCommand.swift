@@ -85,27 +85,12 @@ struct WatchCommand: AsyncParsableCommand {
         if configuration.firewall.backend != .none { sinks.append(firewallQueue) }
         let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
         let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
-        if let store {
-            do {
-                try await RunCommand.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
-            } catch {
-                await store.store.close()
-                throw error
-            }
-        }
+        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
         let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: ReloadService(eventLog: eventSink, tls: nil, logger: logger)),
-            .init(service: BanExpiryService(guardEngine: guardEngine)),
-        ]
-        if let writer {
-            services.append(.init(service: StoreFlushService(
-                writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger)))
-        }
-        if let cluster = store?.store as? PostgresStateStore {
-            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, logger: logger)))
-        }
+        var services = CommandSupport.stateServices(
+            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
+            logger: logger)
         if configuration.firewall.backend != .none {
             services.append(.init(
                 service: FirewallService(runner: FirewallRunner(configuration: configuration.firewall), queue: firewallQueue, guardEngine: guardEngine, logger: logger),
@@ -179,7 +164,7 @@ struct WatchCommand: AsyncParsableCommand {
         if report.truncatedLines > 0 { print("  \("lines cut at the length limit".padding(toLength: 34, withPad: " ", startingAt: 0)) \(report.truncatedLines)") }
         if report.suspectCount > 0 {
             print("\nLines that look like AUTH failures but match no rule (a log format may have changed; add a watch.patterns entry or report it):")
-            for line in report.suspects { print("  \(line.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : String($0) }.joined())") }
+            for line in report.suspects { print("  \(line.logSafe)") }
             return 1
         }
         return 0
