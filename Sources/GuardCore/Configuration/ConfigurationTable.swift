@@ -156,7 +156,7 @@ extension GuardConfiguration {
 
             ConfigurationKey(
                 path: "watch.sources",
-                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\"; formats: postfix, dovecot, exim, exchange, patterns.",
+                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\"; formats: postfix, dovecot, exim, exchange, events (the guard's own event log), patterns.",
                 render: { yamlList($0.watch.sources.map(\.description)) },
                 apply: { config, value in
                     var sources: [WatchSource] = []

@@ -12,7 +12,7 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Read mail logs offline and report the attack and the bans the policy would have issued.",
         discussion: """
             Reads each FILE (- for standard input) with the formats of --format, or of the \
-            configured watch.sources, or every built-in one (postfix, dovecot, exim, exchange), and \
+            configured watch.sources, or every built-in one (postfix, dovecot, exim, exchange, events), and \
             runs the attempts through the engine with the configured policy, in the order of the \
             times in the lines. Reports attempts and failures, attacking addresses and networks, \
             targeted usernames and those of the seed lists, accounts that logged in from an address \

@@ -18,7 +18,8 @@ struct WatchCommand: AsyncParsableCommand {
         discussion: """
             Sources come from watch.sources in the configuration (see `smtpguard config defaults`), \
             each "FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]" \
-            with formats postfix, dovecot, exim, exchange and patterns (watch.patterns); --source adds one. \
+            with formats postfix, dovecot, exim, exchange, events (the guard's own event log) and patterns \
+            (watch.patterns); --source adds one. \
             Files are followed across rotation, truncation and re-creation; positions are saved in \
             watch.positions so that a restart resumes where the last run stopped. \
             Bans go to the state (shared with proxies on PostgreSQL), the event log, the firewall \
