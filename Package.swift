@@ -48,6 +48,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Dovecot's auth policy (HTTP) and Postfix's policy delegation, decided by the engine.
+        .target(
+            name: "PolicyServers",
+            dependencies: [
+                "GuardCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // The log watcher: log formats (pure), followers, firewall actions.
         .target(name: "LogWatch", dependencies: ["GuardCore"], swiftSettings: strict),
         // Durable state: bans, attempts, alerts (SQLite embedded; PostgreSQL for clusters).
@@ -67,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "smtpguard",
             dependencies: [
-                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore", "LogWatch",
+                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore", "LogWatch", "PolicyServers",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -119,6 +132,17 @@ let package = Package(
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
         .testTarget(name: "GuardCoreTests", dependencies: ["GuardCore"], swiftSettings: strict),
         .testTarget(name: "LogWatchTests", dependencies: ["LogWatch", "GuardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "PolicyServersTests",
+            dependencies: [
+                "PolicyServers", "GuardCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "GuardStoreTests", dependencies: ["GuardStore", "GuardCore"], swiftSettings: strict),
         .testTarget(
             name: "SMTPWireTests",

@@ -248,6 +248,9 @@ struct SessionRun {
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)
                 self.apply(self.machine.verdictReceived(decision))
+            case .checkSending(var request):
+                request.time = self.clock.now()
+                self.apply(self.machine.sendingVerdictReceived(self.guardEngine.checkSending(request)))
             case .startTimer(.tarpit, let duration):
                 self.clock.advance(by: duration)
                 self.tarpit = true

@@ -24,6 +24,7 @@ public final class StoreWriter: EventSink, Sendable {
         switch event {
         case .ban, .unban: self.urgentEvents.store(true, ordering: .relaxed)  // other guards wait for these
         case .attempt, .alert: break
+        case .sending: return  // the event log's, not the state's
         }
         self.pending.withLock { queue in
             queue.append(event)

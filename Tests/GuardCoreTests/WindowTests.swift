@@ -6,7 +6,7 @@ import Testing
 struct WindowTests {
     @Test("a window sums its six slots and forgets older ones")
     func slidingWindow() {
-        var window = SlidingWindow()
+        var window = FailureWindow()
         window.add(1, slot: 10)
         window.add(2, slot: 11)
         window.add(3, slot: 15)
@@ -24,7 +24,7 @@ struct WindowTests {
 
     @Test("counts saturate instead of wrapping")
     func saturation() {
-        var window = SlidingWindow()
+        var window = FailureWindow()
         window.add(UInt16.max, slot: 1)
         window.add(10, slot: 1)
         #expect(window.total(slot: 1) == Int(UInt16.max))

@@ -295,5 +295,5 @@ func yamlList(_ items: [String]) -> String {
 }
 
 extension String {
-    fileprivate var replacingUnderscores: String { self.filter { $0 != "_" } }
+    var replacingUnderscores: String { self.filter { $0 != "_" } }
 }

@@ -211,6 +211,68 @@ extension GuardConfiguration {
             .string(
                 "firewall.banlist_listen", "HOST:PORT for the ban list in plain text (GET /bans: one address or prefix per line) for external firewalls; empty: off.",
                 \.firewall.banlistListen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8026)" }),
+
+            .string(
+                "dovecot_policy.listen", "HOST:PORT of the HTTP endpoint for Dovecot's auth_policy_server_url (`smtpguard policy`, or beside `run` and `watch`); empty: off.",
+                \.dovecotPolicy.listen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8025)" }),
+            .string(
+                "dovecot_policy.api_header",
+                "The header every request must carry, as Dovecot's auth_policy_server_api_header: \"Name: value\", or a bare value (sent as X-API-Key). A secret: never logged.",
+                \.dovecotPolicy.apiHeader),
+            .string(
+                "dovecot_policy.basic_auth", "user:password every request must carry as HTTP basic auth (user:password@ in Dovecot's URL). A secret: never logged.",
+                \.dovecotPolicy.basicAuth, validate: { $0.isEmpty || $0.contains(":") ? nil : "expected user:password" }),
+            .string(
+                "dovecot_policy.hash_nonce",
+                "Dovecot's auth_policy_hash_nonce: lets the guard recognise default passwords in pwhash (and refuse them after a successful login). A secret: never logged or shown.",
+                \.dovecotPolicy.hashNonce),
+            .int(
+                "dovecot_policy.hash_truncate", "Dovecot's auth_policy_hash_truncate: bits of the password hash in pwhash (0: the whole SHA-256).",
+                \.dovecotPolicy.hashTruncate, 0...256),
+            .int("dovecot_policy.max_body_size", "Largest request body in bytes; larger requests get 413.", \.dovecotPolicy.maxBodySize, 256...1_048_576),
+            ConfigurationKey(
+                path: "postfix_policy.listen",
+                help: "Where Postfix's check_policy_service connects: HOST:PORT (inet:HOST:PORT in Postfix) or unix:/path (a socket created mode 0666); empty: off.",
+                render: { yamlList($0.postfixPolicy.listen) },
+                apply: { config, value in
+                    let items = try ConfigurationKey.list(value)
+                    for item in items { _ = try PostfixPolicyConfiguration.Endpoint(parsing: item) }
+                    config.postfixPolicy.listen = items
+                }, isList: true),
+            .string(
+                "postfix_policy.ban_action", "The access(5) action for a banned client (421 disconnects; DEFER or REJECT answer and keep the session).",
+                \.postfixPolicy.banAction, validate: postfixAction),
+            .int("postfix_policy.max_request_size", "Largest request in bytes (all its lines); a larger one is logged and its connection closed.", \.postfixPolicy.maxRequestSize, 512...1_048_576),
+            .duration("postfix_policy.idle_timeout", "How long a Postfix connection may wait between requests (Postfix keeps its own for 300s).", \.postfixPolicy.idleTimeout, min: .seconds(1)),
+
+            .bool("sending.enabled", "Count what authenticated users send (proxy and Postfix policy) and defer what goes past a limit.", \.policy.sending.enabled),
+            .int("sending.messages_per_minute", "Messages one authenticated user may start per minute; 0: no limit.", \.policy.sending.defaults.messagesPerMinute, 0...SendingLimits.maximum),
+            .int("sending.messages_per_hour", "Messages per user per hour; 0: no limit.", \.policy.sending.defaults.messagesPerHour, 0...SendingLimits.maximum),
+            .int("sending.messages_per_day", "Messages per user per day; 0: no limit.", \.policy.sending.defaults.messagesPerDay, 0...SendingLimits.maximum),
+            .int("sending.recipients_per_minute", "Recipients one authenticated user may add per minute (every RCPT asked for counts); 0: no limit.", \.policy.sending.defaults.recipientsPerMinute, 0...SendingLimits.maximum),
+            .int("sending.recipients_per_hour", "Recipients per user per hour; 0: no limit.", \.policy.sending.defaults.recipientsPerHour, 0...SendingLimits.maximum),
+            .int("sending.recipients_per_day", "Recipients per user per day; 0: no limit.", \.policy.sending.defaults.recipientsPerDay, 0...SendingLimits.maximum),
+            ConfigurationKey(
+                path: "sending.groups", help: "Named sets of users for sending.overrides: \"NAME: USER USER @DOMAIN …\".",
+                render: { yamlList($0.policy.sending.groups.map(\.description)) },
+                apply: { config, value in
+                    var groups: [SendingGroup] = []
+                    for text in try ConfigurationKey.list(value) { groups.append(try SendingGroup(parsing: text)) }
+                    config.policy.sending.groups = groups
+                }, isList: true),
+            ConfigurationKey(
+                path: "sending.overrides",
+                help: "Other limits for some users: \"USER|@DOMAIN|group:NAME: recipients_per_hour=N messages_per_day=N …\"; windows not named keep the defaults. A user's own line wins over its groups', which win over its domain's.",
+                render: { yamlList($0.policy.sending.overrides.map(\.description)) },
+                apply: { config, value in
+                    var overrides: [SendingOverride] = []
+                    for text in try ConfigurationKey.list(value) { overrides.append(try SendingOverride(parsing: text)) }
+                    config.policy.sending.overrides = overrides
+                }, isList: true),
+            .bool(
+                "sending.lock_account", "Past a limit, also lock the account's AUTH (and its sending) until an operator lifts the lock.",
+                \.policy.sending.lockAccount),
+            .duration("sending.alert_interval", "A user over a limit raises at most one alert in this time.", \.policy.sending.alertInterval, min: .seconds(1)),
         ]
     }
 
@@ -254,6 +316,15 @@ extension GuardConfiguration {
         }
         if self.watch.sources.contains(where: { $0.formats.contains("patterns") }) && self.watch.patterns.isEmpty {
             problems.append(("watch.patterns", "a source uses the \"patterns\" format: give at least one pattern"))
+        }
+        if !self.dovecotPolicy.listen.isEmpty && self.dovecotPolicy.apiKey == nil && self.dovecotPolicy.basicAuth.isEmpty {
+            problems.append(("dovecot_policy.listen", "the endpoint must be protected: set dovecot_policy.api_header or dovecot_policy.basic_auth (and the same in Dovecot)"))
+        }
+        let groups = Set(self.policy.sending.groups.map(\.name))
+        for override in self.policy.sending.overrides {
+            if case .group(let name) = override.selector, !groups.contains(name) {
+                problems.append(("sending.overrides", "\"\(override.selector)\" names a group that sending.groups does not define"))
+            }
         }
         if self.firewall.backend == .command && self.firewall.banCommand.isEmpty {
             problems.append(("firewall.ban_command", "firewall.backend is command: give the command to run for a ban"))
@@ -382,4 +453,13 @@ extension String {
         out += rest
         return out
     }
+}
+
+/// An access(5) action the policy server may answer with; nil when it is one.
+func postfixAction(_ text: String) -> String? {
+    let word = text.split(separator: " ", maxSplits: 1).first.map { String($0).uppercased() } ?? ""
+    let known = ["REJECT", "DEFER", "DEFER_IF_PERMIT", "DEFER_IF_REJECT", "HOLD", "DISCARD", "DUNNO", "OK", "WARN"]
+    if known.contains(word) { return nil }
+    if word.count == 3, let code = Int(word), (400...599).contains(code) { return nil }
+    return "must be an access(5) action: REJECT, DEFER, DEFER_IF_PERMIT … or a 4xx/5xx code with text"
 }

@@ -12,6 +12,8 @@ public struct GuardConfiguration: Sendable, Equatable {
     public var state = StateConfiguration()
     public var watch = WatchConfiguration()
     public var firewall = FirewallConfiguration()
+    public var dovecotPolicy = DovecotPolicyConfiguration()
+    public var postfixPolicy = PostfixPolicyConfiguration()
 
     public init() {}
 }
@@ -204,6 +206,8 @@ public struct GuardPolicy: Sendable, Equatable {
     public var bans = Bans()
     /// A success from a client or network with this many recent failures raises an alert.
     public var compromiseAfterFailures = 5
+    /// What authenticated users may send (proxy and Postfix policy).
+    public var sending = SendingPolicy()
 
     /// The key a client address is counted under: itself, or its IPv6 prefix.
     public func clientKey(_ address: IPAddress) -> IPAddress {

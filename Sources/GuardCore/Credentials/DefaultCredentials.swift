@@ -37,7 +37,24 @@ public enum DefaultCredentials {
     /// True for a password on the list, or `${username}`, `${username}12`, `${username}123`
     /// (the username's local part or the whole username, compared without case).
     public static func isDefaultPassword(_ password: String, username: String) -> Bool {
-        self.passwords.contains(password) || self.derived(from: username).contains(password.lowercased())
+        let lowered = password.lowercased()
+        if self.passwords.contains(password) || self.derived(from: username).contains(lowered) { return true }
+        let local = self.localPart(of: username)
+        return local.count > 1 && lowered == String(local.reversed())
+    }
+
+    /// Every password `isDefaultPassword` would recognise for `username`, as it could be
+    /// typed: the list, and the derived ones in lower case, capitalised and reversed.
+    public static func candidates(for username: String) -> [String] {
+        var result = Array(self.passwords)
+        for derived in self.derived(from: username) {
+            result.append(derived)
+            let capitalised = derived.prefix(1).uppercased() + derived.dropFirst()
+            if capitalised != derived { result.append(capitalised) }
+        }
+        let local = self.localPart(of: username)
+        if local.count > 1 { result.append(String(local.reversed())) }
+        return result
     }
 
     /// `${username}`, `${username}12`, `${username}123`, for the local part and the whole name.

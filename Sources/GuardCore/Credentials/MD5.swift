@@ -59,14 +59,9 @@ enum MD5 {
 }
 
 extension DefaultCredentials {
-    /// Every default password that would be tried against `username`, derived ones included.
-    public static func candidates(for username: String) -> [String] {
-        Array(self.passwords) + self.derived(from: username)
-    }
-
     /// True when a CRAM-MD5 response (RFC 2195) was made with a default password: the digest
-    /// equals HMAC-MD5(candidate, challenge) for one of the candidates. Case variants of the
-    /// username-derived passwords are not tried (the digest cannot be compared without case).
+    /// equals HMAC-MD5(candidate, challenge) for one of the candidates (the usual case variants
+    /// of the username-derived ones included; others cannot be compared without case).
     public static func isDefaultCramMD5(username: String, challenge: [UInt8], digestHex: String) -> Bool {
         let wanted = digestHex.lowercased()
         for candidate in self.candidates(for: username) {

@@ -1,7 +1,7 @@
 // SHA-256 (FIPS 180-4), for the keyed password hash only. GuardCore stays free of
 // dependencies beyond Foundation; the tests check it against the NIST vectors.
 
-struct SHA256 {
+public struct SHA256 {
     private static let k: [UInt32] = [
         0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5, 0x3956_c25b, 0x59f1_11f1, 0x923f_82a4, 0xab1c_5ed5,
         0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3, 0x72be_5d74, 0x80de_b1fe, 0x9bdc_06a7, 0xc19b_f174,
@@ -19,9 +19,9 @@ struct SHA256 {
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
 
-    init() { self.buffer.reserveCapacity(64) }
+    public init() { self.buffer.reserveCapacity(64) }
 
-    mutating func update(_ bytes: some Sequence<UInt8>) {
+    public mutating func update(_ bytes: some Sequence<UInt8>) {
         for byte in bytes {
             self.buffer.append(byte)
             self.length &+= 1
@@ -32,7 +32,7 @@ struct SHA256 {
         }
     }
 
-    mutating func finalize() -> [UInt8] {
+    public mutating func finalize() -> [UInt8] {
         let bitLength = self.length &* 8
         self.buffer.append(0x80)
         if self.buffer.count > 56 {
@@ -54,7 +54,7 @@ struct SHA256 {
         return digest
     }
 
-    static func hash(_ bytes: some Sequence<UInt8>) -> [UInt8] {
+    public static func hash(_ bytes: some Sequence<UInt8>) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(bytes)
         return hasher.finalize()

@@ -7,6 +7,7 @@ public final class Guard: Sendable {
     public let policy: GuardPolicy
     public let clock: any GuardClock
     private let engine: Mutex<GuardEngine>
+    private let sending: Mutex<SendingLimiter>
     private let sink: any EventSink
 
     public init(policy: GuardPolicy, clock: any GuardClock = SystemClock(), events: any EventSink = DiscardingEventSink(), seed: UInt64? = nil) {
@@ -14,6 +15,7 @@ public final class Guard: Sendable {
         self.clock = clock
         self.sink = events
         self.engine = Mutex(GuardEngine(policy: policy, seed: seed ?? UInt64.random(in: 0...UInt64.max)))
+        self.sending = Mutex(SendingLimiter(policy: policy.sending, capacity: min(policy.maxTrackedKeys, 1_000_000)))
     }
 
     /// Decides on an attempt, and records the bans and alerts it issued.
@@ -86,6 +88,50 @@ public final class Guard: Sendable {
         let ban = self.engine.withLock { $0.liftBan(key) }
         if let ban { self.sink.record(.unban(ban, time: now, lifted: true)) }
         return ban
+    }
+
+    /// May an authenticated user start a message or add recipients? Counts it when yes. A
+    /// locked account (past a limit with `sending.lock_account`, a weak credential, an
+    /// operator's lock) sends nothing. Over a limit: an alert (one per user and
+    /// `sending.alert_interval`), the lock when configured, and a `sending` event.
+    public func checkSending(_ request: SendingRequest) -> SendingDecision {
+        guard self.policy.sending.enabled else { return .allow }
+        var request = request
+        request.username = self.normalize(request.username)
+        let username = request.username
+        guard !username.isEmpty else { return .allow }
+        if let lock = self.sendingLock(for: username) {
+            let decision = SendingDecision(allowed: false, lock: lock)
+            self.sink.record(.sending(SendingRecord(request: request, decision: decision)))
+            return decision
+        }
+        var decision = self.sending.withLock { $0.check(request, username: username) }
+        guard !decision.allowed else { return decision }
+        if self.policy.sending.lockAccount {
+            let lock = self.engine.withLock {
+                $0.placeBan(.username(username), duration: SendingPolicy.lockDuration, reason: .sendingLimit, now: request.time, exemptKnownPlaces: false)
+            }
+            decision.lock = lock
+            self.sink.record(.ban(lock))
+        }
+        if let alert = decision.alert { self.sink.record(.alert(alert)) }
+        self.sink.record(.sending(SendingRecord(request: request, decision: decision)))
+        return decision
+    }
+
+    /// The lock that keeps an authenticated user from sending, if any.
+    public func sendingLock(for username: String) -> Ban? {
+        guard let lock = self.ban(for: .username(self.normalize(username))), Self.stopsSending(lock) else { return nil }
+        return lock
+    }
+
+    /// Locks that stop an authenticated user from sending: not those a password-guessing
+    /// attack on the name put there (the owner logged in, so it is not the attacker).
+    static func stopsSending(_ lock: Ban) -> Bool {
+        switch lock.reason {
+        case .sendingLimit, .weakCredentialAccepted, .manual: return true
+        default: return false
+        }
     }
 
     public func activeBans() -> [Ban] {

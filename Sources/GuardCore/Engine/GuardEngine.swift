@@ -418,11 +418,12 @@ public struct GuardEngine {
     }
 
     /// Places a ban by hand (operator, API). Replaces one in force for the same key.
-    public mutating func placeBan(_ key: BanKey, duration: Duration, reason: Reason = .manual, now: Timestamp) -> Ban {
+    /// A username lock lets known places pass unless `exemptKnownPlaces` says otherwise.
+    public mutating func placeBan(_ key: BanKey, duration: Duration, reason: Reason = .manual, now: Timestamp, exemptKnownPlaces: Bool? = nil) -> Ban {
         let offense = (self.offenses.peek(key).map { Int($0.count) } ?? 0) + 1
         let ban = Ban(
             key: key, since: now, until: now + duration, reason: reason, offense: offense,
-            exemptKnownPlaces: key.scope == .username)
+            exemptKnownPlaces: exemptKnownPlaces ?? (key.scope == .username))
         self.bans[key] = ban
         self.offenses.update(key, make: { OffenseRecord(count: 0, last: 0) }) { record in
             record.count = UInt16(clamping: offense)

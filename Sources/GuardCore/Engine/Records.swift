@@ -23,9 +23,9 @@ struct PairEntry {
 
 /// Per client address (IPv6 grouped by its /64).
 struct ClientRecord {
-    var failuresShort = SlidingWindow()
-    var failuresLong = SlidingWindow()
-    var attempts = SlidingWindow()
+    var failuresShort = FailureWindow()
+    var failuresLong = FailureWindow()
+    var attempts = FailureWindow()
     /// The three usernames this client failed on most recently.
     var pairs = InlineArray<3, PairEntry>(repeating: PairEntry())
     /// Distinct usernames that failed from here in the long window, exact up to eight.
@@ -74,14 +74,14 @@ struct ClientRecord {
 
 /// Per network prefix (/24, /48 by default).
 struct PrefixRecord {
-    var failuresShort = SlidingWindow()
-    var failuresLong = SlidingWindow()
+    var failuresShort = FailureWindow()
+    var failuresLong = FailureWindow()
 }
 
 /// Per normalised username.
 struct UserRecord {
-    var failuresShort = SlidingWindow()
-    var failuresLong = SlidingWindow()
+    var failuresShort = FailureWindow()
+    var failuresLong = FailureWindow()
     /// Distinct failing clients in the long window (hashes), kept up to the limit + 1.
     var clients: [UInt32] = []
     var clientsSince: UInt32 = 0

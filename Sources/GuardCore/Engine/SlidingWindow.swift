@@ -1,10 +1,14 @@
 // A sliding-window counter in six slots. The window of length W is cut into six slots of
 // W/6; the total is the sum of the slots whose time lies within the window, so a failure
-// is forgotten between 5/6·W and W after it happened. Sixteen bytes, no allocation.
+// is forgotten between 5/6·W and W after it happened. No allocation: sixteen bytes with
+// UInt16 slots (the engine's failure counts, saturating), more with wider ones (sending).
 
-struct SlidingWindow {
-    static let slotCount: UInt32 = 6
-    private var slots = InlineArray<6, UInt16>(repeating: 0)
+/// The engine's failure and attempt windows.
+typealias FailureWindow = SlidingWindow<UInt16>
+
+struct SlidingWindow<Count: FixedWidthInteger & UnsignedInteger> {
+    static var slotCount: UInt32 { 6 }
+    private var slots = InlineArray<6, Count>(repeating: 0)
     /// Number of the newest slot written (time / slot width).
     private var head: UInt32 = 0
 
@@ -12,7 +16,7 @@ struct SlidingWindow {
 
     /// Adds `weight` at slot number `slot`. Late events (an out-of-order log line) land in
     /// their slot while it is still inside the window and are dropped after.
-    mutating func add(_ weight: UInt16, slot: UInt32) {
+    mutating func add(_ weight: Count, slot: UInt32) {
         if slot > self.head {
             let gap = slot - self.head
             if gap >= Self.slotCount {
@@ -59,7 +63,7 @@ struct WindowClock {
     let slotSeconds: UInt32
 
     init(window: Duration) {
-        self.slotSeconds = UInt32(clamping: max(1, window.wholeSeconds / Int64(SlidingWindow.slotCount)))
+        self.slotSeconds = UInt32(clamping: max(1, window.wholeSeconds / Int64(FailureWindow.slotCount)))
     }
 
     @inline(__always) func slot(_ seconds: UInt32) -> UInt32 { seconds / self.slotSeconds }

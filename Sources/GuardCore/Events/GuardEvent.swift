@@ -37,11 +37,23 @@ public struct AttemptRecord: Sendable, Hashable {
     }
 }
 
+/// A sending request the guard refused (a limit, a locked account).
+public struct SendingRecord: Sendable, Hashable {
+    public var request: SendingRequest
+    public var decision: SendingDecision
+
+    public init(request: SendingRequest, decision: SendingDecision) {
+        self.request = request
+        self.decision = decision
+    }
+}
+
 public enum GuardEvent: Sendable, Hashable {
     case attempt(AttemptRecord)
     case ban(Ban)
     case unban(Ban, time: Timestamp, lifted: Bool)
     case alert(Alert)
+    case sending(SendingRecord)
 
     /// The event as one line of JSON, without the newline.
     public var jsonLine: String {
@@ -82,6 +94,22 @@ public enum GuardEvent: Sendable, Hashable {
             json.string("username", alert.username)
             if let client = alert.client { json.string("client_ip", client.description) }
             json.string("message", alert.message)
+        case .sending(let record):
+            let request = record.request
+            json.string("time", request.time.iso8601)
+            json.string("event", "sending")
+            json.string("source", request.source.rawValue)
+            json.string("username", request.username)
+            if let client = request.client { json.string("client_ip", client.description) }
+            json.string("counts", request.counts.rawValue)
+            json.int("amount", request.amount)
+            json.string("decision", record.decision.allowed ? "allow" : "refuse")
+            if let excess = record.decision.excess {
+                json.string("limit", excess.limitText)
+                json.int("sent", excess.sent)
+                json.int("addresses", excess.addresses)
+            }
+            if let lock = record.decision.lock { json.string("locked_until", lock.until.iso8601) }
         }
         return json.finish()
     }

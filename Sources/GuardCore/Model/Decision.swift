@@ -21,6 +21,8 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case tarpit = "tarpit"
     case weakCredentialAccepted = "weak_credential_accepted"
     case possibleCompromise = "possible_compromise"
+    /// An authenticated user went past a sending limit (the lock, when configured).
+    case sendingLimit = "sending_limit"
     case manual = "manual"
 }
 

@@ -225,7 +225,7 @@ public final class PostgresStateStore: StateStore {
                             try await self.insert(attempts, on: connection)
                             attempts.removeAll(keepingCapacity: true)
                         }
-                    case .attempt:
+                    case .attempt, .sending:
                         break
                     case .ban(let ban):
                         _ = try await connection.query(

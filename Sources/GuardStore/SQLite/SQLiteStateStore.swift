@@ -209,6 +209,8 @@ public final class SQLiteStateStore: StateStore {
         switch event {
         case .attempt:
             return  // written in batches by write(_:)
+        case .sending:
+            return  // not kept in the state
         case .ban(let ban):
             _ = try await self.connection.query(
                 "INSERT OR REPLACE INTO bans VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",

@@ -90,7 +90,7 @@ public struct FirewallModel: Sendable {
                 // Near its end the kernel may remove it first; a removal of a missing element
                 // would fail the batch.
                 if !timeouts || (lifted && held > now + 1) { changes.append(.remove(entry)) }
-            case .attempt, .alert:
+            case .attempt, .alert, .sending:
                 continue
             }
         }

@@ -457,6 +457,10 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                     "guard.delay": .string(decision.delay.compactText),
                 ]) }
             self.send { $0.verdictReceived(decision) }
+        case .checkSending(var request):
+            request.time = self.shared.guardEngine.clock.now()
+            let decision = self.shared.guardEngine.checkSending(request)
+            self.send { $0.sendingVerdictReceived(decision) }
         case .recordAttempt(var attempt, let replyCode, let decision):
             attempt.time = self.shared.guardEngine.clock.now()
             self.shared.events.record(.attempt(AttemptRecord(attempt: attempt, session: self.sessionID, replyCode: replyCode, decision: decision)))

@@ -38,6 +38,9 @@ public enum SessionAction: Equatable, Sendable {
     indirect case decide(AuthAttempt)
     /// One AUTH attempt is settled: write it to the event log.
     indirect case recordAttempt(AuthAttempt, replyCode: Int, decision: Decision)
+    /// Ask the guard whether the authenticated user may send this (answer with
+    /// `sendingVerdictReceived`); the time is filled in by the handler.
+    case checkSending(SendingRequest)
     case startTimer(SessionTimer, Duration)
     case cancelTimer(SessionTimer)
     /// Put TLS on the client connection now (server side). Everything written before this
@@ -134,6 +137,12 @@ public struct SMTPSessionStateMachine {
     private var heldLine: SMTPLine?
     private var ehloSeen = false
     private var authenticated = false
+    /// The username of the successful AUTH: what the sending limits count against.
+    private var authenticatedUsername = ""
+    /// A MAIL or RCPT waiting for the guard's word on the sending limits.
+    private var sendingCheck: (line: SMTPLine, kind: Pending)?
+    /// The guard refused the last MAIL: its RCPTs are not counted (the backend refuses them).
+    private var mailRefused = false
     private var inTransaction = false
     private var offeredMechanisms: [AuthMechanism] = []
     private var errors = 0
@@ -158,7 +167,7 @@ public struct SMTPSessionStateMachine {
 
     /// True when the handler may hand over the next client line.
     public var wantsInput: Bool {
-        guard !self.closing, self.heldLine == nil else { return false }
+        guard !self.closing, self.heldLine == nil, self.sendingCheck == nil else { return false }
         switch self.phase {
         case .commands:
             // After DATA or QUIT nothing more is read until the backend has answered (they are
@@ -475,8 +484,13 @@ public struct SMTPSessionStateMachine {
         case .helo:
             return self.forward(line, .helo)
         case .mail:
+            self.mailRefused = false
+            if self.authenticated { return self.checkSending(line, .mail, kind: .message) }
             return self.forward(line, .mail)
+        case .rcpt where self.authenticated && !self.mailRefused:
+            return self.checkSending(line, .relay, kind: .recipients(1))
         case .rset:
+            self.mailRefused = false
             return self.forward(line, .rset)
         case .data:
             return self.forward(line, .data)
@@ -489,6 +503,29 @@ public struct SMTPSessionStateMachine {
         case .rcpt, .noop, .vrfy, .expn, .help, .etrn, .other:
             return self.forward(line, .relay)
         }
+    }
+
+    /// Holds a MAIL or RCPT of an authenticated user until the guard has counted it.
+    private mutating func checkSending(_ line: SMTPLine, _ pending: Pending, kind: SendingRequest.Kind) -> [SessionAction] {
+        self.sendingCheck = (line, pending)
+        let request = SendingRequest(time: Timestamp(nanoseconds: 0), username: self.authenticatedUsername, client: self.client.address, kind: kind, source: .proxy)
+        return [.checkSending(request)]
+    }
+
+    /// The guard's word on the held MAIL or RCPT: pass it on, or answer 451 (a message, a
+    /// locked account) or 452 (a recipient) in its place.
+    public mutating func sendingVerdictReceived(_ decision: SendingDecision) -> [SessionAction] {
+        guard let (line, pending) = self.sendingCheck else { return [] }
+        self.sendingCheck = nil
+        if decision.allowed { return self.forward(line, pending) }
+        let reply: SMTPReply
+        if pending == .mail || decision.excess == nil {
+            reply = SMTPReply(code: 451, "4.7.1 \(decision.text)")
+        } else {
+            reply = SMTPReply(code: 452, "4.5.3 \(decision.text)")
+        }
+        if pending == .mail { self.mailRefused = true }
+        return self.localReply(reply)
     }
 
     /// Passes a client line on as it came (CRLF included, no copy).
@@ -722,6 +759,7 @@ public struct SMTPSessionStateMachine {
         switch flight.attempt.outcome {
         case .success where decision.verdict == .allow:
             self.authenticated = true
+            self.authenticatedUsername = flight.attempt.username
             let reply = SMTPReply(code: 235, "2.7.0 Authentication successful")
             return [.sendToClient(reply), .recordAttempt(flight.attempt, replyCode: 235, decision: decision)]
         case .success:

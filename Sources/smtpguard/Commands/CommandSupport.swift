@@ -5,6 +5,8 @@ import ArgumentParser
 import GuardCore
 import GuardStore
 import Logging
+import NIOCore
+import PolicyServers
 import SMTPProxy
 import ServiceLifecycle
 
@@ -73,5 +75,34 @@ enum CommandSupport {
         } catch {
             throw StartupError("\(error)")
         }
+    }
+
+    /// The Dovecot and Postfix policy servers the configuration asks for (none when neither
+    /// dovecot_policy.listen nor postfix_policy.listen is set). They stop the group if they
+    /// cannot listen.
+    static func policyServices(
+        configuration: GuardConfiguration, guardEngine: Guard, events: any EventSink, group: any EventLoopGroup, logger: Logger
+    ) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        do {
+            if !configuration.dovecotPolicy.listen.isEmpty {
+                let policy = DovecotPolicy(guardEngine: guardEngine, events: events, configuration: configuration.dovecotPolicy)
+                if configuration.dovecotPolicy.hashNonce.isEmpty {
+                    logger.notice("dovecot_policy.hash_nonce is not set: default passwords are not recognised in Dovecot's requests")
+                }
+                services.append(.init(
+                    service: try DovecotPolicyService(configuration: configuration.dovecotPolicy, policy: policy, group: group, logger: logger),
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
+            }
+            if !configuration.postfixPolicy.listen.isEmpty {
+                let policy = PostfixPolicy(guardEngine: guardEngine, configuration: configuration.postfixPolicy)
+                services.append(.init(
+                    service: try PostfixPolicyService(configuration: configuration.postfixPolicy, answer: policy.answer, group: group, logger: logger),
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
+            }
+        } catch {
+            throw StartupError(error.description)
+        }
+        return services
     }
 }

@@ -77,9 +77,11 @@ struct RunCommand: AsyncParsableCommand {
         let services = CommandSupport.stateServices(
             eventLog: eventSink, tls: tlsStore, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
             logger: logger)
+        let policyServices = try CommandSupport.policyServices(
+            configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [
+                services: services + policyServices + [
                     .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

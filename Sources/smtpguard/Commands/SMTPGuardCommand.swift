@@ -18,6 +18,6 @@ struct SMTPGuardCommand: AsyncParsableCommand {
             and `smtpguard config defaults` for every setting.
             """,
         version: version,
-        subcommands: [RunCommand.self, WatchCommand.self, ReplayCommand.self, ConfigCommand.self, DatabaseCommand.self]
+        subcommands: [RunCommand.self, WatchCommand.self, PolicyCommand.self, ReplayCommand.self, ConfigCommand.self, DatabaseCommand.self]
     )
 }

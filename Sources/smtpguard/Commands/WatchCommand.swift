@@ -104,6 +104,7 @@ struct WatchCommand: AsyncParsableCommand {
                 service: BanListService(address: address, guardEngine: guardEngine, group: eventLoops, logger: logger),
                 failureTerminationBehavior: .gracefullyShutdownGroup))
         }
+        services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
         services.append(.init(
             service: WatchService(configuration: configuration.watch, feeder: feeder, clock: clock, logger: logger),
             successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))

@@ -122,6 +122,9 @@ public struct LoggingEventSink: EventSink {
         case .alert(let alert):
             let message = "alert \(alert.kind.rawValue): \(alert.message.logSafe)"
             if alert.severity == .critical { self.logger.critical("\(message)") } else { self.logger.warning("\(message)") }
+        case .sending(let record):
+            self.logger.warning(
+                "sending refused: \(record.request.username.logSafe) from \(record.request.client?.description ?? "-"): \(record.decision.text)")
         case .attempt:
             break
         }

@@ -17,7 +17,7 @@ final class FirewallQueue: EventSink {
     func record(_ event: GuardEvent) {
         switch event {
         case .ban, .unban: self.pending.withLock { $0.append(event) }
-        case .attempt, .alert: return
+        case .attempt, .alert, .sending: return
         }
     }
 

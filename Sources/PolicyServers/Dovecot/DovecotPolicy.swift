@@ -1,0 +1,292 @@
+// Dovecot's auth policy, decided by the guard. Dovecot asks `allow` before it checks a
+// password and (with auth_policy_check_after_auth, the default) again after a password
+// proved right, then sends a `report` with the outcome. The answer is a status: -1 rejects,
+// 0 allows, N > 0 makes Dovecot wait N seconds first (the guard's tarpit).
+//
+// The request carries no password, only `pwhash`: the top bits of
+// SHA-256(nonce ‖ login ‖ NUL ‖ password). With the nonce the guard can tell a retried
+// password from a new guess, and recognise the default passwords bots try.
+
+import GuardCore
+import Synchronization
+
+/// One request body, checked.
+public struct DovecotPolicyRequest: Sendable, Equatable {
+    public var login: String
+    public var remote: IPAddress
+    /// The truncated hash as Dovecot sent it (bytes), if any.
+    public var passwordHash: [UInt8]?
+    public var protocolName: String
+    public var sessionID: String
+    public var deviceID: String
+    public var tls: Bool
+    /// Report only: the authentication succeeded.
+    public var success: Bool?
+    /// Report only: the policy server (this guard) rejected it.
+    public var policyReject: Bool
+
+    /// Reads the JSON body; unknown attributes are ignored, a known one of the wrong type
+    /// is an error that names it.
+    public static func parse(_ body: [UInt8], report: Bool) throws(DovecotPolicyError) -> DovecotPolicyRequest {
+        let members: [String: JSONValue]
+        do {
+            members = try FlatJSON.parseObject(body)
+        } catch {
+            throw DovecotPolicyError("body is not a JSON object: \(error)")
+        }
+        func string(_ name: String, required: Bool = false) throws(DovecotPolicyError) -> String {
+            switch members[name] {
+            case .string(let text)?: return text
+            case nil, .null?:
+                if required { throw DovecotPolicyError("\"\(name)\" is missing") }
+                return ""
+            case let other?: throw DovecotPolicyError("\"\(name)\" must be a string, not \(other.typeName)")
+            }
+        }
+        func bool(_ name: String) throws(DovecotPolicyError) -> Bool? {
+            switch members[name] {
+            case .bool(let value)?: return value
+            // Dovecot's own attributes arrive as strings when set in auth_policy_request_attributes.
+            case .string("true")?, .string("yes")?, .string("1")?: return true
+            case .string("false")?, .string("no")?, .string("0")?, .string("")?: return false
+            case nil, .null?: return nil
+            case let other?: throw DovecotPolicyError("\"\(name)\" must be true or false, not \(other.typeName)")
+            }
+        }
+        let remoteText = try string("remote", required: true)
+        guard let remote = IPAddress(remoteText) else {
+            throw DovecotPolicyError("\"remote\" is not an IP address")
+        }
+        let hashText = try string("pwhash")
+        var passwordHash: [UInt8]?
+        if !hashText.isEmpty {
+            guard let bytes = Self.hexBytes(hashText) else { throw DovecotPolicyError("\"pwhash\" is not hexadecimal") }
+            passwordHash = bytes
+        }
+        let success = try bool("success")
+        if report && success == nil { throw DovecotPolicyError("a report needs \"success\"") }
+        return DovecotPolicyRequest(
+            login: try string("login"), remote: remote, passwordHash: passwordHash, protocolName: try string("protocol"),
+            sessionID: try string("session_id"), deviceID: try string("device_id"), tls: try bool("tls") ?? false,
+            success: report ? success : nil, policyReject: try bool("policy_reject") ?? false)
+    }
+
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count <= 128 else { return nil }
+        var bytes: [UInt8] = []
+        var i = digits.count % 2 == 1 ? -1 : 0
+        while i < digits.count {
+            func nibble(_ index: Int) -> UInt8? {
+                if index < 0 { return 0 }
+                let c = digits[index]
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+                default: return nil
+                }
+            }
+            guard let high = nibble(i), let low = nibble(i + 1) else { return nil }
+            bytes.append(high << 4 | low)
+            i += 2
+        }
+        return bytes
+    }
+}
+
+public struct DovecotPolicyError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { self.message }
+}
+
+/// What the endpoint answers: `{"status": N, "msg": "…"}`.
+public struct DovecotPolicyAnswer: Sendable, Equatable {
+    public var status: Int
+    public var message: String
+
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public static let allow = DovecotPolicyAnswer(status: 0, message: "")
+
+    public var json: String {
+        var json = JSONObjectWriter()
+        json.int("status", self.status)
+        json.string("msg", self.message)
+        return json.finish()
+    }
+}
+
+/// Dovecot's pwhash, computed for candidate passwords: the same SHA-256 and truncation.
+public struct DovecotPasswordHash: Sendable {
+    private let nonce: [UInt8]
+    /// Bits kept; 0 keeps the whole digest.
+    public let bits: Int
+
+    public init(nonce: String, bits: Int) {
+        self.nonce = Array(nonce.utf8)
+        self.bits = bits
+    }
+
+    /// Dovecot's buffer_truncate_rshift_bits: the top `bits` bits of the digest, as a
+    /// number in as few bytes as hold it.
+    public func hash(login: String, password: String) -> [UInt8] {
+        var sha = SHA256()
+        sha.update(self.nonce)
+        sha.update(login.utf8)
+        sha.update(CollectionOfOne(0))
+        sha.update(password.utf8)
+        let digest = sha.finalize()
+        guard self.bits > 0, self.bits < digest.count * 8 else { return digest }
+        let count = (self.bits + 7) / 8
+        let shift = count * 8 - self.bits
+        var out = Array(digest[0..<count])
+        if shift > 0 {
+            var carry: UInt8 = 0
+            for i in 0..<count {
+                let byte = out[i]
+                out[i] = (byte >> UInt8(shift)) | carry
+                carry = byte << UInt8(8 - shift)
+            }
+        }
+        return out
+    }
+
+    /// The default passwords bots try for `login`, as hashes.
+    public func defaultHashes(login: String) -> Set<[UInt8]> {
+        Set(DefaultCredentials.candidates(for: login).map { self.hash(login: login, password: $0) })
+    }
+}
+
+/// Decides Dovecot's requests with the guard, and records them as events.
+public final class DovecotPolicy: Sendable {
+    public let guardEngine: Guard
+    let events: any EventSink
+    let hasher: DovecotPasswordHash?
+    /// Allows answered and not yet reported, keyed by what identifies one authentication.
+    private let inFlight = Mutex<[FlightKey: Flight]>([:])
+    /// Default-password hashes per login (computing them costs ~30 SHA-256).
+    private let defaults = Mutex<[String: Set<[UInt8]>]>([:])
+    /// An allow not reported within this time is forgotten.
+    static let flightLifetime: Duration = .seconds(60)
+    static let maxFlights = 100_000
+    static let maxCachedLogins = 20_000
+
+    struct FlightKey: Hashable {
+        var session: String
+        var remote: IPAddress
+        var login: String
+        var hash: [UInt8]?
+    }
+
+    struct Flight {
+        var started: Timestamp
+        /// The after-authentication check already told the engine the outcome.
+        var settled: Bool
+    }
+
+    public init(guardEngine: Guard, events: any EventSink, configuration: DovecotPolicyConfiguration) {
+        self.guardEngine = guardEngine
+        self.events = events
+        self.hasher = configuration.hashNonce.isEmpty ? nil : DovecotPasswordHash(nonce: configuration.hashNonce, bits: configuration.hashTruncate)
+    }
+
+    /// With few bits a wrong password matches one of ~30 default hashes now and then (1 in
+    /// 140 at 12 bits): enough to weigh a failure, not to refuse a good login. From 32 bits
+    /// on a match is taken as the default password it is.
+    var trustsDefaultMatch: Bool { (self.hasher?.bits ?? 0) == 0 || (self.hasher?.bits ?? 0) >= 32 }
+
+    /// `command=allow`.
+    public func allow(_ request: DovecotPolicyRequest) -> DovecotPolicyAnswer {
+        let now = self.guardEngine.clock.now()
+        let key = FlightKey(session: request.sessionID, remote: request.remote, login: request.login, hash: request.passwordHash)
+        let isDefault = self.isDefaultPassword(request)
+        // A second allow for the same authentication comes after the password proved right.
+        let afterAuth = self.inFlight.withLock { flights -> Bool in
+            guard var flight = flights[key], now - flight.started < Self.flightLifetime, !flight.settled else { return false }
+            flight.settled = true
+            flights[key] = flight
+            return true
+        }
+        if afterAuth {
+            var attempt = self.attempt(request, outcome: .success, time: now)
+            attempt.credential.isDefaultPassword = isDefault && self.trustsDefaultMatch
+            let decision = self.guardEngine.decide(attempt)
+            self.record(attempt, decision: decision)
+            if decision.verdict == .allow { return .allow }
+            return DovecotPolicyAnswer(status: -1, message: "Authentication failed")
+        }
+        var attempt = self.attempt(request, outcome: .pending, time: now)
+        attempt.credential.isDefaultPassword = isDefault
+        let decision = self.guardEngine.decide(attempt)
+        switch decision.verdict {
+        case .allow:
+            self.inFlight.withLock { flights in
+                if flights.count >= Self.maxFlights { flights = flights.filter { now - $0.value.started < Self.flightLifetime } }
+                if flights.count < Self.maxFlights { flights[key] = Flight(started: now, settled: false) }
+            }
+            guard decision.delay > .zero else { return .allow }
+            // Dovecot counts whole seconds.
+            let seconds = Int((decision.delay.nanosecondsClamped + 999_999_999) / 1_000_000_000)
+            return DovecotPolicyAnswer(status: seconds, message: "")
+        case .refuse, .tempFail:
+            // Counted as a failure by the engine already; the report will say policy_reject.
+            attempt.outcome = .failure
+            self.record(attempt, decision: decision)
+            return DovecotPolicyAnswer(status: -1, message: "Authentication failed")
+        }
+    }
+
+    /// `command=report`: the outcome of an authentication the guard allowed.
+    public func report(_ request: DovecotPolicyRequest) -> DovecotPolicyAnswer {
+        let now = self.guardEngine.clock.now()
+        let key = FlightKey(session: request.sessionID, remote: request.remote, login: request.login, hash: request.passwordHash)
+        let flight = self.inFlight.withLock { $0.removeValue(forKey: key) }
+        // The guard's own rejection was counted when it was made; a settled flight was
+        // counted at the after-authentication check.
+        if request.policyReject || flight?.settled == true { return .allow }
+        var attempt = self.attempt(request, outcome: request.success == true ? .success : .failure, time: now)
+        attempt.credential.isDefaultPassword = self.isDefaultPassword(request) && (request.success != true || self.trustsDefaultMatch)
+        let decision = self.guardEngine.decide(attempt)
+        self.record(attempt, decision: decision)
+        return .allow
+    }
+
+    private func attempt(_ request: DovecotPolicyRequest, outcome: AuthOutcome, time: Timestamp) -> AuthAttempt {
+        var evidence = CredentialEvidence.unknown
+        if let hash = request.passwordHash, !hash.isEmpty {
+            // Any fixed reduction tells a retried password from a new one.
+            let last = hash.count >= 2 ? UInt16(hash[hash.count - 2]) << 8 | UInt16(hash[hash.count - 1]) : UInt16(hash[0])
+            evidence.passwordHash = last
+        }
+        return AuthAttempt(
+            time: time, client: request.remote, username: request.login, mechanism: .other, tls: request.tls, outcome: outcome,
+            source: .dovecotPolicy, credential: evidence)
+    }
+
+    private func isDefaultPassword(_ request: DovecotPolicyRequest) -> Bool {
+        guard let hasher = self.hasher, let hash = request.passwordHash else { return false }
+        let login = request.login
+        if let known = self.defaults.withLock({ $0[login] }) { return known.contains(hash) }
+        let hashes = hasher.defaultHashes(login: login)
+        self.defaults.withLock { cache in
+            if cache.count >= Self.maxCachedLogins { cache.removeAll(keepingCapacity: true) }
+            cache[login] = hashes
+        }
+        return hashes.contains(hash)
+    }
+
+    private func record(_ attempt: AuthAttempt, decision: Decision) {
+        let reply: Int
+        switch attempt.outcome {
+        case .success where decision.verdict == .allow: reply = 235
+        case .success, .failure: reply = 535
+        default: reply = 0
+        }
+        self.events.record(.attempt(AttemptRecord(attempt: attempt, session: "", replyCode: reply, decision: decision)))
+    }
+}

@@ -1,0 +1,109 @@
+// `smtpguard policy`: the policy servers alone, for a mail stack that keeps its own SMTP
+// front: Dovecot asks before and after each authentication (this covers SMTP AUTH through
+// Postfix's Dovecot SASL), Postfix asks at each SMTP stage (bans, sending limits).
+
+import ArgumentParser
+import GuardCore
+import GuardStore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Serve Dovecot's auth policy and Postfix's policy delegation (no proxy).",
+        discussion: """
+            Starts the servers the configuration names: dovecot_policy.listen (HTTP, for Dovecot's \
+            auth_policy_server_url; requests must carry dovecot_policy.api_header or basic_auth) and \
+            postfix_policy.listen (TCP or unix:/path, for check_policy_service in Postfix's restrictions). \
+            Both decide with the same engine, state and event log as `run` and `watch`, which also start \
+            them when configured. Dovecot's answers: -1 rejects, 0 allows, N delays N seconds (the tarpit). \
+            Postfix's: the ban action for banned clients, DEFER_IF_PERMIT past a sending limit, DUNNO otherwise. \
+            Stops gracefully on SIGTERM or SIGINT; SIGHUP reopens the event log.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Listen for Dovecot on HOST:PORT (replaces dovecot_policy.listen).", valueName: "host:port"))
+    var dovecot: String?
+
+    @Option(name: .long, help: ArgumentHelp("Listen for Postfix on HOST:PORT or unix:/path (repeatable; replaces postfix_policy.listen).", valueName: "address"))
+    var postfix: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
+    var events: String?
+
+    @Option(name: .long, help: ArgumentHelp("State file (SQLite); \"\" keeps state in memory only.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let configuration = try self.loadConfiguration()
+        guard !configuration.dovecotPolicy.listen.isEmpty || !configuration.postfixPolicy.listen.isEmpty else {
+            throw ValidationError("nothing to serve: set dovecot_policy.listen or postfix_policy.listen in the configuration, or give --dovecot or --postfix")
+        }
+        let logger = try CommandSupport.bootstrapLogging(self.logLevel)
+        let eventSink = try CommandSupport.openEventLog(configuration)
+        defer { eventSink?.flush() }
+        let clock = SystemClock()
+        let store = try await RunCommand.openStore(configuration, logger: logger)
+        let writer = store.map { StoreWriter(store: $0.store) }
+        var sinks: [any EventSink] = []
+        if let eventSink { sinks.append(eventSink) }
+        if let writer { sinks.append(writer) }
+        let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
+        let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
+        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+        let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var services = CommandSupport.stateServices(
+            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
+            logger: logger)
+        do {
+            services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
+        } catch {
+            try? await eventLoops.shutdownGracefully()
+            await store?.store.close()
+            throw error
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info(
+            "smtpguard \(SMTPGuardCommand.version) serving policy",
+            metadata: [
+                "dovecot": .string(configuration.dovecotPolicy.listen.isEmpty ? "off" : configuration.dovecotPolicy.listen),
+                "postfix": .string(configuration.postfixPolicy.listen.isEmpty ? "off" : configuration.postfixPolicy.listen.joined(separator: ",")),
+                "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
+            ])
+        var failure: (any Error)?
+        do {
+            try await group.run()
+        } catch {
+            failure = error
+        }
+        try? await eventLoops.shutdownGracefully()
+        await store?.store.close()
+        if let failure { throw StartupError("\(failure)") }
+    }
+
+    /// The file (if any), then the flags.
+    func loadConfiguration() throws -> GuardConfiguration {
+        let configuration = try CommandSupport.loadFile(self.config)
+        var flags: [(path: String, value: ConfigValue, line: Int?)] = []
+        if let dovecot = self.dovecot { flags.append(("dovecot_policy.listen", .scalar(dovecot), nil)) }
+        if !self.postfix.isEmpty { flags.append(("postfix_policy.listen", .list(self.postfix), nil)) }
+        if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
+        if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
+        let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
+        if !issues.isEmpty {
+            let names = ["dovecot_policy.listen": "--dovecot", "postfix_policy.listen": "--postfix", "events.path": "--events", "state.path": "--state"]
+            throw ValidationError(issues.map { "\(names[$0.key] ?? $0.key): \($0.message)" }.joined(separator: "\n"))
+        }
+        return merged
+    }
+}
