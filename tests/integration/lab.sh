@@ -22,7 +22,8 @@
 #     and 127.0.0.1: postfix.pem (Postfix's), guard.pem and guard-renewed.pem (for the guard).
 #   * Logs: $LAB_DIR/postfix.log (Postfix maillog_file via postlogd) and $LAB_DIR/dovecot.log.
 #
-# Environment: LAB_DIR (default /tmp/smtpguard-lab), LAB_SMTP_PORT (default 10025).
+# Environment: LAB_DIR (default /tmp/smtpguard-lab), LAB_SMTP_PORT (default 10025),
+# LAB_POSTFIX_EXTRA and LAB_DOVECOT_EXTRA (lines appended to main.cf and dovecot.conf).
 # Needs root and the Debian packages postfix and dovecot-core (scripts/install-deps.sh).
 set -euo pipefail
 
@@ -184,6 +185,8 @@ smtpd_hard_error_limit = 1000
 smtpd_junk_command_limit = 1000
 default_process_limit = 200
 EOF
+  # Extra main.cf lines a test asks for (policy service, restrictions …).
+  [ -z "${LAB_POSTFIX_EXTRA:-}" ] || printf '%s\n' "$LAB_POSTFIX_EXTRA" >>"$PF_CONF/main.cf"
 
   # Minimal master.cf: chroot off everywhere ("n" in the 5th column).
   cat >"$PF_CONF/master.cf" <<EOF
@@ -282,6 +285,8 @@ service anvil {
   }
 }
 EOF
+  # Extra dovecot.conf lines a test asks for (auth policy …).
+  [ -z "${LAB_DOVECOT_EXTRA:-}" ] || printf '%s\n' "$LAB_DOVECOT_EXTRA" >>"$DC_CONF"
 }
 
 # A throw-away CA and three certificates signed by it (ECDSA P-256, valid 30 days).

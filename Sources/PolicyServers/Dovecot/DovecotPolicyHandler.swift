@@ -136,6 +136,10 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
         } else {
             answer = .allow
         }
+        if self.logger.logLevel <= .debug {
+            self.logger.debug(
+                "dovecot policy: \(command) \(request.login.logSafe) from \(request.remote)\(request.success.map { $0 ? " (success)" : " (failure)" } ?? ""): status \(answer.status)")
+        }
         HTTPResponder.respond(context: context, request: head, status: .ok, body: answer.json)
     }
 

@@ -24,7 +24,7 @@ final class PostfixPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.peer = context.remoteAddress?.description ?? "-"
+        self.peer = context.remoteAddress.map { address in address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "unix socket" } ?? "-"
         context.fireChannelActive()
     }
 
