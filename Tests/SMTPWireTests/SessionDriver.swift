@@ -277,6 +277,11 @@ struct SessionDriver {
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)
                 self.run(self.machine.verdictReceived(decision))
+            case .checkSending(var request):
+                request.time = self.clock.now()
+                let decision = self.guardEngine.checkSending(request)
+                if !decision.allowed { self.transcript.append("# sending refused \(request.username) \(decision.excess?.limitText ?? "locked")") }
+                self.run(self.machine.sendingVerdictReceived(decision))
             case .recordAttempt(let attempt, let code, let decision):
                 self.records.append((attempt, code, decision))
                 self.transcript.append("# auth \(attempt.username) \(attempt.mechanism.rawValue) \(attempt.outcome.rawValue) -> \(decision.verdict.rawValue) \(decision.reasons.map(\.rawValue).joined(separator: ","))")
