@@ -83,6 +83,8 @@ guard:
     initial: 100ms
     min_refusal_delay: 100ms
     max: 1s
+sending:
+  overrides: ["bob: recipients_per_minute=3"]
 EOF
 
 check "config check accepts the test configuration" "$BIN" config check "$WORK/smtpguard.yaml"
@@ -112,6 +114,11 @@ out=$(smtp 127.0.0.1 alice "$LAB_PASS_ALICE" LOGIN --from alice@example.test --t
 check "legitimate LOGIN login and message pass through" grep -q "250 2.0.0 Ok: queued" <<<"$out"
 out=$(smtp 127.0.0.1 bob "$LAB_PASS_BOB" CRAM-MD5 --quit-after AUTH); attempts=$((attempts + 1))
 check "CRAM-MD5 login passes through" grep -q "235 2.7.0" <<<"$out"
+# The sending limits after AUTH: bob may add 3 recipients a minute.
+out=$(smtp 127.0.0.1 bob "$LAB_PASS_BOB" PLAIN --from bob@example.test --to "r1@x.test,r2@x.test,r3@x.test,r4@x.test,r5@x.test"); attempts=$((attempts + 1))
+check "past bob's limit the guard answers 452 4.5.3 and the message goes to the first 3" \
+  bash -c '[ "$(grep -c "<~\?\*\{1,2\} 452 4.5.3 Sending limit reached for this account (3 recipients per minute)" <<<"$1")" -eq 2 ] && grep -q "250 2.0.0 Ok: queued" <<<"$1"' _ "$out"
+check "an alert names the account" grep -q '"event":"alert","kind":"possible_compromise".*"message":"possible compromised account: bob sent 3 recipients in 1 minute' "$EVENTS"
 
 # 2. A wrong password gets the one configured failure reply.
 out=$(smtp 127.0.2.3 alice "not-her-password" PLAIN --quit-after AUTH); attempts=$((attempts + 1))
