@@ -117,6 +117,20 @@ let package = Package(
             path: "Benchmarks/SMTPLoad",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "policy-load",
+            dependencies: [
+                "GuardCore", "PolicyServers",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/PolicyLoad",
+            swiftSettings: strict
+        ),
         // Fuzzing (scripts/fuzz.sh): the targets, and one libFuzzer executable per target.
         .target(
             name: "FuzzTargets",

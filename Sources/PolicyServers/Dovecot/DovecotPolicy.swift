@@ -28,47 +28,66 @@ public struct DovecotPolicyRequest: Sendable, Equatable {
     /// Reads the JSON body; unknown attributes are ignored, a known one of the wrong type
     /// is an error that names it.
     public static func parse(_ body: [UInt8], report: Bool) throws(DovecotPolicyError) -> DovecotPolicyRequest {
-        let members: [String: JSONValue]
+        var login = "", remoteText: String?, hashText = "", protocolName = "", sessionID = "", deviceID = ""
+        var tls: Bool?, success: Bool?, policyReject: Bool?
+        func string(_ name: String, _ value: FlatJSON.Raw) throws(DovecotPolicyError) -> String? {
+            switch value {
+            case .string(let range, let escaped):
+                do {
+                    return try FlatJSON.text(body, range, escaped: escaped)
+                } catch {
+                    throw DovecotPolicyError("body is not a JSON object: \(error)")
+                }
+            case .null: return nil
+            default: throw DovecotPolicyError("\"\(name)\" must be a string, not \(value.typeName)")
+            }
+        }
+        func bool(_ name: String, _ value: FlatJSON.Raw) throws(DovecotPolicyError) -> Bool? {
+            switch value {
+            case .bool(let flag): return flag
+            case .null: return nil
+            // Dovecot's own attributes arrive as strings when set in auth_policy_request_attributes.
+            case .string:
+                switch try string(name, value) {
+                case "true", "yes", "1": return true
+                case "false", "no", "0", "": return false
+                default: throw DovecotPolicyError("\"\(name)\" must be true or false")
+                }
+            default: throw DovecotPolicyError("\"\(name)\" must be true or false, not \(value.typeName)")
+            }
+        }
+        let members: [(name: Range<Int>, value: FlatJSON.Raw)]
         do {
-            members = try FlatJSON.parseObject(body)
+            members = try FlatJSON.members(body)
         } catch {
             throw DovecotPolicyError("body is not a JSON object: \(error)")
         }
-        func string(_ name: String, required: Bool = false) throws(DovecotPolicyError) -> String {
-            switch members[name] {
-            case .string(let text)?: return text
-            case nil, .null?:
-                if required { throw DovecotPolicyError("\"\(name)\" is missing") }
-                return ""
-            case let other?: throw DovecotPolicyError("\"\(name)\" must be a string, not \(other.typeName)")
+        for (range, value) in members {
+            let name = body[range]
+            switch name.count {
+            case 3 where name.elementsEqual("tls".utf8): tls = try bool("tls", value)
+            case 5 where name.elementsEqual("login".utf8): login = try string("login", value) ?? ""
+            case 6 where name.elementsEqual("remote".utf8): remoteText = try string("remote", value)
+            case 6 where name.elementsEqual("pwhash".utf8): hashText = try string("pwhash", value) ?? ""
+            case 7 where name.elementsEqual("success".utf8): success = try bool("success", value)
+            case 8 where name.elementsEqual("protocol".utf8): protocolName = try string("protocol", value) ?? ""
+            case 9 where name.elementsEqual("device_id".utf8): deviceID = try string("device_id", value) ?? ""
+            case 10 where name.elementsEqual("session_id".utf8): sessionID = try string("session_id", value) ?? ""
+            case 13 where name.elementsEqual("policy_reject".utf8): policyReject = try bool("policy_reject", value)
+            default: break
             }
         }
-        func bool(_ name: String) throws(DovecotPolicyError) -> Bool? {
-            switch members[name] {
-            case .bool(let value)?: return value
-            // Dovecot's own attributes arrive as strings when set in auth_policy_request_attributes.
-            case .string("true")?, .string("yes")?, .string("1")?: return true
-            case .string("false")?, .string("no")?, .string("0")?, .string("")?: return false
-            case nil, .null?: return nil
-            case let other?: throw DovecotPolicyError("\"\(name)\" must be true or false, not \(other.typeName)")
-            }
-        }
-        let remoteText = try string("remote", required: true)
-        guard let remote = IPAddress(remoteText) else {
-            throw DovecotPolicyError("\"remote\" is not an IP address")
-        }
-        let hashText = try string("pwhash")
+        guard let remoteText else { throw DovecotPolicyError("\"remote\" is missing") }
+        guard let remote = IPAddress(remoteText) else { throw DovecotPolicyError("\"remote\" is not an IP address") }
         var passwordHash: [UInt8]?
         if !hashText.isEmpty {
             guard let bytes = Self.hexBytes(hashText) else { throw DovecotPolicyError("\"pwhash\" is not hexadecimal") }
             passwordHash = bytes
         }
-        let success = try bool("success")
         if report && success == nil { throw DovecotPolicyError("a report needs \"success\"") }
         return DovecotPolicyRequest(
-            login: try string("login"), remote: remote, passwordHash: passwordHash, protocolName: try string("protocol"),
-            sessionID: try string("session_id"), deviceID: try string("device_id"), tls: try bool("tls") ?? false,
-            success: report ? success : nil, policyReject: try bool("policy_reject") ?? false)
+            login: login, remote: remote, passwordHash: passwordHash, protocolName: protocolName, sessionID: sessionID, deviceID: deviceID,
+            tls: tls ?? false, success: report ? success : nil, policyReject: policyReject ?? false)
     }
 
     static func hexBytes(_ text: String) -> [UInt8]? {

@@ -1,26 +1,8 @@
 // A JSON reader for the one shape Dovecot sends: a single object whose values are strings,
-// booleans, numbers or null. Nested objects and arrays are read and kept as `.other`, so an
-// unexpected attribute is skipped rather than refused. Anything that is not JSON gets an
-// error that says where.
-
-enum JSONValue: Equatable {
-    case string(String)
-    case bool(Bool)
-    case number(Double)
-    case null
-    /// An object or an array (not looked into).
-    case other
-
-    var typeName: String {
-        switch self {
-        case .string: return "a string"
-        case .bool: return "a boolean"
-        case .number: return "a number"
-        case .null: return "null"
-        case .other: return "an object or array"
-        }
-    }
-}
+// booleans, numbers or null. Nested objects and arrays are checked and passed as `.other`, so
+// an unexpected attribute is skipped rather than refused. Anything that is not JSON gets an
+// error that says where. Values stay ranges of the body until asked for: a request costs
+// a scan and the few strings the guard uses.
 
 struct JSONError: Error, Equatable, CustomStringConvertible {
     var message: String
@@ -29,6 +11,25 @@ struct JSONError: Error, Equatable, CustomStringConvertible {
 }
 
 struct FlatJSON {
+    /// A member's value, not yet copied out of the body.
+    enum Raw {
+        case string(Range<Int>, escaped: Bool)
+        case bool(Bool)
+        case number(Double)
+        case null
+        case other
+
+        var typeName: String {
+            switch self {
+            case .string: return "a string"
+            case .bool: return "a boolean"
+            case .number: return "a number"
+            case .null: return "null"
+            case .other: return "an object or array"
+            }
+        }
+    }
+
     private let bytes: [UInt8]
     private var index = 0
     /// Nesting allowed inside skipped values.
@@ -36,13 +37,17 @@ struct FlatJSON {
 
     private init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    /// The members of the top-level object; a repeated name keeps its last value.
-    static func parseObject(_ bytes: [UInt8]) throws(JSONError) -> [String: JSONValue] {
+    /// The members of the top-level object: each name as the range of its raw bytes (names
+    /// with escapes are not unescaped: they match no attribute Dovecot sends) and its value.
+    /// The whole body is checked to be one JSON object: a malformed body is an error
+    /// whatever its members.
+    static func members(_ bytes: [UInt8]) throws(JSONError) -> [(name: Range<Int>, value: Raw)] {
         var reader = FlatJSON(bytes)
+        var found: [(name: Range<Int>, value: Raw)] = []
+        found.reserveCapacity(12)
         reader.skipSpace()
         guard reader.peek() == UInt8(ascii: "{") else { throw reader.error("expected a JSON object") }
         reader.index += 1
-        var members: [String: JSONValue] = [:]
         reader.skipSpace()
         if reader.peek() == UInt8(ascii: "}") {
             reader.index += 1
@@ -50,23 +55,35 @@ struct FlatJSON {
             while true {
                 reader.skipSpace()
                 guard reader.peek() == UInt8(ascii: "\"") else { throw reader.error("expected a member name in quotes") }
-                let name = try reader.string()
+                let (name, _) = try reader.scanString()
                 reader.skipSpace()
-                guard reader.peek() == UInt8(ascii: ":") else { throw reader.error("expected : after \"\(name)\"") }
+                guard reader.peek() == UInt8(ascii: ":") else { throw reader.error("expected : after a member name") }
                 reader.index += 1
-                members[name] = try reader.value(depth: 0)
+                found.append((name, try reader.value(depth: 0)))
                 reader.skipSpace()
-                switch reader.peek() {
-                case UInt8(ascii: ","): reader.index += 1
-                case UInt8(ascii: "}"): reader.index += 1
-                default: throw reader.error("expected , or } after \"\(name)\"")
+                let separator = reader.peek()
+                reader.index += 1
+                if separator == UInt8(ascii: "}") { break }
+                guard separator == UInt8(ascii: ",") else {
+                    reader.index -= 1
+                    throw reader.error("expected , or } after a member")
                 }
-                if reader.bytes[reader.index - 1] == UInt8(ascii: "}") { break }
             }
         }
         reader.skipSpace()
         guard reader.index == reader.bytes.count else { throw reader.error("unexpected data after the object") }
-        return members
+        return found
+    }
+
+    /// The text of a string value.
+    static func text(_ bytes: [UInt8], _ range: Range<Int>, escaped: Bool) throws(JSONError) -> String {
+        if !escaped {
+            guard let text = String(validating: bytes[range], as: UTF8.self) else { throw JSONError(message: "invalid UTF-8 in a string", offset: range.lowerBound) }
+            return text
+        }
+        var reader = FlatJSON(bytes)
+        reader.index = range.lowerBound - 1
+        return try reader.string()
     }
 
     private func peek() -> UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
@@ -77,11 +94,13 @@ struct FlatJSON {
         while let byte = self.peek(), byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { self.index += 1 }
     }
 
-    private mutating func value(depth: Int) throws(JSONError) -> JSONValue {
+    private mutating func value(depth: Int) throws(JSONError) -> Raw {
         self.skipSpace()
         guard let byte = self.peek() else { throw self.error("expected a value") }
         switch byte {
-        case UInt8(ascii: "\""): return .string(try self.string())
+        case UInt8(ascii: "\""):
+            let (range, escaped) = try self.scanString()
+            return .string(range, escaped: escaped)
         case UInt8(ascii: "t"): try self.literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try self.literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try self.literal("null"); return .null
@@ -114,6 +133,25 @@ struct FlatJSON {
             throw self.error("malformed number")
         }
         return value
+    }
+
+    /// Steps over a string: the range of its contents, and whether it has escapes (those
+    /// are checked here, decoded when the text is asked for).
+    private mutating func scanString() throws(JSONError) -> (Range<Int>, Bool) {
+        let start = self.index + 1
+        var probe = self
+        probe.index += 1
+        while let byte = probe.peek() {
+            if byte == UInt8(ascii: "\"") {
+                self.index = probe.index + 1
+                return (start..<probe.index, false)
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw probe.error("control character in a string") }
+            probe.index += 1
+        }
+        _ = try self.string()
+        return (start..<(self.index - 1), true)
     }
 
     private mutating func string() throws(JSONError) -> String {
@@ -209,7 +247,7 @@ struct FlatJSON {
             if isObject {
                 self.skipSpace()
                 guard self.peek() == UInt8(ascii: "\"") else { throw self.error("expected a member name in quotes") }
-                _ = try self.string()
+                _ = try self.scanString()
                 self.skipSpace()
                 guard self.peek() == UInt8(ascii: ":") else { throw self.error("expected :") }
                 self.index += 1

@@ -1,8 +1,10 @@
 // Writes events as JSON lines to a file (appending) or to standard output, and tells the
-// operator's log about bans, unbans and alerts. Lines are written by one background queue
-// (one write(2) each, so a line is never split and `tail -f` sees it at once); the event
-// loops only hand them over, so a slow disk or a stalled pipe never blocks a session. If the
-// queue backs up past its bound, events are dropped and a "dropped" line says how many.
+// operator's log about bans, unbans and alerts. Lines are written by one background queue;
+// the event loops only hand them over, so a slow disk or a stalled pipe never blocks a
+// session. The queue writes whatever has gathered since its last turn in one write(2) of
+// whole lines: alone, a line is written at once (`tail -f` sees it); under load, one wake-up
+// and one system call carry many. If the lines back up past their bound, events are dropped
+// and a "dropped" line says how many.
 
 import Dispatch
 import Foundation
@@ -16,7 +18,8 @@ public final class EventLogWriter: EventSink {
     /// Used only on `queue`; a Mutex only to satisfy Sendable.
     private let descriptor: Mutex<Int32>
     private let queue = DispatchQueue(label: "smtpguard.events")
-    private let queued = Atomic<Int>(0)
+    /// Lines handed over and not yet taken by the queue, and whether a turn is scheduled.
+    private let pending = Mutex<(text: String, lines: Int, scheduled: Bool)>(("", 0, false))
     private let dropped = Atomic<Int>(0)
     public let path: String
 
@@ -48,17 +51,40 @@ public final class EventLogWriter: EventSink {
     }
 
     public func record(_ event: GuardEvent) {
-        if self.queued.wrappingAdd(1, ordering: .relaxed).newValue > Self.maxQueued {
-            self.queued.wrappingSubtract(1, ordering: .relaxed)
-            self.dropped.wrappingAdd(1, ordering: .relaxed)
-            return
+        let line = event.jsonLine
+        let schedule = self.pending.withLock { pending -> Bool in
+            guard pending.lines < Self.maxQueued else {
+                self.dropped.wrappingAdd(1, ordering: .relaxed)
+                return false
+            }
+            pending.text += line
+            pending.text += "\n"
+            pending.lines += 1
+            defer { pending.scheduled = true }
+            return !pending.scheduled
         }
-        let line = event.jsonLine + "\n"
-        self.queue.async {
+        if schedule { self.queue.async { self.drain() } }
+    }
+
+    /// Writes what has gathered, until nothing is left.
+    private func drain() {
+        while true {
+            let text = self.pending.withLock { pending -> String? in
+                guard pending.lines > 0 else {
+                    pending.scheduled = false
+                    return nil
+                }
+                defer {
+                    pending.text = ""
+                    pending.lines = 0
+                }
+                return pending.text
+            }
+            guard let text else { break }
             self.reportDrops()
-            self.write(line)
-            self.queued.wrappingSubtract(1, ordering: .relaxed)
+            self.write(text)
         }
+        self.reportDrops()
     }
 
     /// Waits until every event handed over so far is written (and any drop is reported).
