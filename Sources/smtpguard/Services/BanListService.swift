@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PolicyServers
 import ServiceLifecycle
 
 struct BanListService: Service {
@@ -70,24 +71,7 @@ final class BanListHandler: ChannelInboundHandler, @unchecked Sendable {  // use
             } else {
                 (status, body) = (.notFound, "not found: the ban list is at /bans\n")
             }
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-            headers.add(name: "Content-Length", value: String(body.utf8.count))
-            headers.add(name: "Cache-Control", value: "no-store")
-            let keepAlive = head.isKeepAlive
-            if !keepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            if head.method != .HEAD {
-                var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-                buffer.writeString(body)
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            }
-            if keepAlive {
-                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-            } else {
-                let channel = context.channel
-                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-            }
+            HTTPResponder.respond(context: context, request: head, status: status, body: body, contentType: "text/plain; charset=utf-8")
         }
     }
 }
