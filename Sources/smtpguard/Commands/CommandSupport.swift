@@ -67,6 +67,20 @@ enum CommandSupport {
         return services
     }
 
+    /// The engine, and the sink every source records into: the operator's log, then the event
+    /// log, the state (through the returned writer) and any `extra` sink.
+    static func makeGuard(
+        _ configuration: GuardConfiguration, eventLog: EventLogWriter?, store: (store: any StateStore, name: String)?, extra: [any EventSink] = [],
+        clock: any GuardClock, logger: Logger
+    ) -> (guardEngine: Guard, sink: any EventSink, writer: StoreWriter?) {
+        let writer = store.map { StoreWriter(store: $0.store) }
+        var sinks: [any EventSink] = []
+        if let eventLog { sinks.append(eventLog) }
+        if let writer { sinks.append(writer) }
+        let sink = LoggingEventSink(next: FanOutEventSink(sinks + extra), logger: logger)
+        return (Guard(policy: configuration.policy, clock: clock, events: sink), sink, writer)
+    }
+
     /// The event log of `events.path`, or nil when it is off.
     static func openEventLog(_ configuration: GuardConfiguration) throws -> EventLogWriter? {
         guard !configuration.events.path.isEmpty else { return nil }

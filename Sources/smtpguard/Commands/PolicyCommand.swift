@@ -53,12 +53,7 @@ struct PolicyCommand: AsyncParsableCommand {
         defer { eventSink?.flush() }
         let clock = SystemClock()
         let store = try await RunCommand.openStore(configuration, logger: logger)
-        let writer = store.map { StoreWriter(store: $0.store) }
-        var sinks: [any EventSink] = []
-        if let eventSink { sinks.append(eventSink) }
-        if let writer { sinks.append(writer) }
-        let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
-        let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
+        let (guardEngine, sink, writer) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
         try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)

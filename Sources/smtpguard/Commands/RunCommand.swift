@@ -55,12 +55,7 @@ struct RunCommand: AsyncParsableCommand {
         // Everything that can stop the start comes before the state file is opened, or closes it.
         let (tlsStore, backendTLS) = try Self.loadTLS(configuration.proxy, logger: logger)
         let store = try await Self.openStore(configuration, logger: logger)
-        let writer = store.map { StoreWriter(store: $0.store) }
-        var sinks: [any EventSink] = []
-        if let eventSink { sinks.append(eventSink) }
-        if let writer { sinks.append(writer) }
-        let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
-        let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
+        let (guardEngine, sink, writer) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
         try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
         let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
         let proxyContext = ProxyContext(

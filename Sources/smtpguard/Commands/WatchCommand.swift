@@ -78,14 +78,9 @@ struct WatchCommand: AsyncParsableCommand {
         defer { eventSink?.flush() }
         let clock = SystemClock()
         let store = try await RunCommand.openStore(configuration, logger: logger)
-        let writer = store.map { StoreWriter(store: $0.store) }
         let firewallQueue = FirewallQueue()
-        var sinks: [any EventSink] = []
-        if let eventSink { sinks.append(eventSink) }
-        if let writer { sinks.append(writer) }
-        if configuration.firewall.backend != .none { sinks.append(firewallQueue) }
-        let sink = LoggingEventSink(next: FanOutEventSink(sinks), logger: logger)
-        let guardEngine = Guard(policy: configuration.policy, clock: clock, events: sink)
+        let (guardEngine, sink, writer) = CommandSupport.makeGuard(
+            configuration, eventLog: eventSink, store: store, extra: configuration.firewall.backend != .none ? [firewallQueue] : [], clock: clock, logger: logger)
         try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
         let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
