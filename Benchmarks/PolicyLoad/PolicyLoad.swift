@@ -105,6 +105,70 @@ final class Counter: Sendable {
     func next() -> Int { self.value.add(1, ordering: .relaxed).oldValue }
 }
 
+/// What each load connection keeps: which request is in flight, since when, and whether
+/// the connection is done (it reports that once; closing calls back into it). Used on its
+/// channel's event loop only.
+final class LoadConnection {
+    let tally: Tally
+    let counter: Counter
+    let finished: () -> Void
+    var sentAt = ContinuousClock.now
+    var index = 0
+    var ended = false
+
+    init(tally: Tally, counter: Counter, finished: @escaping () -> Void) {
+        self.tally = tally
+        self.counter = counter
+        self.finished = finished
+    }
+
+    /// Claims the next request and starts its clock; false when the run is over.
+    func begin() -> Bool {
+        guard self.tally.claim() else { return false }
+        self.index = self.counter.next()
+        self.sentAt = .now
+        return true
+    }
+
+    /// The answer to the request in flight came.
+    func answered(ok: Bool) { self.tally.done(.now - self.sentAt, ok: ok, index: self.index) }
+
+    func end(_ context: ChannelHandlerContext?) {
+        guard !self.ended else { return }
+        self.ended = true
+        context?.close(promise: nil)
+        self.finished()
+    }
+}
+
+/// Opens `connections` connections to `target` on one event-loop thread, each set up by
+/// `configure` with the function that tells it is finished, and waits for them all.
+func runConnections(
+    _ connections: Int, target: HostPort,
+    configure: @escaping @Sendable (_ channel: any Channel, _ number: Int, _ finished: @escaping @Sendable () -> Void) throws -> Void
+) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    await withTaskGroup(of: Void.self) { tasks in
+        for number in 0..<connections {
+            tasks.addTask {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    ClientBootstrap(group: group)
+                        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                        .channelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture { try configure(channel, number) { continuation.resume() } }
+                        }
+                        .connect(host: target.host, port: target.port)
+                        .whenFailure { error in
+                            print("connect: \(error)")
+                            continuation.resume()
+                        }
+                }
+            }
+        }
+    }
+    try await group.shutdownGracefully()
+}
+
 // MARK: - Dovecot
 
 struct DovecotLoad: AsyncParsableCommand {
@@ -127,34 +191,13 @@ struct DovecotLoad: AsyncParsableCommand {
         }
         let tally = Tally(total: self.common.requests, warmup: self.common.warmup, timeLimit: self.common.timeLimit)
         let counter = Counter()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = bodies
-        let apiKey = self.apiKey
-        let host = target.host
-        await withTaskGroup(of: Void.self) { tasks in
-            for c in 0..<self.common.connections {
-                tasks.addTask {
-                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let handler = HTTPLoadHandler(tally: tally, counter: counter, bodies: pool, offset: c * 977, host: host, apiKey: apiKey) { continuation.resume() }
-                        ClientBootstrap(group: group)
-                            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                            .channelInitializer { channel in
-                                channel.eventLoop.makeCompletedFuture {
-                                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                                    try channel.pipeline.syncOperations.addHandler(handler)
-                                }
-                            }
-                            .connect(host: target.host, port: target.port)
-                            .whenFailure { error in
-                                print("connect: \(error)")
-                                continuation.resume()
-                            }
-                    }
-                }
-            }
+        let (pool, apiKey, host) = (bodies, self.apiKey, target.host)
+        try await runConnections(self.common.connections, target: target) { channel, number, finished in
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            let connection = LoadConnection(tally: tally, counter: counter, finished: finished)
+            try channel.pipeline.syncOperations.addHandler(HTTPLoadHandler(connection, bodies: pool, offset: number * 977, host: host, apiKey: apiKey))
         }
         tally.report(kind: self.path == nil ? "dovecot decisions" : "dovecot \(self.path!)", json: self.common.json)
-        try await group.shutdownGracefully()
     }
 }
 
@@ -162,36 +205,25 @@ final class HTTPLoadHandler: ChannelInboundHandler, @unchecked Sendable {  // on
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
 
-    let tally: Tally
-    let counter: Counter
+    let connection: LoadConnection
     let bodies: [(String, String)]
     var next: Int
     let host: String
     let apiKey: String
-    let finished: () -> Void
-    var sentAt = ContinuousClock.now
-    var index = 0
     var status: HTTPResponseStatus = .ok
-    var ended = false
 
-    init(tally: Tally, counter: Counter, bodies: [(String, String)], offset: Int, host: String, apiKey: String, finished: @escaping () -> Void) {
-        self.tally = tally
-        self.counter = counter
+    init(_ connection: LoadConnection, bodies: [(String, String)], offset: Int, host: String, apiKey: String) {
+        self.connection = connection
         self.bodies = bodies
         self.next = offset
         self.host = host
         self.apiKey = apiKey
-        self.finished = finished
     }
 
     func channelActive(context: ChannelHandlerContext) { self.send(context: context) }
 
     func send(context: ChannelHandlerContext) {
-        guard self.tally.claim() else {
-            self.end(context: context)
-            return
-        }
-        self.index = self.counter.next()
+        guard self.connection.begin() else { return self.connection.end(context) }
         let (path, body) = self.bodies[self.next % self.bodies.count]
         self.next += 1
         var headers = HTTPHeaders()
@@ -199,7 +231,6 @@ final class HTTPLoadHandler: ChannelInboundHandler, @unchecked Sendable {  // on
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "X-API-Key", value: self.apiKey)
         headers.add(name: "Content-Length", value: String(body.utf8.count))
-        self.sentAt = .now
         context.write(self.wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
@@ -210,28 +241,16 @@ final class HTTPLoadHandler: ChannelInboundHandler, @unchecked Sendable {  // on
         case .head(let head): self.status = head.status
         case .body: break
         case .end:
-            self.tally.done(.now - self.sentAt, ok: self.status == .ok, index: self.index)
+            self.connection.answered(ok: self.status == .ok)
             self.send(context: context)
         }
     }
 
-    func end(context: ChannelHandlerContext) {
-        guard !self.ended else { return }
-        self.ended = true
-        context.close(promise: nil)
-        self.finished()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !self.ended {
-            self.ended = true
-            self.finished()
-        }
-    }
+    func channelInactive(context: ChannelHandlerContext) { self.connection.end(nil) }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         print("error: \(error)")
-        self.end(context: context)
+        self.connection.end(context)
     }
 }
 
@@ -257,27 +276,12 @@ struct PostfixLoad: AsyncParsableCommand {
         }
         let tally = Tally(total: self.common.requests, warmup: self.common.warmup, timeLimit: self.common.timeLimit)
         let counter = Counter()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = requests
-        await withTaskGroup(of: Void.self) { tasks in
-            for c in 0..<self.common.connections {
-                tasks.addTask {
-                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let handler = LineLoadHandler(tally: tally, counter: counter, requests: pool, offset: c * 977) { continuation.resume() }
-                        ClientBootstrap(group: group)
-                            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) } }
-                            .connect(host: target.host, port: target.port)
-                            .whenFailure { error in
-                                print("connect: \(error)")
-                                continuation.resume()
-                            }
-                    }
-                }
-            }
+        try await runConnections(self.common.connections, target: target) { channel, number, finished in
+            let connection = LoadConnection(tally: tally, counter: counter, finished: finished)
+            try channel.pipeline.syncOperations.addHandler(LineLoadHandler(connection, requests: pool, offset: number * 977))
         }
         tally.report(kind: "postfix", json: self.common.json)
-        try await group.shutdownGracefully()
     }
 }
 
@@ -285,35 +289,23 @@ final class LineLoadHandler: ChannelInboundHandler, @unchecked Sendable {  // on
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    let tally: Tally
-    let counter: Counter
+    let connection: LoadConnection
     let requests: [String]
     var next: Int
-    let finished: () -> Void
-    var sentAt = ContinuousClock.now
-    var index = 0
     var buffer = ByteBuffer()
-    var ended = false
 
-    init(tally: Tally, counter: Counter, requests: [String], offset: Int, finished: @escaping () -> Void) {
-        self.tally = tally
-        self.counter = counter
+    init(_ connection: LoadConnection, requests: [String], offset: Int) {
+        self.connection = connection
         self.requests = requests
         self.next = offset
-        self.finished = finished
     }
 
     func channelActive(context: ChannelHandlerContext) { self.send(context: context) }
 
     func send(context: ChannelHandlerContext) {
-        guard self.tally.claim() else {
-            self.end(context: context)
-            return
-        }
-        self.index = self.counter.next()
+        guard self.connection.begin() else { return self.connection.end(context) }
         let request = self.requests[self.next % self.requests.count]
         self.next += 1
-        self.sentAt = .now
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
     }
 
@@ -324,23 +316,11 @@ final class LineLoadHandler: ChannelInboundHandler, @unchecked Sendable {  // on
         guard view.count >= 2, view[view.endIndex - 1] == 0x0A, view[view.endIndex - 2] == 0x0A else { return }
         let ok = view.starts(with: Array("action=".utf8))
         self.buffer.clear()
-        self.tally.done(.now - self.sentAt, ok: ok, index: self.index)
+        self.connection.answered(ok: ok)
         self.send(context: context)
     }
 
-    func end(context: ChannelHandlerContext) {
-        guard !self.ended else { return }
-        self.ended = true
-        context.close(promise: nil)
-        self.finished()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !self.ended {
-            self.ended = true
-            self.finished()
-        }
-    }
+    func channelInactive(context: ChannelHandlerContext) { self.connection.end(nil) }
 }
 
 // MARK: - The trivial Postfix server

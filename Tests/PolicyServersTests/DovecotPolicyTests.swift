@@ -127,8 +127,7 @@ struct DovecotPolicyTests {
     func weakCredential() {
         let nonce = "n0nce"
         let policy = self.makePolicy(nonce: nonce, bits: 32)
-        let admin = DovecotPasswordHash(nonce: nonce, bits: 32).hash(login: "admin", password: "admin").map { String($0, radix: 16) }
-            .map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        let admin = Hex.string(DovecotPasswordHash(nonce: nonce, bits: 32).hash(login: "admin", password: "admin"))
         #expect(policy.allow(self.request("admin", hash: admin)) == .allow)
         #expect(policy.allow(self.request("admin", hash: admin)).status == -1)
         #expect(policy.report(self.request("admin", hash: admin, success: false, policyReject: true)) == .allow)
@@ -143,8 +142,7 @@ struct DovecotPolicyTests {
     func fewBitsOnlyWeigh() {
         let nonce = "n0nce"
         let policy = self.makePolicy(nonce: nonce, bits: 12)
-        let hash = DovecotPasswordHash(nonce: nonce, bits: 12).hash(login: "admin", password: "admin")
-        let hex = hash.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let hex = Hex.string(DovecotPasswordHash(nonce: nonce, bits: 12).hash(login: "admin", password: "admin"))
         _ = policy.allow(self.request("admin", hash: hex))
         #expect(policy.allow(self.request("admin", hash: hex)) == .allow)
         _ = policy.allow(self.request("admin", from: "192.0.2.10", hash: hex))

@@ -15,8 +15,7 @@ WORK=$(mktemp -d /tmp/smtpguard-cluster.XXXXXX)
 chmod 755 "$WORK"
 export PG_DIR="$WORK/pg" PG_PORT=15433
 PIDS=()
-passed=0
-failed=0
+. tests/integration/checks.sh
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
@@ -24,11 +23,6 @@ cleanup() {
   if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "cluster: logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-check() {
-  local name=$1; shift
-  if "$@"; then echo "PASS $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 bash tests/integration/pg.sh start >"$WORK/pg-start.log" 2>&1 || { cat "$WORK/pg-start.log"; echo "0 passed, 1 failed"; exit 1; }
 eval "$(bash tests/integration/pg.sh env)"

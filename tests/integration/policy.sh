@@ -30,8 +30,7 @@ POSTFIX_PORT=18126
 API_KEY="policy-test-key-$$"
 NONCE="policy-test-nonce-$$"
 GUARD_PID=""
-passed=0
-failed=0
+. tests/integration/checks.sh
 
 cleanup() {
   [ -n "$GUARD_PID" ] && kill -INT "$GUARD_PID" 2>/dev/null && wait "$GUARD_PID" 2>/dev/null
@@ -39,19 +38,6 @@ cleanup() {
   if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "policy: logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-
-check() {
-  local name=$1
-  shift
-  if "$@"; then echo "PASS $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-
-wait_for() {  # wait_for SECONDS COMMAND...: true once COMMAND succeeds
-  local deadline=$((SECONDS + $1))
-  shift
-  while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.1; done
-  return 1
-}
 
 cat >"$WORK/policy.yaml" <<EOF
 dovecot_policy:

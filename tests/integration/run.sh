@@ -29,8 +29,7 @@ GUARD_TLS="127.0.0.1:$GUARD_TLS_PORT"
 EVENTS="$WORK/events.jsonl"
 GUARD_LOG="$WORK/guard.log"
 GUARD_PID=""
-passed=0
-failed=0
+. tests/integration/checks.sh
 
 cleanup() {
   [ -n "$GUARD_PID" ] && kill "$GUARD_PID" 2>/dev/null && wait "$GUARD_PID" 2>/dev/null
@@ -42,18 +41,6 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1
-  shift
-  if "$@"; then
-    echo "PASS $name"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    failed=$((failed + 1))
-  fi
-}
 
 bash tests/integration/lab.sh start >"$WORK/lab-start.log" 2>&1 || { cat "$WORK/lab-start.log"; echo "0 passed, 1 failed"; exit 1; }
 eval "$(bash tests/integration/lab.sh env)"

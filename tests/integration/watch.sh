@@ -26,8 +26,7 @@ export LAB_DIR="$WORK/lab"
 export LAB_SMTP_PORT=10035
 NS="sgwatch$$"
 WATCH_PID=""
-passed=0
-failed=0
+. tests/integration/checks.sh
 
 cleanup() {
   [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
@@ -37,19 +36,6 @@ cleanup() {
   if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "watch: logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-
-check() {
-  local name=$1
-  shift
-  if "$@"; then echo "PASS $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-
-wait_for() {  # wait_for SECONDS COMMAND...: true once COMMAND succeeds
-  local deadline=$((SECONDS + $1))
-  shift
-  while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.1; done
-  return 1
-}
 
 stop_watch() {
   [ -n "$WATCH_PID" ] || return 0

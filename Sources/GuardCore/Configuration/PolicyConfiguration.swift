@@ -69,6 +69,4 @@ public struct PostfixPolicyConfiguration: Sendable, Equatable {
             }
         }
     }
-
-    public var endpoints: [Endpoint] { self.listen.compactMap { try? Endpoint(parsing: $0) } }
 }

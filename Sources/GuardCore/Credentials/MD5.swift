@@ -66,11 +66,7 @@ extension DefaultCredentials {
         let wanted = digestHex.lowercased()
         for candidate in self.candidates(for: username) {
             let digest = MD5.hmac(key: Array(candidate.utf8), message: challenge)
-            let hex = digest.map { byte -> String in
-                let text = String(byte, radix: 16)
-                return text.count == 1 ? "0" + text : text
-            }.joined()
-            if hex == wanted { return true }
+            if Hex.string(digest) == wanted { return true }
         }
         return false
     }

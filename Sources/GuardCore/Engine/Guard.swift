@@ -100,7 +100,7 @@ public final class Guard: Sendable {
         request.username = self.normalize(request.username)
         let username = request.username
         guard !username.isEmpty else { return .allow }
-        if let lock = self.sendingLock(for: username) {
+        if let lock = self.sendingLock(normalized: username) {
             let decision = SendingDecision(allowed: false, lock: lock)
             self.sink.record(.sending(SendingRecord(request: request, decision: decision)))
             return decision
@@ -120,8 +120,10 @@ public final class Guard: Sendable {
     }
 
     /// The lock that keeps an authenticated user from sending, if any.
-    public func sendingLock(for username: String) -> Ban? {
-        guard let lock = self.ban(for: .username(self.normalize(username))), Self.stopsSending(lock) else { return nil }
+    public func sendingLock(for username: String) -> Ban? { self.sendingLock(normalized: self.normalize(username)) }
+
+    private func sendingLock(normalized username: String) -> Ban? {
+        guard let lock = self.ban(for: .username(username)), Self.stopsSending(lock) else { return nil }
         return lock
     }
 

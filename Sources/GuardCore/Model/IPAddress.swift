@@ -112,7 +112,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
             guard !group.isEmpty, group.count <= 4 else { return nil }
             var word: UInt16 = 0
             for byte in group {
-                guard let nibble = hexValue(byte) else { return nil }
+                guard let nibble = Hex.value(byte) else { return nil }
                 word = word << 4 | UInt16(nibble)
             }
             if sawGap { tail.append(word) } else { head.append(word) }
@@ -140,15 +140,6 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         for k in 0..<4 { high = high << 16 | UInt64(words[k]) }
         for k in 4..<8 { low = low << 16 | UInt64(words[k]) }
         return (high, low)
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     // MARK: - Formatting

@@ -104,20 +104,14 @@ public struct SendingOverride: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// One window's limit: a name of `SendingLimits.fields` and its value.
+    public struct Setting: Sendable, Hashable {
+        public var name: String
+        public var value: Int
+    }
+
     public var selector: Selector
-    public var values: [(name: String, value: Int)]
-
-    public static func == (lhs: SendingOverride, rhs: SendingOverride) -> Bool {
-        lhs.selector == rhs.selector && lhs.values.map(\.name) == rhs.values.map(\.name) && lhs.values.map(\.value) == rhs.values.map(\.value)
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(self.selector)
-        for (name, value) in self.values {
-            hasher.combine(name)
-            hasher.combine(value)
-        }
-    }
+    public var values: [Setting]
 
     public init(parsing text: String) throws(ConfigValueError) {
         let trimmed = text.trimmingWhitespace()
@@ -138,7 +132,7 @@ public struct SendingOverride: Sendable, Hashable, CustomStringConvertible {
             guard !selector.isEmpty, !selector.contains(" ") else { throw ConfigValueError("\"\(text)\": expected a username, @domain or group:NAME before the colon") }
             self.selector = .user(selector)
         }
-        var values: [(String, Int)] = []
+        var values: [Setting] = []
         for item in trimmed[trimmed.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }) {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, SendingLimits.fields.contains(where: { $0.name == parts[0] }) else {
@@ -148,7 +142,7 @@ public struct SendingOverride: Sendable, Hashable, CustomStringConvertible {
             guard let number = Int(parts[1].replacingUnderscores), (0...SendingLimits.maximum).contains(number) else {
                 throw ConfigValueError("\"\(text)\": \(parts[0]) must be a whole number from 0 (no limit) to \(SendingLimits.maximum)")
             }
-            values.append((parts[0], number))
+            values.append(Setting(name: parts[0], value: number))
         }
         guard !values.isEmpty else { throw ConfigValueError("\"\(text)\": names no limit") }
         self.values = values
@@ -159,8 +153,8 @@ public struct SendingOverride: Sendable, Hashable, CustomStringConvertible {
     }
 
     func apply(to limits: inout SendingLimits) {
-        for (name, value) in self.values {
-            if let field = SendingLimits.fields.first(where: { $0.name == name }) { limits[keyPath: field.keyPath] = value }
+        for setting in self.values {
+            if let field = SendingLimits.fields.first(where: { $0.name == setting.name }) { limits[keyPath: field.keyPath] = setting.value }
         }
     }
 }

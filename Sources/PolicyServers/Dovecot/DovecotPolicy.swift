@@ -81,36 +81,13 @@ public struct DovecotPolicyRequest: Sendable, Equatable {
         guard let remote = IPAddress(remoteText) else { throw DovecotPolicyError("\"remote\" is not an IP address") }
         var passwordHash: [UInt8]?
         if !hashText.isEmpty {
-            guard let bytes = Self.hexBytes(hashText) else { throw DovecotPolicyError("\"pwhash\" is not hexadecimal") }
+            guard let bytes = Hex.bytes(hashText) else { throw DovecotPolicyError("\"pwhash\" is not hexadecimal") }
             passwordHash = bytes
         }
         if report && success == nil { throw DovecotPolicyError("a report needs \"success\"") }
         return DovecotPolicyRequest(
             login: login, remote: remote, passwordHash: passwordHash, protocolName: protocolName, sessionID: sessionID, deviceID: deviceID,
             tls: tls ?? false, success: report ? success : nil, policyReject: policyReject ?? false)
-    }
-
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count <= 128 else { return nil }
-        var bytes: [UInt8] = []
-        var i = digits.count % 2 == 1 ? -1 : 0
-        while i < digits.count {
-            func nibble(_ index: Int) -> UInt8? {
-                if index < 0 { return 0 }
-                let c = digits[index]
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-                default: return nil
-                }
-            }
-            guard let high = nibble(i), let low = nibble(i + 1) else { return nil }
-            bytes.append(high << 4 | low)
-            i += 2
-        }
-        return bytes
     }
 }
 

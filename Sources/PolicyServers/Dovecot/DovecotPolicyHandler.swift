@@ -41,7 +41,7 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let policy: DovecotPolicy?
+    private let policy: DovecotPolicy
     private let credentials: PolicyCredentials
     private let maxBodySize: Int
     private let logger: Logger
@@ -50,9 +50,7 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
     private var tooLarge = false
     private var peer = "-"
 
-    /// `policy` nil: every decision request answers "allow" without work (the benchmark's
-    /// trivial endpoint is /health; this is for tests of the HTTP side alone).
-    init(policy: DovecotPolicy?, credentials: PolicyCredentials, maxBodySize: Int, logger: Logger) {
+    init(policy: DovecotPolicy, credentials: PolicyCredentials, maxBodySize: Int, logger: Logger) {
         self.policy = policy
         self.credentials = credentials
         self.maxBodySize = maxBodySize
@@ -130,12 +128,7 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
             self.refuse(context: context, head: head, .badRequest, "\(command): \(error.message)")
             return
         }
-        let answer: DovecotPolicyAnswer
-        if let policy = self.policy {
-            answer = command == "allow" ? policy.allow(request) : policy.report(request)
-        } else {
-            answer = .allow
-        }
+        let answer = command == "allow" ? self.policy.allow(request) : self.policy.report(request)
         if self.logger.logLevel <= .debug {
             self.logger.debug(
                 "dovecot policy: \(command) \(request.login.logSafe) from \(request.remote)\(request.success.map { $0 ? " (success)" : " (failure)" } ?? ""): status \(answer.status)")

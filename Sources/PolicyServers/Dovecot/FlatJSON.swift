@@ -4,6 +4,8 @@
 // error that says where. Values stay ranges of the body until asked for: a request costs
 // a scan and the few strings the guard uses.
 
+import GuardCore
+
 struct JSONError: Error, Equatable, CustomStringConvertible {
     var message: String
     var offset: Int
@@ -219,15 +221,8 @@ struct FlatJSON {
         guard self.index + 4 <= self.bytes.count else { throw self.error("short \\u escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
-            let byte = self.bytes[self.index]
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw self.error("bad \\u escape")
-            }
-            value = value << 4 | digit
+            guard let digit = Hex.value(self.bytes[self.index]) else { throw self.error("bad \\u escape") }
+            value = value << 4 | UInt32(digit)
             self.index += 1
         }
         return value

@@ -33,10 +33,7 @@ public final class PostfixPolicy: Sendable {
     /// The action for one request (without `action=`).
     public func answer(_ request: PostfixPolicyRequest) -> String {
         let client = request["client_address"].flatMap { IPAddress($0) }
-        if let client, let ban = self.guardEngine.connectionBan(for: client) {
-            _ = ban
-            return self.banAction
-        }
+        if let client, self.guardEngine.connectionBan(for: client) != nil { return self.banAction }
         let username = request["sasl_username"] ?? ""
         guard !username.isEmpty, self.guardEngine.policy.sending.enabled else { return "DUNNO" }
         let now = self.guardEngine.clock.now()

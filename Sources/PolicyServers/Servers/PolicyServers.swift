@@ -19,7 +19,7 @@ public struct PolicyStartError: Error, CustomStringConvertible {
 /// Dovecot's auth policy over HTTP/1.1 (keep-alive).
 public struct DovecotPolicyService: Service {
     let address: HostPort
-    let policy: DovecotPolicy?
+    let policy: DovecotPolicy
     let configuration: DovecotPolicyConfiguration
     let group: any EventLoopGroup
     let logger: Logger
@@ -27,7 +27,7 @@ public struct DovecotPolicyService: Service {
     let onListening: (@Sendable (Int) -> Void)?
 
     public init(
-        configuration: DovecotPolicyConfiguration, policy: DovecotPolicy?, group: any EventLoopGroup, logger: Logger,
+        configuration: DovecotPolicyConfiguration, policy: DovecotPolicy, group: any EventLoopGroup, logger: Logger,
         onListening: (@Sendable (Int) -> Void)? = nil
     ) throws(PolicyStartError) {
         guard let address = HostPort(configuration.listen) else { throw PolicyStartError(description: "dovecot_policy.listen: expected HOST:PORT") }

@@ -34,6 +34,21 @@ enum CommandSupport {
         }
     }
 
+    /// A command-line flag that overrides a configuration key: its name, the key, its value.
+    typealias Flag = (flag: String, key: String, value: ConfigValue)
+
+    /// The configuration file (or the defaults), then the flags given; a problem is told with
+    /// the flag's name when a flag caused it.
+    static func loadConfiguration(_ path: String?, flags: [Flag]) throws -> GuardConfiguration {
+        let configuration = try self.loadFile(path)
+        let (merged, issues) = GuardConfiguration.from(values: flags.map { ($0.key, $0.value, nil) }, file: "command line", base: configuration)
+        guard issues.isEmpty else {
+            let names = Dictionary(flags.map { ($0.key, $0.flag) }, uniquingKeysWith: { first, _ in first })
+            throw ValidationError(issues.map { "\(names[$0.key] ?? $0.key): \($0.message)" }.joined(separator: "\n"))
+        }
+        return merged
+    }
+
     /// Rebuilds the engine from the state; a state that cannot be read is closed and stops the start.
     static func restore(
         _ guardEngine: Guard, from store: (store: any StateStore, name: String)?, configuration: GuardConfiguration, clock: any GuardClock, logger: Logger

@@ -88,17 +88,11 @@ struct PolicyCommand: AsyncParsableCommand {
 
     /// The file (if any), then the flags.
     func loadConfiguration() throws -> GuardConfiguration {
-        let configuration = try CommandSupport.loadFile(self.config)
-        var flags: [(path: String, value: ConfigValue, line: Int?)] = []
-        if let dovecot = self.dovecot { flags.append(("dovecot_policy.listen", .scalar(dovecot), nil)) }
-        if !self.postfix.isEmpty { flags.append(("postfix_policy.listen", .list(self.postfix), nil)) }
-        if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
-        if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
-        let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
-        if !issues.isEmpty {
-            let names = ["dovecot_policy.listen": "--dovecot", "postfix_policy.listen": "--postfix", "events.path": "--events", "state.path": "--state"]
-            throw ValidationError(issues.map { "\(names[$0.key] ?? $0.key): \($0.message)" }.joined(separator: "\n"))
-        }
-        return merged
+        var flags: [CommandSupport.Flag] = []
+        if let dovecot = self.dovecot { flags.append(("--dovecot", "dovecot_policy.listen", .scalar(dovecot))) }
+        if !self.postfix.isEmpty { flags.append(("--postfix", "postfix_policy.listen", .list(self.postfix))) }
+        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
+        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
+        return try CommandSupport.loadConfiguration(self.config, flags: flags)
     }
 }

@@ -187,21 +187,12 @@ struct RunCommand: AsyncParsableCommand {
 
     /// The file (if any), then the flags.
     func loadConfiguration() throws -> GuardConfiguration {
-        let configuration = try CommandSupport.loadFile(self.config)
-        var flags: [(path: String, value: ConfigValue, line: Int?)] = []
-        if !self.listen.isEmpty { flags.append(("listen", .list(self.listen), nil)) }
-        if let backend = self.backend { flags.append(("backend.address", .scalar(backend), nil)) }
-        if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
-        if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
-        let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
-        if !issues.isEmpty {
-            let text = issues.map { issue in
-                let flag = ["listen": "--listen", "backend.address": "--backend", "events.path": "--events", "state.path": "--state"][issue.key] ?? issue.key
-                return "\(flag): \(issue.message)"
-            }.joined(separator: "\n")
-            throw ValidationError(text)
-        }
-        return merged
+        var flags: [CommandSupport.Flag] = []
+        if !self.listen.isEmpty { flags.append(("--listen", "listen", .list(self.listen))) }
+        if let backend = self.backend { flags.append(("--backend", "backend.address", .scalar(backend))) }
+        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
+        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
+        return try CommandSupport.loadConfiguration(self.config, flags: flags)
     }
 }
 

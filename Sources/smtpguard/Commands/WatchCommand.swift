@@ -168,14 +168,9 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     func loadConfiguration() throws -> GuardConfiguration {
-        let configuration = try CommandSupport.loadFile(self.config)
-        var flags: [(path: String, value: ConfigValue, line: Int?)] = []
-        if let events = self.events { flags.append(("events.path", .scalar(events), nil)) }
-        if let state = self.state { flags.append(("state.path", .scalar(state), nil)) }
-        let (merged, issues) = GuardConfiguration.from(values: flags, file: "command line", base: configuration)
-        if !issues.isEmpty {
-            throw ValidationError(issues.map { "\($0.key == "events.path" ? "--events" : "--state"): \($0.message)" }.joined(separator: "\n"))
-        }
-        return merged
+        var flags: [CommandSupport.Flag] = []
+        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
+        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
+        return try CommandSupport.loadConfiguration(self.config, flags: flags)
     }
 }
