@@ -41,6 +41,16 @@ public protocol StateStore: Sendable {
     /// Schema version and what is kept, changing nothing (`smtpguard db status`).
     func status(now: Timestamp) async throws -> StoreStatus
     func close() async
+
+    /// Trusted networks added by an operator (the admin API), oldest first. Those of the
+    /// configuration file are not stored: the file says them.
+    func trustedNetworks() async throws -> [TrustedNetwork]
+    /// Adds a trusted network, or replaces its comment when it is there already.
+    func addTrustedNetwork(_ entry: TrustedNetwork) async throws
+    /// Removes a trusted network; false when it was not there.
+    func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool
+    /// The newest alerts, newest first (the admin API's history across restarts).
+    func recentAlerts(limit: Int) async throws -> [Alert]
 }
 
 /// What `smtpguard db status` shows.

@@ -5,6 +5,7 @@
 // attempts are dropped first (bans and alerts are kept) and counted.
 
 import GuardCore
+import Metrics
 import Synchronization
 
 public final class StoreWriter: EventSink, Sendable {
@@ -14,6 +15,8 @@ public final class StoreWriter: EventSink, Sendable {
     private let droppedAttempts = Atomic<Int>(0)
     private let writtenEvents = Atomic<Int>(0)
     private let urgentEvents = Atomic<Bool>(false)
+    /// smtpguard_store_write_duration_seconds: one batch written.
+    private let writeTime = Metrics.Timer(label: "smtpguard_store_write_duration_seconds")
 
     public init(store: any StateStore, maxPending: Int = 1_000_000) {
         self.store = store
@@ -52,7 +55,9 @@ public final class StoreWriter: EventSink, Sendable {
         }
         guard !batch.isEmpty else { return 0 }
         do {
+            let began = ContinuousClock.now
             try await self.store.write(batch)
+            self.writeTime.record(duration: ContinuousClock.now - began)
             self.writtenEvents.add(batch.count, ordering: .relaxed)
             return batch.count
         } catch {

@@ -52,3 +52,12 @@ extension AuthAttempt {
             credential: CredentialEvidence(passwordHash: nil, isDefaultPassword: isDefault))
     }
 }
+
+extension Alert {
+    init?(time: Int, kind: String, severity: String, username: String?, client: String?, message: String) {
+        guard let kind = Alert.Kind(rawValue: kind), let severity = Alert.Severity(rawValue: severity) else { return nil }
+        self.init(
+            kind: kind, severity: severity, time: Timestamp(milliseconds: time), username: username ?? "", client: client.flatMap { IPAddress($0) },
+            message: message)
+    }
+}

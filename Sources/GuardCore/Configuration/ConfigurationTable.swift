@@ -213,6 +213,44 @@ extension GuardConfiguration {
                 \.firewall.banlistListen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8026)" }),
 
             .string(
+                "admin.listen", "HOST:PORT of the admin API, /metrics and the dashboard (keep it on loopback or a management network); empty: off.",
+                \.admin.listen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8025)" }),
+            .string(
+                "admin.token",
+                "The bearer token every admin request needs. A secret: never logged. Empty: read from admin.token_file, which is created with a new random token on first run.",
+                \.admin.token, validate: { $0.isEmpty || ($0.count >= 16 && !$0.contains(" ")) ? nil : "must be at least 16 characters without spaces" }),
+            .string(
+                "admin.token_file", "File holding the admin token (mode 0600); empty: smtpguard-admin.token beside state.path.", \.admin.tokenFile),
+            .int("admin.max_body_size", "Largest JSON request body in bytes.", \.admin.maxBodySize, 1024...16_777_216),
+            .int("admin.event_buffer", "Recent events kept in memory for GET /api/events and the dashboard.", \.admin.eventBuffer, 100...1_000_000),
+
+            .bool("alerts.syslog", "Also send alerts to the system log (facility mail), folded into digests like webhooks.", \.alerts.syslog),
+            .string("alerts.syslog_socket", "The system log's socket.", \.alerts.syslogSocket),
+            ConfigurationKey(
+                path: "alerts.webhooks", help: "URLs (http:// or https://) that get each alert, or digest, as a JSON POST signed with alerts.webhook_secret.",
+                render: { yamlList($0.alerts.webhooks) },
+                apply: { config, value in
+                    let urls = try ConfigurationKey.list(value)
+                    for (index, url) in urls.enumerated() where HTTPURL(url) == nil {
+                        throw ConfigValueError("item \(index + 1): \"\(url)\" is not an http:// or https:// URL with a host")
+                    }
+                    config.alerts.webhooks = urls
+                }, isList: true),
+            .string(
+                "alerts.webhook_secret",
+                "Key of the HMAC-SHA256 signature in each webhook's X-SMTPGuard-Signature header (see README). A secret: never logged.",
+                \.alerts.webhookSecret),
+            .duration("alerts.webhook_timeout", "How long one webhook delivery may take.", \.alerts.webhookTimeout, min: .milliseconds(100), max: .seconds(120)),
+            .int("alerts.webhook_retries", "Further tries after a failed delivery (waiting 1 s, 2 s, 4 s … up to a minute).", \.alerts.webhookRetries, 0...20),
+            .duration(
+                "alerts.digest_interval",
+                "The first alert of a kind goes out at once; more of that kind within this interval are folded into one digest at its end (syslog and webhooks). 0: each on its own.",
+                \.alerts.digestInterval, min: .zero, max: .seconds(86_400)),
+            .int(
+                "alerts.volume_threshold", "Failed logins per minute, over all clients, that raise an attack_volume alert; 0: never.",
+                \.policy.alertVolumeThreshold, 0...100_000_000),
+
+            .string(
                 "dovecot_policy.listen", "HOST:PORT of the HTTP endpoint for Dovecot's auth_policy_server_url (`smtpguard policy`, or beside `run` and `watch`); empty: off.",
                 \.dovecotPolicy.listen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8025)" }),
             .string(
@@ -319,6 +357,9 @@ extension GuardConfiguration {
         }
         if !self.dovecotPolicy.listen.isEmpty && self.dovecotPolicy.apiKey == nil && self.dovecotPolicy.basicAuth.isEmpty {
             problems.append(("dovecot_policy.listen", "the endpoint must be protected: set dovecot_policy.api_header or dovecot_policy.basic_auth (and the same in Dovecot)"))
+        }
+        if !self.alerts.webhooks.isEmpty && self.alerts.webhookSecret.count < 16 {
+            problems.append(("alerts.webhook_secret", "webhooks are configured: set a secret of at least 16 characters, so that receivers can check the signature"))
         }
         let groups = Set(self.policy.sending.groups.map(\.name))
         for override in self.policy.sending.overrides {

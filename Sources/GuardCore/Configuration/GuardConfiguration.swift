@@ -14,6 +14,8 @@ public struct GuardConfiguration: Sendable, Equatable {
     public var firewall = FirewallConfiguration()
     public var dovecotPolicy = DovecotPolicyConfiguration()
     public var postfixPolicy = PostfixPolicyConfiguration()
+    public var admin = AdminConfiguration()
+    public var alerts = AlertsConfiguration()
 
     public init() {}
 }
@@ -206,6 +208,9 @@ public struct GuardPolicy: Sendable, Equatable {
     public var bans = Bans()
     /// A success from a client or network with this many recent failures raises an alert.
     public var compromiseAfterFailures = 5
+    /// Failed logins per minute, over all clients, that raise an `attack_volume` alert (once a
+    /// minute while it lasts); 0: never.
+    public var alertVolumeThreshold = 300
     /// What authenticated users may send (proxy and Postfix policy).
     public var sending = SendingPolicy()
 

@@ -91,3 +91,19 @@ public struct SHA256 {
 extension UInt32 {
     @inline(__always) fileprivate func rotatedRight(_ n: UInt32) -> UInt32 { (self >> n) | (self << (32 - n)) }
 }
+
+/// HMAC-SHA256 (RFC 2104): the signature on webhook deliveries.
+public enum HMACSHA256 {
+    public static func authenticationCode(key: some Sequence<UInt8>, message: some Sequence<UInt8>) -> [UInt8] {
+        var block = Array(key)
+        if block.count > 64 { block = SHA256.hash(block) }
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        var inner = SHA256()
+        inner.update(block.map { $0 ^ 0x36 })
+        inner.update(message)
+        var outer = SHA256()
+        outer.update(block.map { $0 ^ 0x5c })
+        outer.update(inner.finalize())
+        return outer.finalize()
+    }
+}

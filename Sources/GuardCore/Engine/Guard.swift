@@ -60,7 +60,13 @@ public final class Guard: Sendable {
         return self.engine.withLock { $0.connectionBan(for: address, now: now) }
     }
 
-    public func isTrusted(_ address: IPAddress) -> Bool { self.policy.trustedNetworks.contains(address) }
+    public func isTrusted(_ address: IPAddress) -> Bool { self.engine.withLock { $0.isTrusted(address) } }
+
+    /// Networks an operator trusted at run time (the admin API), besides the configured ones:
+    /// from now on they are never banned, tarpitted or locked out.
+    public func setAddedTrustedNetworks(_ networks: [IPNetwork]) {
+        self.engine.withLock { $0.addedTrustedNetworks = NetworkList(networks) }
+    }
 
     /// The key a client is counted under (IPv6 grouped by its configured prefix).
     public func clientKey(_ address: IPAddress) -> IPAddress { self.policy.clientKey(address) }

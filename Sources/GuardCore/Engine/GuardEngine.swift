@@ -26,6 +26,9 @@ public struct GuardEngine {
     /// Active bans. Never evicted: they leave only by expiring or being lifted.
     private var bans: [BanKey: Ban] = [:]
     private var random: SplitMix64
+    /// Failures in the current minute over all clients (for the attack_volume alert).
+    private var volumeMinute: UInt32 = 0
+    private var volumeCount = 0
 
     public init(policy: GuardPolicy, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         self.policy = policy
@@ -79,8 +82,11 @@ public struct GuardEngine {
     /// The network prefix a client address belongs to.
     public func prefixKey(_ address: IPAddress) -> IPNetwork { self.policy.prefixKey(address) }
 
+    /// Networks an operator trusted at run time (the admin API), besides the configured ones.
+    public var addedTrustedNetworks = NetworkList([])
+
     public func isTrusted(_ address: IPAddress) -> Bool {
-        self.policy.trustedNetworks.contains(address)
+        self.policy.trustedNetworks.contains(address) || self.addedTrustedNetworks.contains(address)
     }
 
     // MARK: - Deciding
@@ -208,6 +214,24 @@ public struct GuardEngine {
         return min(tarpit.max, .milliseconds(Int64(min(seconds, 1e9) * 1000)))
     }
 
+    /// Counts a failure towards the attack volume; at `alerts.volume_threshold` failures
+    /// within a minute, an alert (once in that minute).
+    private mutating func noteVolume(at now: Timestamp, into decision: inout Decision) {
+        let seconds = now.seconds
+        let threshold = self.policy.alertVolumeThreshold
+        guard threshold > 0 else { return }
+        if seconds / 60 != self.volumeMinute {
+            self.volumeMinute = seconds / 60
+            self.volumeCount = 0
+        }
+        self.volumeCount += 1
+        guard self.volumeCount == threshold else { return }
+        decision.alerts.append(
+            Alert(
+                kind: .attackVolume, severity: .warning, time: now, username: "", client: nil,
+                message: "attack volume: \(threshold) failed logins within a minute over all clients (alerts.volume_threshold)"))
+    }
+
     /// Counts a failure (reported by a source, or refused here) and issues what it earns.
     private mutating func recordFailure(_ attempt: AuthAttempt, locallyRefused: [Reason], countUsername: Bool = true) -> Decision {
         var decision = Decision(verdict: .refuse, reasons: locallyRefused)
@@ -217,6 +241,7 @@ public struct GuardEngine {
         }
         let now = attempt.time
         let seconds = now.seconds
+        self.noteVolume(at: now, into: &decision)
         let user = self.normalize(attempt.username)
         let userHash = fnv1a(user.utf8)
         let client = self.clientKey(attempt.client)

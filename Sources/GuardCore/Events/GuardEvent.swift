@@ -89,11 +89,7 @@ public enum GuardEvent: Sendable, Hashable {
         case .alert(let alert):
             json.string("time", alert.time.iso8601)
             json.string("event", "alert")
-            json.string("kind", alert.kind.rawValue)
-            json.string("severity", alert.severity.rawValue)
-            json.string("username", alert.username)
-            if let client = alert.client { json.string("client_ip", client.description) }
-            json.string("message", alert.message)
+            alert.writeFields(into: &json)
         case .sending(let record):
             let request = record.request
             json.string("time", request.time.iso8601)
@@ -122,6 +118,17 @@ public enum GuardEvent: Sendable, Hashable {
         json.string("until", ban.until.iso8601)
         json.int("duration_s", Int(ban.duration.wholeSeconds))
         json.int("offense", ban.offense)
+    }
+}
+
+extension Alert {
+    /// The alert's own fields (kind, severity, username, client_ip, message).
+    public func writeFields(into json: inout JSONObjectWriter) {
+        json.string("kind", self.kind.rawValue)
+        json.string("severity", self.severity.rawValue)
+        json.string("username", self.username)
+        if let client = self.client { json.string("client_ip", client.description) }
+        json.string("message", self.message)
     }
 }
 
@@ -173,6 +180,12 @@ public struct JSONObjectWriter {
             Self.appendQuoted(value, to: &self.out)
         }
         self.out += "]"
+    }
+
+    /// A value that is already JSON (an object or array another writer made).
+    public mutating func raw(_ name: String, _ json: String) {
+        self.key(name)
+        self.out += json
     }
 
     public mutating func finish() -> String {

@@ -86,6 +86,8 @@ public struct Alert: Sendable, Hashable {
         case weakCredentialAccepted = "weak_credential_accepted"
         case possibleCompromise = "possible_compromise"
         case distributedAttack = "distributed_attack"
+        /// Failed logins across all clients over `alerts.volume_threshold` per minute.
+        case attackVolume = "attack_volume"
     }
 
     public enum Severity: String, Sendable, Hashable {

@@ -22,6 +22,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         Timestamp(nanoseconds: lhs.nanoseconds &+ rhs.nanosecondsClamped)
     }
 
+    public static func - (lhs: Timestamp, rhs: Duration) -> Timestamp {
+        Timestamp(nanoseconds: lhs.nanoseconds &- rhs.nanosecondsClamped)
+    }
+
     public static func - (lhs: Timestamp, rhs: Timestamp) -> Duration {
         .nanoseconds(lhs.nanoseconds &- rhs.nanoseconds)
     }
@@ -51,6 +55,63 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     public var description: String { self.iso8601 }
+
+    /// Seconds since 1970 for a UTC civil time (days-from-civil).
+    public static func epochSeconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Int64? {
+        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+    }
+
+    /// Reads RFC 3339: `2026-11-23T14:05:09Z`, with optional fractions of a second and an
+    /// offset (`+01:00`) in place of Z.
+    public init?(iso8601 text: String) {
+        let b = Array(text.utf8)
+        func number(_ at: Int, _ count: Int) -> Int? {
+            guard at + count <= b.count else { return nil }
+            var value = 0
+            for byte in b[at..<(at + count)] {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58, b[16] == 58,
+            let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2), let minute = number(14, 2),
+            let second = number(17, 2), let seconds = Timestamp.epochSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+        else { return nil }
+        var index = 19
+        var nanos: Int64 = 0
+        if index < b.count && b[index] == 46 {
+            index += 1
+            var scale: Int64 = 100_000_000
+            let start = index
+            while index < b.count, b[index] >= 48 && b[index] <= 57 {
+                nanos += Int64(b[index] - 48) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        var offset: Int64 = 0
+        guard index < b.count else { return nil }
+        if b[index] == 90 || b[index] == 122 {
+            index += 1
+        } else if b[index] == 43 || b[index] == 45, b.count == index + 6, b[index + 3] == 58, let h = number(index + 1, 2), let m = number(index + 4, 2) {
+            offset = Int64(h * 3600 + m * 60) * (b[index] == 43 ? 1 : -1)
+            index += 6
+        } else {
+            return nil
+        }
+        guard index == b.count else { return nil }
+        self.init(nanoseconds: (seconds - offset) * 1_000_000_000 + nanos)
+    }
 }
 
 extension Duration {

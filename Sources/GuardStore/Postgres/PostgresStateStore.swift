@@ -45,7 +45,10 @@ public final class PostgresStateStore: StateStore {
               guard_id TEXT NOT NULL)
             """,
             "CREATE INDEX alerts_time ON alerts (time_ms)",
-        ]
+        ],
+        [
+            "CREATE TABLE trusted_networks (network TEXT PRIMARY KEY, comment TEXT NOT NULL, added_ms BIGINT NOT NULL, guard_id TEXT NOT NULL)"
+        ],
     ]
 
     /// Parses `postgres://user[:password]@host[:port]/database` (a password may also come
@@ -337,6 +340,48 @@ public final class PostgresStateStore: StateStore {
             _ = try await connection.query("DELETE FROM attempts WHERE time_ms < \(before.milliseconds)", logger: self.logger)
             _ = try await connection.query("DELETE FROM alerts WHERE time_ms < \(before.milliseconds)", logger: self.logger)
             _ = try await connection.query("DELETE FROM bans WHERE until_ms < \(before.milliseconds)", logger: self.logger)
+        }
+    }
+
+    public func trustedNetworks() async throws -> [TrustedNetwork] {
+        try await self.use { connection in
+            var entries: [TrustedNetwork] = []
+            let rows = try await connection.query("SELECT network, comment, added_ms FROM trusted_networks ORDER BY added_ms, network", logger: self.logger)
+            for try await (text, comment, added) in rows.decode((String, String, Int).self) {
+                if let network = IPNetwork(text) { entries.append(TrustedNetwork(network: network, comment: comment, added: Timestamp(milliseconds: added))) }
+            }
+            return entries
+        }
+    }
+
+    public func addTrustedNetwork(_ entry: TrustedNetwork) async throws {
+        try await self.use { connection in
+            _ = try await connection.query(
+                """
+                INSERT INTO trusted_networks VALUES (\(entry.network.description), \(entry.comment), \(entry.added.milliseconds), \(self.guardID))
+                ON CONFLICT (network) DO UPDATE SET comment = excluded.comment
+                """, logger: self.logger)
+        }
+    }
+
+    public func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool {
+        try await self.use { connection in
+            var removed = false
+            let rows = try await connection.query("DELETE FROM trusted_networks WHERE network = \(network.description) RETURNING network", logger: self.logger)
+            for try await _ in rows.decode(String.self) { removed = true }
+            return removed
+        }
+    }
+
+    public func recentAlerts(limit: Int) async throws -> [Alert] {
+        try await self.use { connection in
+            var alerts: [Alert] = []
+            let rows = try await connection.query(
+                "SELECT time_ms, kind, severity, username, client, message FROM alerts ORDER BY time_ms DESC LIMIT \(limit)", logger: self.logger)
+            for try await (time, kind, severity, username, client, message) in rows.decode((Int, String, String, String?, String?, String).self) {
+                if let alert = Alert(time: time, kind: kind, severity: severity, username: username, client: client, message: message) { alerts.append(alert) }
+            }
+            return alerts
         }
     }
 

@@ -36,7 +36,10 @@ public final class SQLiteStateStore: StateStore {
               client TEXT, message TEXT NOT NULL)
             """,
             "CREATE INDEX alerts_time ON alerts (time_ms)",
-        ]
+        ],
+        [
+            "CREATE TABLE trusted_networks (network TEXT PRIMARY KEY, comment TEXT NOT NULL, added_ms INTEGER NOT NULL)"
+        ],
     ]
 
     private init(path: String, connection: SQLiteConnection) {
@@ -262,5 +265,54 @@ public final class SQLiteStateStore: StateStore {
 
     public func close() async {
         try? await self.connection.close()
+    }
+
+    public func trustedNetworks() async throws -> [TrustedNetwork] {
+        do {
+            return try await self.connection.query("SELECT network, comment, added_ms FROM trusted_networks ORDER BY added_ms, network", []).compactMap { row in
+                guard let text = row.column("network")?.string, let network = IPNetwork(text), let added = row.column("added_ms")?.integer else { return nil }
+                return TrustedNetwork(network: network, comment: row.column("comment")?.string ?? "", added: Timestamp(milliseconds: added))
+            }
+        } catch {
+            throw StoreError("state file \(self.path): cannot read the trusted networks: \(Self.explain(error))")
+        }
+    }
+
+    public func addTrustedNetwork(_ entry: TrustedNetwork) async throws {
+        do {
+            _ = try await self.connection.query(
+                "INSERT INTO trusted_networks VALUES (?1, ?2, ?3) ON CONFLICT (network) DO UPDATE SET comment = excluded.comment",
+                [.text(entry.network.description), .text(entry.comment), .integer(entry.added.milliseconds)])
+        } catch {
+            throw StoreError("state file \(self.path): cannot add a trusted network: \(Self.explain(error))")
+        }
+    }
+
+    public func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool {
+        do {
+            let found = try await self.connection.query("SELECT 1 AS one FROM trusted_networks WHERE network = ?1", [.text(network.description)])
+            guard !found.isEmpty else { return false }
+            _ = try await self.connection.query("DELETE FROM trusted_networks WHERE network = ?1", [.text(network.description)])
+            return true
+        } catch {
+            throw StoreError("state file \(self.path): cannot remove a trusted network: \(Self.explain(error))")
+        }
+    }
+
+    public func recentAlerts(limit: Int) async throws -> [Alert] {
+        do {
+            return try await self.connection.query(
+                "SELECT time_ms, kind, severity, username, client, message FROM alerts ORDER BY time_ms DESC LIMIT ?1", [.integer(limit)]
+            ).compactMap { row in
+                guard let time = row.column("time_ms")?.integer, let kind = row.column("kind")?.string, let severity = row.column("severity")?.string,
+                    let message = row.column("message")?.string
+                else { return nil }
+                return Alert(
+                    time: time, kind: kind, severity: severity, username: row.column("username")?.string, client: row.column("client")?.string,
+                    message: message)
+            }
+        } catch {
+            throw StoreError("state file \(self.path): cannot read the alerts: \(Self.explain(error))")
+        }
     }
 }

@@ -60,17 +60,9 @@ public enum LineTime {
         return Timestamp(seconds: seconds)
     }
 
-    /// Seconds since 1970 for a UTC civil time (days-from-civil).
+    /// Seconds since 1970 for a UTC civil time.
     public static func epochSeconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Int64? {
-        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+        Timestamp.epochSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
     }
 
     /// The civil (year, month) of a time, UTC.

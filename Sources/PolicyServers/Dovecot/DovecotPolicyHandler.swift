@@ -9,6 +9,7 @@
 import Foundation
 import GuardCore
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 
@@ -28,10 +29,10 @@ public struct PolicyCredentials: Sendable {
     func admits(_ headers: HTTPHeaders) -> Bool {
         if self.apiKey == nil && self.basic == nil { return false }
         if let apiKey = self.apiKey {
-            guard let value = headers.first(name: apiKey.name), HTTPResponder.constantTimeEqual(Array(value.utf8), apiKey.value) else { return false }
+            guard let value = headers.first(name: apiKey.name), constantTimeEqual(Array(value.utf8), apiKey.value) else { return false }
         }
         if let basic = self.basic {
-            guard let value = headers.first(name: "authorization"), HTTPResponder.constantTimeEqual(Array(value.utf8), basic) else { return false }
+            guard let value = headers.first(name: "authorization"), constantTimeEqual(Array(value.utf8), basic) else { return false }
         }
         return true
     }
@@ -45,12 +46,15 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
     private let credentials: PolicyCredentials
     private let maxBodySize: Int
     private let logger: Logger
+    /// smtpguard_policy_request_duration_seconds{server="dovecot"}: from a complete request to its answer.
+    private let latency: Metrics.Timer?
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     private var tooLarge = false
     private var peer = "-"
 
-    init(policy: DovecotPolicy, credentials: PolicyCredentials, maxBodySize: Int, logger: Logger) {
+    init(policy: DovecotPolicy, credentials: PolicyCredentials, maxBodySize: Int, logger: Logger, latency: Metrics.Timer? = nil) {
+        self.latency = latency
         self.policy = policy
         self.credentials = credentials
         self.maxBodySize = maxBodySize
@@ -96,6 +100,7 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
     }
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let began = ContinuousClock.now
         guard self.credentials.admits(head.headers) else {
             self.refuse(context: context, head: head, .unauthorized, "missing or wrong credentials (API key header or basic auth)")
             return
@@ -134,6 +139,7 @@ final class DovecotPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
                 "dovecot policy: \(command) \(request.login.logSafe) from \(request.remote)\(request.success.map { $0 ? " (success)" : " (failure)" } ?? ""): status \(answer.status)")
         }
         HTTPResponder.respond(context: context, request: head, status: .ok, body: answer.json)
+        self.latency?.record(duration: ContinuousClock.now - began)
     }
 
     static func queryValue(_ name: String, in query: Substring) -> String? {

@@ -30,16 +30,4 @@ public enum HTTPResponder {
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
     }
-
-    /// Compares two secrets in time that depends only on their lengths.
-    public static func constantTimeEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
-        var difference: UInt8 = a.count == b.count ? 0 : 1
-        var ai = a.makeIterator()
-        var bi = b.makeIterator()
-        while let x = ai.next() {
-            let y = bi.next() ?? 0
-            difference |= x ^ y
-        }
-        return difference == 0
-    }
 }

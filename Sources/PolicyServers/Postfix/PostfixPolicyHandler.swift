@@ -4,6 +4,7 @@
 
 import GuardCore
 import Logging
+import Metrics
 import NIOCore
 
 final class PostfixPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  // used on its channel's event loop only
@@ -15,9 +16,12 @@ final class PostfixPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
     private var decoder: PostfixPolicyDecoder
     private var pending: ByteBuffer?
     private let logger: Logger
+    /// smtpguard_policy_request_duration_seconds{server="postfix"}: the time to decide an answer.
+    private let latency: Metrics.Timer?
     private var peer = "-"
 
-    init(maxRequestSize: Int, logger: Logger, answer: @escaping @Sendable (PostfixPolicyRequest) -> String) {
+    init(maxRequestSize: Int, logger: Logger, latency: Metrics.Timer? = nil, answer: @escaping @Sendable (PostfixPolicyRequest) -> String) {
+        self.latency = latency
         self.decoder = PostfixPolicyDecoder(maxRequestSize: maxRequestSize)
         self.logger = logger
         self.answer = answer
@@ -49,7 +53,9 @@ final class PostfixPolicyHandler: ChannelInboundHandler, @unchecked Sendable {  
             if let request {
                 if out == nil { out = context.channel.allocator.buffer(capacity: 64) }
                 out!.writeString("action=")
+                let began = ContinuousClock.now
                 out!.writeString(self.answer(request))
+                self.latency?.record(duration: ContinuousClock.now - began)
                 out!.writeString("\n\n")
             }
         }

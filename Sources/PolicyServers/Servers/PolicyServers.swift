@@ -3,6 +3,7 @@
 
 import GuardCore
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -41,6 +42,7 @@ public struct DovecotPolicyService: Service {
 
     public func run() async throws {
         let credentials = PolicyCredentials(self.configuration)
+        let latency = Metrics.Timer(label: "smtpguard_policy_request_duration_seconds", dimensions: [("server", "dovecot")])
         let (policy, logger, maxBody) = (self.policy, self.logger, self.configuration.maxBodySize)
         let channel: any Channel
         do {
@@ -52,7 +54,7 @@ public struct DovecotPolicyService: Service {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
-                            DovecotPolicyHandler(policy: policy, credentials: credentials, maxBodySize: maxBody, logger: logger))
+                            DovecotPolicyHandler(policy: policy, credentials: credentials, maxBodySize: maxBody, logger: logger, latency: latency))
                     }
                 }
                 .bind(host: self.address.host, port: self.address.port).get()
@@ -99,13 +101,14 @@ public struct PostfixPolicyService: Service {
     public func run() async throws {
         let (answer, logger, maxSize) = (self.answer, self.logger, self.configuration.maxRequestSize)
         let idle = TimeAmount.nanoseconds(self.configuration.idleTimeout.nanosecondsClamped)
+        let latency = Metrics.Timer(label: "smtpguard_policy_request_duration_seconds", dimensions: [("server", "postfix")])
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                    try channel.pipeline.syncOperations.addHandler(PostfixPolicyHandler(maxRequestSize: maxSize, logger: logger, answer: answer))
+                    try channel.pipeline.syncOperations.addHandler(PostfixPolicyHandler(maxRequestSize: maxSize, logger: logger, latency: latency, answer: answer))
                 }
             }
         var channels: [any Channel] = []

@@ -6,6 +6,7 @@
 
 import GuardCore
 import Logging
+import Metrics
 import NIOCore
 import NIOTLS
 import NIOPosix
@@ -26,6 +27,8 @@ public struct ProxyContext: Sendable {
     public var tls: TLSContextStore?
     /// TLS to the backend (STARTTLS or implicit); nil: plain.
     public var backendTLS: BackendTLS?
+    /// smtpguard_backend_errors_total: sessions ended by trouble with the backend.
+    public var backendErrors = Counter(label: "smtpguard_backend_errors_total")
 
     public init(
         configuration: ProxyConfiguration, session: SessionConfiguration, guardEngine: Guard, events: any EventSink,
@@ -514,7 +517,10 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             switch level {
             case .info: self.logger.info("\(message)")
             case .warning: self.logger.warning("\(message)")
-            case .error: self.logger.error("\(message)", metadata: ["backend": .string(self.shared.configuration.backend.description)])
+            case .error:
+                // Session-ending trouble is always the backend's (see backendTrouble in the machine).
+                self.shared.backendErrors.increment()
+                self.logger.error("\(message)", metadata: ["backend": .string(self.shared.configuration.backend.description)])
             case .critical: self.logger.critical("\(message)")
             }
         }

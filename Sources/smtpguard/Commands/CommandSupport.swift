@@ -1,6 +1,7 @@
 // What `run` and `watch` (and `replay`) do alike at start: logging at the chosen level, the
 // configuration file, the event log.
 
+import AdminServer
 import ArgumentParser
 import GuardCore
 import GuardStore
@@ -49,16 +50,39 @@ enum CommandSupport {
         return merged
     }
 
-    /// Rebuilds the engine from the state; a state that cannot be read is closed and stops the start.
+    /// Rebuilds the engine (and the admin statistics) from the state; a state that cannot be
+    /// read is closed and stops the start.
     static func restore(
-        _ guardEngine: Guard, from store: (store: any StateStore, name: String)?, configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
+        _ guardEngine: Guard, from store: (store: any StateStore, name: String)?, configuration: GuardConfiguration, admin: AdminComponents,
+        clock: any GuardClock, logger: Logger
     ) async throws {
         guard let store else { return }
         do {
-            try await RunCommand.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+            let state = try await RunCommand.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+            await admin.absorb(attempts: state.attempts, store: store.store, logger: logger)
         } catch {
             await store.store.close()
             throw error
+        }
+    }
+
+    /// The process's metrics registry (swift-metrics bootstrapped into it on first use).
+    static let metrics: MetricsRegistry = {
+        let registry = MetricsRegistry()
+        registry.bootstrapSystem()
+        return registry
+    }()
+
+    /// The admin server and alert delivery; a problem (the token file, the trusted networks
+    /// in the state) closes the state and stops the start.
+    static func adminServices(
+        _ admin: AdminComponents, guardEngine: Guard, store: (store: any StateStore, name: String)?, logger: Logger
+    ) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        do {
+            return try await admin.services(guardEngine: guardEngine, store: store?.store, logger: logger)
+        } catch {
+            await store?.store.close()
+            throw StartupError("\(error)")
         }
     }
 
@@ -83,17 +107,19 @@ enum CommandSupport {
     }
 
     /// The engine, and the sink every source records into: the operator's log, then the event
-    /// log, the state (through the returned writer) and any `extra` sink.
+    /// log, the state (through the returned writer), any `extra` sink, and the admin side
+    /// (metrics, the API's feed and statistics, alert delivery).
     static func makeGuard(
         _ configuration: GuardConfiguration, eventLog: EventLogWriter?, store: (store: any StateStore, name: String)?, extra: [any EventSink] = [],
         clock: any GuardClock, logger: Logger
-    ) -> (guardEngine: Guard, sink: any EventSink, writer: StoreWriter?) {
+    ) -> (guardEngine: Guard, sink: any EventSink, writer: StoreWriter?, admin: AdminComponents) {
         let writer = store.map { StoreWriter(store: $0.store) }
+        let admin = AdminComponents(configuration: configuration, registry: self.metrics, clock: clock, logger: logger)
         var sinks: [any EventSink] = []
         if let eventLog { sinks.append(eventLog) }
         if let writer { sinks.append(writer) }
-        let sink = LoggingEventSink(next: FanOutEventSink(sinks + extra), logger: logger)
-        return (Guard(policy: configuration.policy, clock: clock, events: sink), sink, writer)
+        let sink = LoggingEventSink(next: FanOutEventSink(sinks + extra + admin.sinks), logger: logger)
+        return (Guard(policy: configuration.policy, clock: clock, events: sink), sink, writer, admin)
     }
 
     /// The event log of `events.path`, or nil when it is off.

@@ -53,11 +53,12 @@ struct PolicyCommand: AsyncParsableCommand {
         defer { eventSink?.flush() }
         let clock = SystemClock()
         let store = try await RunCommand.openStore(configuration, logger: logger)
-        let (guardEngine, sink, writer) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
-        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+        let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
+        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
+        let adminServices = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        var services = CommandSupport.stateServices(
+        var services = adminServices + CommandSupport.stateServices(
             eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
             logger: logger)
         do {

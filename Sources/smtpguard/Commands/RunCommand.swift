@@ -55,8 +55,9 @@ struct RunCommand: AsyncParsableCommand {
         // Everything that can stop the start comes before the state file is opened, or closes it.
         let (tlsStore, backendTLS) = try Self.loadTLS(configuration.proxy, logger: logger)
         let store = try await Self.openStore(configuration, logger: logger)
-        let (guardEngine, sink, writer) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
-        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+        let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
+        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
+        let adminServices = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
         let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
         let proxyContext = ProxyContext(
             configuration: configuration.proxy,
@@ -76,7 +77,7 @@ struct RunCommand: AsyncParsableCommand {
             configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: services + policyServices + [
+                services: services + policyServices + adminServices + [
                     .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -131,9 +132,10 @@ struct RunCommand: AsyncParsableCommand {
     /// This process among the guards of a cluster: host name and process id.
     static let guardID = "\(ProxyConfiguration().effectiveHostname):\(getpid())"
 
+    @discardableResult
     static func restore(
         _ guardEngine: Guard, from opened: (store: any StateStore, name: String), configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
-    ) async throws {
+    ) async throws -> StoredState {
         let store = opened.store
         let began = ContinuousClock.now
         let now = clock.now()
@@ -153,6 +155,7 @@ struct RunCommand: AsyncParsableCommand {
                 "state": .string(opened.name), "bans": .string("\(state.bans.count)"), "attempts": .string("\(state.attempts.count)"),
                 "took": .string((ContinuousClock.now - began).compactText),
             ])
+        return state
     }
 
     /// The guard's certificate and the backend TLS context; a file that cannot be used stops

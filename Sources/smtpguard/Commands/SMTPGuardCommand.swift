@@ -1,10 +1,11 @@
 // The `smtpguard` command line.
 
 import ArgumentParser
+import GuardCore
 
 @main
 struct SMTPGuardCommand: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = SMTPGuardVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "smtpguard",

@@ -79,12 +79,13 @@ struct WatchCommand: AsyncParsableCommand {
         let clock = SystemClock()
         let store = try await RunCommand.openStore(configuration, logger: logger)
         let firewallQueue = FirewallQueue()
-        let (guardEngine, sink, writer) = CommandSupport.makeGuard(
+        let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(
             configuration, eventLog: eventSink, store: store, extra: configuration.firewall.backend != .none ? [firewallQueue] : [], clock: clock, logger: logger)
-        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, clock: clock, logger: logger)
+        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
+        let adminServices = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
         let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var services = CommandSupport.stateServices(
+        var services = adminServices + CommandSupport.stateServices(
             eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
             logger: logger)
         if configuration.firewall.backend != .none {

@@ -1,0 +1,76 @@
+// Trusted networks: those of the configuration file (read-only here) and those an operator
+// added through the API, which are kept in the state (so they outlive a restart, and on
+// PostgreSQL every guard sees them at its next start) and handed to the engine at once.
+
+import GuardCore
+import GuardStore
+
+public actor TrustedNetworkBook {
+    public enum Origin: String, Sendable {
+        case configuration
+        case api
+    }
+
+    public struct Entry: Sendable, Equatable {
+        public var network: IPNetwork
+        public var origin: Origin
+        public var comment: String
+        public var added: Timestamp?
+    }
+
+    public enum Removal: Sendable, Equatable {
+        case removed
+        case notFound
+        /// It is in the configuration file: only editing the file removes it.
+        case configured
+    }
+
+    let configured: [IPNetwork]
+    let store: (any StateStore)?
+    let guardEngine: Guard
+    private var added: [TrustedNetwork] = []
+
+    public init(configured: [IPNetwork], store: (any StateStore)?, guardEngine: Guard) {
+        self.configured = configured
+        self.store = store
+        self.guardEngine = guardEngine
+    }
+
+    /// Reads the added networks from the state and gives them to the engine (at start).
+    public func load() async throws {
+        guard let store else { return }
+        self.added = try await store.trustedNetworks()
+        self.apply()
+    }
+
+    public func entries() -> [Entry] {
+        self.configured.map { Entry(network: $0, origin: .configuration, comment: "", added: nil) }
+            + self.added.map { Entry(network: $0.network, origin: .api, comment: $0.comment, added: $0.added) }
+    }
+
+    /// Adds (or re-comments) a network: stored first, then trusted by the engine.
+    public func add(_ network: IPNetwork, comment: String, now: Timestamp) async throws -> Entry {
+        if self.configured.contains(network) {
+            return Entry(network: network, origin: .configuration, comment: "", added: nil)
+        }
+        let entry = TrustedNetwork(network: network, comment: comment, added: self.added.first { $0.network == network }?.added ?? now)
+        try await self.store?.addTrustedNetwork(entry)
+        self.added.removeAll { $0.network == network }
+        self.added.append(entry)
+        self.apply()
+        return Entry(network: network, origin: .api, comment: comment, added: entry.added)
+    }
+
+    public func remove(_ network: IPNetwork) async throws -> Removal {
+        if self.configured.contains(network) { return .configured }
+        guard self.added.contains(where: { $0.network == network }) else { return .notFound }
+        _ = try await self.store?.removeTrustedNetwork(network)
+        self.added.removeAll { $0.network == network }
+        self.apply()
+        return .removed
+    }
+
+    private func apply() {
+        self.guardEngine.setAddedTrustedNetworks(self.added.map(\.network))
+    }
+}
