@@ -104,7 +104,7 @@ public enum HTTPClient {
 
     static func explain(_ error: any Error) -> String {
         let text = "\(error)"
-        if text.contains("connection refused") || text.contains("Connection refused") { return "connection refused: is it running?" }
+        if text.contains("connection refused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("connectTimeout") || text.contains("timed out") { return "timed out" }
         return text
     }

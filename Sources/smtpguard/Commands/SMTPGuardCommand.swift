@@ -19,6 +19,9 @@ struct SMTPGuardCommand: AsyncParsableCommand {
             and `smtpguard config defaults` for every setting.
             """,
         version: version,
-        subcommands: [RunCommand.self, WatchCommand.self, PolicyCommand.self, ReplayCommand.self, ConfigCommand.self, DatabaseCommand.self]
+        subcommands: [
+            RunCommand.self, WatchCommand.self, PolicyCommand.self, BansCommand.self, EventsCommand.self, StatsCommand.self, TrustedCommand.self,
+            ReplayCommand.self, ConfigCommand.self, DatabaseCommand.self,
+        ]
     )
 }
