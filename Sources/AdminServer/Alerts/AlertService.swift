@@ -36,12 +36,14 @@ public final class AlertService: Service, EventSink, Sendable {
 
     public init(
         configuration: AlertsConfiguration, clock: any GuardClock, logger: Logger, tickInterval: Duration = .seconds(1),
-        factory: any MetricsFactory = MetricsSystem.factory
+        backoffUnit: Duration = .seconds(1), factory: any MetricsFactory = MetricsSystem.factory
     ) {
         self.folder = Mutex(AlertFolder(interval: configuration.digestInterval))
         self.syslog = configuration.syslog ? SyslogWriter(socketPath: configuration.syslogSocket) : nil
         self.webhooks = configuration.webhooks.compactMap { HTTPURL($0) }.map {
-            WebhookSender(url: $0, secret: configuration.webhookSecret, timeout: configuration.webhookTimeout, retries: configuration.webhookRetries)
+            var sender = WebhookSender(url: $0, secret: configuration.webhookSecret, timeout: configuration.webhookTimeout, retries: configuration.webhookRetries)
+            sender.backoffUnit = backoffUnit
+            return sender
         }
         self.clock = clock
         self.logger = logger
