@@ -38,6 +38,8 @@ printf '%s\n' "$LAB_PASS_ALICE" >"$WORK/password"
 chmod 600 "$WORK/password"
 
 cat >"$WORK/guard.yaml" <<EOF
+admin:
+  listen: ""
 listen: ["127.0.0.1:12725"]
 auth:
   require_tls: false   # plain-text AUTH: this measures the guard, not TLS (see bench-tls.sh)

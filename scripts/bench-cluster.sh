@@ -30,6 +30,8 @@ python3 scripts/smtp-stub.py 127.0.0.1:12539 >/dev/null 2>&1 &
 pids+=($!)
 for n in 1 2; do
   cat >"$work/guard$n.yaml" <<YAML
+admin:
+  listen: ""
 listen: ["127.0.0.1:1285$n"]
 auth:
   require_tls: false

@@ -28,6 +28,8 @@ trap cleanup EXIT
 
 KEY="bench-$$-key"
 cat >"$WORK/policy.yaml" <<YAML
+admin:
+  listen: ""
 dovecot_policy:
   listen: 127.0.0.1:18325
   api_header: "X-API-Key: $KEY"

@@ -52,6 +52,8 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 cat >"$work/guard.yaml" <<YAML
+admin:
+  listen: ""
 listen: ["127.0.0.1:12528"]
 tls:
   certificate: $LAB_TLS_DIR/guard.pem
@@ -89,6 +91,8 @@ python3 scripts/smtp-stub.py 127.0.0.1:12529 >"$work/stub.log" 2>&1 &
 pids+=("$!")
 wait_port 12529
 cat >"$work/idle.yaml" <<YAML
+admin:
+  listen: ""
 listen: ["127.0.0.1:12530"]
 backend:
   address: 127.0.0.1:12529

@@ -54,6 +54,8 @@ echo "== 2. 100,000 bans into nftables"
 ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
 cat >"$WORK/nft.yaml" <<EOF
+admin:
+  listen: ""
 watch:
   sources: ["postfix file:$WORK/nft.log"]
   positions: ""

@@ -32,6 +32,8 @@ wait_port 12529
 
 for n in 1 2; do
   cat >"$WORK/guard$n.yaml" <<YAML
+admin:
+  listen: ""
 listen: ["127.0.0.1:1284$n"]
 auth:
   require_tls: false
@@ -109,7 +111,7 @@ PIDS+=($!)
 wait_port 12841
 check "a restarted guard enforces the cluster's bans at once" refused_at_connect 12841 127.0.31.1
 out=$("$BIN" db status --config "$WORK/guard1.yaml" 2>&1)
-check "db status reads the PostgreSQL state" bash -c 'grep -q "schema version: 1 of 1" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
+check "db status reads the PostgreSQL state" bash -c 'grep -q "schema version: 2 of 2" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
 psql "$PG_URL" -Atc "SELECT * FROM attempts" -c "SELECT * FROM bans" -c "SELECT * FROM alerts" >"$WORK/database.txt" 2>&1
 check "no password in any log, event or database row" bash -c '[ -s "$1" ] && ! grep -q "wrong\|d3Jvbmc" "$@"' _ "$WORK/database.txt" "$WORK"/guard*.log "$WORK"/events*.jsonl
 

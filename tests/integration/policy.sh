@@ -40,6 +40,8 @@ cleanup() {
 trap cleanup EXIT
 
 cat >"$WORK/policy.yaml" <<EOF
+admin:
+  listen: ""
 dovecot_policy:
   listen: 127.0.0.1:$DOVECOT_PORT
   api_header: "X-API-Key: $API_KEY"

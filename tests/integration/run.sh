@@ -49,6 +49,8 @@ eval "$(bash tests/integration/lab.sh env)"
 cp "$LAB_TLS_DIR/guard.pem" "$WORK/cert.pem"
 cp "$LAB_TLS_DIR/guard.key" "$WORK/key.pem"
 cat >"$WORK/smtpguard.yaml" <<EOF
+admin:
+  listen: 127.0.0.1:12680
 listen: ["$GUARD"]
 listen_tls: ["$GUARD_TLS"]
 tls:
@@ -144,7 +146,51 @@ out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.11.11 --quit-af
 check "failures from before SIGKILL still count: banned at the 6th" grep -q "554 5.7.1 mx.guard.test Access denied" <<<"$out"
 sleep 0.5
 out=$("$BIN" db status --config "$WORK/smtpguard.yaml" 2>&1)
-check "smtpguard db status shows the state file and its bans" bash -c 'grep -q "schema version: 1 of 1" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
+check "smtpguard db status shows the state file and its bans" bash -c 'grep -q "schema version: 2 of 2" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
+
+# 3c. The admin API (127.0.0.1:12680) and its command line, against the running guard; the
+# address and the token (created on the first start, beside the state) come from the file.
+ADMIN=(--config "$WORK/smtpguard.yaml")
+wait_port 12680
+check "the admin token file was created with mode 0600" bash -c '[ "$(stat -c %a "$1")" = 600 ]' _ "$WORK/smtpguard-admin.token"
+out=$("$BIN" bans list "${ADMIN[@]}" 2>&1)
+check "smtpguard bans list shows the attacker's ban" bash -c 'grep -Eq "^ip +127\.0\.1\.9 +" <<<"$1"' _ "$out"
+out=$("$BIN" bans list --json --scope ip "${ADMIN[@]}" 2>&1)
+check "bans list --json is the API's JSON" bash -c 'python3 -c "import json,sys; d=json.load(sys.stdin); assert any(b[\"key\"]==\"127.0.1.9\" for b in d[\"bans\"])" <<<"$1"' _ "$out"
+timeout 20 "$BIN" events --follow --kind ban,unban "${ADMIN[@]}" >"$WORK/follow.txt" 2>&1 &
+FOLLOW_PID=$!
+sleep 1
+"$BIN" bans add ip 127.0.9.9 --duration 1h "${ADMIN[@]}" >/dev/null
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.9.9 --quit-after CONNECT 2>&1)
+check "a ban added with smtpguard bans add is enforced at connect" grep -q "554 5.7.1" <<<"$out"
+"$BIN" bans remove ip 127.0.1.9 "${ADMIN[@]}" >/dev/null
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.1.9 --quit-after CONNECT 2>&1)
+check "a ban lifted with smtpguard bans remove no longer refuses the client" grep -q "220 mx.guard.test" <<<"$out"
+wait_for 5 grep -q "unban   ip 127.0.1.9 (lifted)" "$WORK/follow.txt"
+check "smtpguard events --follow prints the ban and the lift as they happen" \
+  bash -c 'grep -q "ban     ip 127.0.9.9 until" "$1" && grep -q "unban   ip 127.0.1.9 (lifted)" "$1"' _ "$WORK/follow.txt"
+kill "$FOLLOW_PID" 2>/dev/null; wait "$FOLLOW_PID" 2>/dev/null
+out=$("$BIN" events --kind auth --client 127.0.11.11 "${ADMIN[@]}" 2>&1)
+check "smtpguard events filters by kind and client" bash -c '[ "$(grep -c "auth    127.0.11.11" <<<"$1")" -ge 3 ] && ! grep -q "127.0.2.7" <<<"$1"' _ "$out"
+out=$("$BIN" stats "${ADMIN[@]}" 2>&1)
+check "smtpguard stats counts the failures (from the state too) and names the top attacker" \
+  bash -c 'grep -Eq "^1h +[0-9]+ +[0-9]+ +([6-9]|[1-9][0-9])" <<<"$1" && grep -q "127.0.11.11" <<<"$1"' _ "$out"
+"$BIN" trusted add 127.0.9.0/24 --comment "test office" "${ADMIN[@]}" >/dev/null
+out=$("$BIN" trusted list "${ADMIN[@]}" 2>&1)
+check "smtpguard trusted add, then list" bash -c 'grep -Eq "^127\.0\.9\.0/24 +api .*test office" <<<"$1"' _ "$out"
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.9.9 --quit-after CONNECT 2>&1)
+check "a network trusted at run time is let in despite its ban" grep -q "220 mx.guard.test" <<<"$out"
+"$BIN" trusted remove 127.0.9.0/24 "${ADMIN[@]}" >/dev/null
+out=$(timeout 30 swaks --server "$GUARD" --local-interface 127.0.9.9 --quit-after CONNECT 2>&1)
+check "once no longer trusted, the ban holds again" grep -q "554 5.7.1" <<<"$out"
+out=$(SMTPGUARD_ADMIN_TOKEN=sgt_wrong_wrong_wrong_wrong "$BIN" bans list "${ADMIN[@]}" 2>&1); status=$?
+check "a wrong token: exit 1 and a clear error" bash -c '[ "$1" -ne 0 ] && grep -q "refused the token (401)" <<<"$2"' _ "$status" "$out"
+check "the refused request is logged, without the token" bash -c 'grep -q "admin API: wrong bearer token from 127.0.0.1 for GET /api/bans" "$1" && ! grep -q "sgt_wrong" "$1"' _ "$GUARD_LOG"
+out=$("$BIN" bans list --admin 127.0.0.1:12689 "${ADMIN[@]}" 2>&1); status=$?
+check "no guard at the address: exit 1 and a clear error" bash -c '[ "$1" -ne 0 ] && grep -q "no answer from the guard.s admin API at http://127.0.0.1:12689/" <<<"$2"' _ "$status" "$out"
+out=$(curl -s -H "Authorization: Bearer $(cat "$WORK/smtpguard-admin.token")" http://127.0.0.1:12680/metrics)
+check "/metrics counts the AUTH failures since the restart" grep -Eq 'smtpguard_auth_attempts_total\{outcome="failure",mechanism="LOGIN",source="proxy"\} [3-9]' <<<"$out"
+check "the admin token is in no log, event or state" bash -c '! grep -qaF "$(cat "$1")" "$2" "$3" "$4"' _ "$WORK/smtpguard-admin.token" "$GUARD_LOG" "$EVENTS" "$WORK/state.db"
 
 # 4. admin/admin is valid on the backend: refused by the guard, account locked, alert raised.
 out=$(smtp 127.0.3.5 admin admin PLAIN --quit-after AUTH); attempts=$((attempts + 1))
@@ -211,6 +257,8 @@ check "after SIGHUP new sessions get the renewed certificate" [ "$(peer_cn)" = "
 
 # 5d. A second guard speaks STARTTLS to Postfix and verifies its certificate with the lab CA.
 cat >"$WORK/backend-tls.yaml" <<YAML
+admin:
+  listen: ""
 listen: ["127.0.0.1:12626"]
 auth:
   require_tls: false

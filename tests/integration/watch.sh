@@ -52,6 +52,8 @@ PF_LOG="$LAB_DIR/postfix.log"
 DC_LOG="$LAB_DIR/dovecot.log"
 
 cat >"$WORK/watch.yaml" <<EOF
+admin:
+  listen: ""
 watch:
   sources:
     - "postfix file:$PF_LOG"
@@ -140,6 +142,8 @@ ip netns add "$NS" || { echo "watch: cannot create a network namespace"; failed=
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns ip link set lo up
 cat >"$WORK/nft.yaml" <<EOF
+admin:
+  listen: ""
 watch:
   sources: ["postfix file:$WORK/nft.log"]
   positions: ""
@@ -222,6 +226,8 @@ stop_watch
 # 3. journald.
 if [ -S /run/systemd/journal/socket ] && command -v systemd-cat >/dev/null; then
   cat >"$WORK/journal.yaml" <<EOF
+admin:
+  listen: ""
 watch:
   sources: ["postfix journald:identifier=postfix/smtpd"]
   positions: ""
