@@ -5,7 +5,7 @@
 # Needs root (CI and the development machines run as root).
 set -euo pipefail
 
-packages=(postfix dovecot-core swaks haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl postgresql nftables ipset iptables fail2ban python3-systemd curl)
+packages=(postfix dovecot-core swaks haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl postgresql nftables ipset iptables fail2ban python3-systemd curl systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -47,6 +47,39 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    @Test("trusted networks and the last alerts are kept; a state file of schema 1 is brought up to 2 with its bans intact")
+    func trustedAndAlertsAndUpgrade() async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("state.db").path
+        let now = Timestamp(seconds: 1_800_000_000)
+        let ban = Ban(key: .ip(IPAddress("203.0.113.9")!), since: now, until: now + .seconds(900), reason: .ipFailures, offense: 1)
+        // A file as the previous version left it: schema 1, one ban.
+        do {
+            let old = try await SQLiteStateStore.openAtVersion(path: path, version: 1)
+            try await old.write([.ban(ban)])
+            #expect(try await old.schemaVersion == 1)
+            await old.close()
+        }
+        let store = try await SQLiteStateStore.open(path: path)
+        #expect(try await store.schemaVersion == 2)
+        #expect(try await store.load(now: now, since: now, successesSince: now, bansSince: now).bans == [ban])
+        let office = TrustedNetwork(network: IPNetwork("192.0.2.0/24")!, comment: "office", added: now)
+        try await store.addTrustedNetwork(office)
+        try await store.addTrustedNetwork(TrustedNetwork(network: IPNetwork("10.0.0.0/8")!, comment: "vpn", added: now + .seconds(1)))
+        try await store.addTrustedNetwork(TrustedNetwork(network: IPNetwork("192.0.2.0/24")!, comment: "office, 2nd floor", added: now + .seconds(2)))
+        #expect(try await store.trustedNetworks().map(\.comment) == ["office, 2nd floor", "vpn"])
+        #expect(try await store.removeTrustedNetwork(IPNetwork("10.0.0.0/8")!))
+        #expect(try await !store.removeTrustedNetwork(IPNetwork("10.0.0.0/8")!))
+        for i in 0..<5 {
+            try await store.write([.alert(Alert(kind: .distributedAttack, severity: .warning, time: now + .seconds(Int64(i)), username: "u\(i)", client: i == 4 ? IPAddress("192.0.2.4") : nil, message: "m\(i)"))])
+        }
+        let alerts = try await store.recentAlerts(limit: 3)
+        #expect(alerts.map(\.message) == ["m4", "m3", "m2"])
+        #expect(alerts.first?.client == IPAddress("192.0.2.4"))
+        await store.close()
+    }
+
     @Test("a file that is not a database, or cannot be written, is an error naming it")
     func badFiles() async throws {
         let folder = try Self.folder()

@@ -52,7 +52,7 @@ guard:
 YAML
 done
 out=$("$BIN" db migrate --config "$WORK/guard1.yaml" 2>&1)
-check "db migrate creates the schema in PostgreSQL" grep -q "schema version 0 → 1" <<<"$out"
+check "db migrate creates the schema in PostgreSQL" grep -q "schema version 0 → 2" <<<"$out"
 for n in 1 2; do
   "$BIN" run --config "$WORK/guard$n.yaml" >"$WORK/guard$n.log" 2>&1 &
   PIDS+=($!)

@@ -77,6 +77,16 @@ sending:
 EOF
 
 check "config check accepts the test configuration" "$BIN" config check "$WORK/smtpguard.yaml"
+for example in "$ROOT"/examples/*.yaml; do
+  check "config check accepts the example $(basename "$example")" "$BIN" config check "$example"
+done
+# The systemd units (deploy/), with ExecStart pointing at the binary under test.
+mkdir -p "$WORK/units"
+for unit in "$ROOT"/deploy/*.service; do sed "s#/usr/local/bin/smtpguard#$BIN#g" "$unit" >"$WORK/units/$(basename "$unit")"; done
+check "the systemd units pass systemd-analyze verify" systemd-analyze verify "$WORK"/units/*.service
+for unit in "$WORK"/units/*.service; do
+  check "$(basename "$unit") is hardened: systemd-analyze security exposure at most 2.5" bash -c 'systemd-analyze security --offline=yes --threshold=25 "$1" >/dev/null' _ "$unit"
+done
 "$BIN" run --config "$WORK/smtpguard.yaml" --log-level info >"$GUARD_LOG" 2>&1 &
 GUARD_PID=$!
 for _ in $(seq 1 100); do

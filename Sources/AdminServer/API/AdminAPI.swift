@@ -177,14 +177,8 @@ public struct AdminAPI: Sendable {
 
     static func json(_ ban: Ban, now: Timestamp) -> String {
         var json = JSONObjectWriter()
-        json.string("scope", ban.key.scope.rawValue)
-        json.string("key", ban.key.description)
-        json.string("reason", ban.reason.rawValue)
-        json.string("since", ban.since.iso8601)
-        json.string("until", ban.until.iso8601)
-        json.int("duration_s", Int(ban.duration.wholeSeconds))
+        ban.writeFields(into: &json)
         json.int("remaining_s", Int((ban.until - now).wholeSeconds))
-        json.int("offense", ban.offense)
         json.bool("known_places_exempt", ban.exemptKnownPlaces)
         return json.finish()
     }

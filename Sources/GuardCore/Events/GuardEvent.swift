@@ -111,13 +111,21 @@ public enum GuardEvent: Sendable, Hashable {
     }
 
     private static func write(_ ban: Ban, into json: inout JSONObjectWriter) {
-        json.string("scope", ban.key.scope.rawValue)
-        json.string("key", ban.key.description)
-        json.string("reason", ban.reason.rawValue)
-        json.string("since", ban.since.iso8601)
-        json.string("until", ban.until.iso8601)
-        json.int("duration_s", Int(ban.duration.wholeSeconds))
-        json.int("offense", ban.offense)
+        ban.writeFields(into: &json)
+    }
+}
+
+extension Ban {
+    /// The ban's own fields (scope, key, reason, since, until, duration_s, offense), as the
+    /// event log and the admin API write them.
+    public func writeFields(into json: inout JSONObjectWriter) {
+        json.string("scope", self.key.scope.rawValue)
+        json.string("key", self.key.description)
+        json.string("reason", self.reason.rawValue)
+        json.string("since", self.since.iso8601)
+        json.string("until", self.until.iso8601)
+        json.int("duration_s", Int(self.duration.wholeSeconds))
+        json.int("offense", self.offense)
     }
 }
 

@@ -99,8 +99,19 @@ public final class SQLiteStateStore: StateStore {
 
     /// Brings the schema up to date, one transaction per version.
     public func migrate() async throws -> (before: Int, after: Int) {
+        try await self.migrate(upTo: Self.migrations.count)
+    }
+
+    /// Opens a file migrated only up to `version` (tests of upgrades).
+    static func openAtVersion(path: String, version: Int) async throws -> SQLiteStateStore {
+        let store = try await self.open(path: path, migrate: false)
+        _ = try await store.migrate(upTo: version)
+        return store
+    }
+
+    func migrate(upTo target: Int) async throws -> (before: Int, after: Int) {
         let version = try await self.schemaVersion
-        for (index, statements) in Self.migrations.enumerated() where index >= version {
+        for (index, statements) in Self.migrations.enumerated() where index >= version && index < target {
             _ = try await self.connection.query("BEGIN IMMEDIATE", [])
             do {
                 for statement in statements { _ = try await self.connection.query(statement, []) }
@@ -111,7 +122,7 @@ public final class SQLiteStateStore: StateStore {
                 throw error
             }
         }
-        return (version, max(version, Self.migrations.count))
+        return (version, max(version, target))
     }
 
     public var schemaVersion: Int {
