@@ -18,7 +18,10 @@ TARGETS=("$@")
 
 build_flags=(-c debug --scratch-path .build-fuzz -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING)
 for target in "${TARGETS[@]}"; do
-  swift build "${build_flags[@]}" --product "fuzz-$target" 2>&1 | grep -E "error|warning: " && { echo "fuzz: building fuzz-$target failed"; exit 1; }
+  # A compiler error or warning fails the run; SwiftPM's notice about a dependency's own
+  # package layout (swift-distributed-tracing, pulled in by Hummingbird) is not ours to fix.
+  swift build "${build_flags[@]}" --product "fuzz-$target" 2>&1 | grep -E "error|warning: " \
+    | grep -vE "^warning: '[^']+': found [0-9]+ file\(s\) which are unhandled" && { echo "fuzz: building fuzz-$target failed"; exit 1; }
 done
 BIN=$(swift build "${build_flags[@]}" --show-bin-path)
 
