@@ -467,7 +467,7 @@ public struct AdminAPI: Sendable {
         case is String.Type: return "a string"
         case is Int.Type, is Double.Type: return "a number"
         case is Bool.Type: return "true or false"
-        default: return type is [String: Any].Type ? "an object" : "an object"
+        default: return "an object"
         }
     }
 }

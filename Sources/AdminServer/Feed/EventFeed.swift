@@ -6,14 +6,51 @@
 import GuardCore
 import Synchronization
 
-/// One event as the feed keeps it: its JSON line and what it is filtered on.
+/// One event as the feed keeps it, with its sequence number. Its JSON is made when it is
+/// read, not when it is recorded: recording is on the engine's hot path, reading is rare.
 public struct FeedEntry: Sendable {
     public var id: Int
-    public var time: Timestamp
-    public var kind: String
-    public var client: IPAddress?
-    public var username: String
-    public var json: String
+    public var event: GuardEvent
+
+    public var json: String { self.event.jsonLine }
+
+    public var time: Timestamp {
+        switch self.event {
+        case .attempt(let record): return record.attempt.time
+        case .ban(let ban): return ban.since
+        case .unban(_, let time, _): return time
+        case .alert(let alert): return alert.time
+        case .sending(let record): return record.request.time
+        }
+    }
+
+    public var kind: String {
+        switch self.event {
+        case .attempt: return "auth"
+        case .ban: return "ban"
+        case .unban: return "unban"
+        case .alert: return "alert"
+        case .sending: return "sending"
+        }
+    }
+
+    public var client: IPAddress? {
+        switch self.event {
+        case .attempt(let record): return record.attempt.client
+        case .ban(let ban), .unban(let ban, _, _): return ban.key.address
+        case .alert(let alert): return alert.client
+        case .sending(let record): return record.request.client
+        }
+    }
+
+    public var username: String {
+        switch self.event {
+        case .attempt(let record): return record.attempt.username
+        case .ban(let ban), .unban(let ban, _, _): return ban.key.username ?? ""
+        case .alert(let alert): return alert.username
+        case .sending(let record): return record.request.username
+        }
+    }
 }
 
 /// What a reader wants: kinds, a client, a username, events after an id or a time.
@@ -57,7 +94,7 @@ public final class EventFeed: EventSink, Sendable {
     }
 
     public func record(_ event: GuardEvent) {
-        var entry = Self.entry(for: event)
+        var entry = FeedEntry(id: 0, event: event)
         let followers = self.state.withLock { state -> [AsyncStream<FeedEntry>.Continuation] in
             entry.id = state.nextID
             state.nextID += 1
@@ -124,22 +161,6 @@ public final class EventFeed: EventSink, Sendable {
             return Array(state.followers.values)
         }
         for follower in followers { follower.finish() }
-    }
-
-    static func entry(for event: GuardEvent) -> FeedEntry {
-        let json = event.jsonLine
-        switch event {
-        case .attempt(let record):
-            return FeedEntry(id: 0, time: record.attempt.time, kind: "auth", client: record.attempt.client, username: record.attempt.username, json: json)
-        case .ban(let ban):
-            return FeedEntry(id: 0, time: ban.since, kind: "ban", client: ban.key.address, username: ban.key.username ?? "", json: json)
-        case .unban(let ban, let time, _):
-            return FeedEntry(id: 0, time: time, kind: "unban", client: ban.key.address, username: ban.key.username ?? "", json: json)
-        case .alert(let alert):
-            return FeedEntry(id: 0, time: alert.time, kind: "alert", client: alert.client, username: alert.username, json: json)
-        case .sending(let record):
-            return FeedEntry(id: 0, time: record.request.time, kind: "sending", client: record.request.client, username: record.request.username, json: json)
-        }
     }
 
     public static let kinds: Set<String> = ["auth", "ban", "unban", "alert", "sending"]

@@ -87,7 +87,7 @@ public struct MetricsRegistry: Sendable {
 }
 
 /// Counts what the engine decides, from the events every source records.
-public final class GuardMetrics: EventSink, @unchecked Sendable {  // immutable after init; the metric objects are thread-safe
+public final class GuardMetrics: EventSink, Sendable {
     private struct AttemptLabels: Hashable {
         var outcome: AuthOutcome
         var mechanism: AuthMechanism

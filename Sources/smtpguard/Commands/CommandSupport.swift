@@ -11,6 +11,30 @@ import PolicyServers
 import SMTPProxy
 import ServiceLifecycle
 
+/// The options every long-running command (`run`, `watch`, `policy`) takes alike.
+struct GuardOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
+    var events: String?
+
+    @Option(name: .long, help: ArgumentHelp("State file (SQLite) for bans, attempts and alerts; \"\" keeps them in memory only.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    /// The configuration file (or the defaults), then the command's own flags, then --events
+    /// and --state.
+    func loadConfiguration(_ flags: [CommandSupport.Flag] = []) throws -> GuardConfiguration {
+        var flags = flags
+        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
+        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
+        return try CommandSupport.loadConfiguration(self.config, flags: flags)
+    }
+}
+
 enum CommandSupport {
     /// Logs to standard error at `levelText`; the logger to use.
     static func bootstrapLogging(_ levelText: String) throws -> Logger {

@@ -25,8 +25,7 @@ struct PolicyCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
-    var config: String?
+    @OptionGroup var options: GuardOptions
 
     @Option(name: .long, help: ArgumentHelp("Listen for Dovecot on HOST:PORT (replaces dovecot_policy.listen).", valueName: "host:port"))
     var dovecot: String?
@@ -34,21 +33,12 @@ struct PolicyCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Listen for Postfix on HOST:PORT or unix:/path (repeatable; replaces postfix_policy.listen).", valueName: "address"))
     var postfix: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
-    var events: String?
-
-    @Option(name: .long, help: ArgumentHelp("State file (SQLite); \"\" keeps state in memory only.", valueName: "path"))
-    var state: String?
-
-    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
-    var logLevel: String = "info"
-
     func run() async throws {
         let configuration = try self.loadConfiguration()
         guard !configuration.dovecotPolicy.listen.isEmpty || !configuration.postfixPolicy.listen.isEmpty else {
             throw ValidationError("nothing to serve: set dovecot_policy.listen or postfix_policy.listen in the configuration, or give --dovecot or --postfix")
         }
-        let logger = try CommandSupport.bootstrapLogging(self.logLevel)
+        let logger = try CommandSupport.bootstrapLogging(self.options.logLevel)
         let eventSink = try CommandSupport.openEventLog(configuration)
         defer { eventSink?.flush() }
         let clock = SystemClock()
@@ -92,8 +82,6 @@ struct PolicyCommand: AsyncParsableCommand {
         var flags: [CommandSupport.Flag] = []
         if let dovecot = self.dovecot { flags.append(("--dovecot", "dovecot_policy.listen", .scalar(dovecot))) }
         if !self.postfix.isEmpty { flags.append(("--postfix", "postfix_policy.listen", .list(self.postfix))) }
-        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
-        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
-        return try CommandSupport.loadConfiguration(self.config, flags: flags)
+        return try self.options.loadConfiguration(flags)
     }
 }

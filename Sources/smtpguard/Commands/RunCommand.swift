@@ -27,8 +27,7 @@ struct RunCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
-    var config: String?
+    @OptionGroup var options: GuardOptions
 
     @Option(name: .long, help: ArgumentHelp("Listen on HOST:PORT (repeatable; replaces the configured list).", valueName: "host:port"))
     var listen: [String] = []
@@ -36,17 +35,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The mail server to protect, HOST:PORT.", valueName: "host:port"))
     var backend: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
-    var events: String?
-
-    @Option(name: .long, help: ArgumentHelp("State file (SQLite) for bans, attempts and alerts; \"\" keeps them in memory only.", valueName: "path"))
-    var state: String?
-
-    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
-    var logLevel: String = "info"
-
     func run() async throws {
-        let logger = try CommandSupport.bootstrapLogging(self.logLevel)
+        let logger = try CommandSupport.bootstrapLogging(self.options.logLevel)
         let configuration = try self.loadConfiguration()
 
         let eventSink = try CommandSupport.openEventLog(configuration)
@@ -193,9 +183,7 @@ struct RunCommand: AsyncParsableCommand {
         var flags: [CommandSupport.Flag] = []
         if !self.listen.isEmpty { flags.append(("--listen", "listen", .list(self.listen))) }
         if let backend = self.backend { flags.append(("--backend", "backend.address", .scalar(backend))) }
-        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
-        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
-        return try CommandSupport.loadConfiguration(self.config, flags: flags)
+        return try self.options.loadConfiguration(flags)
     }
 }
 

@@ -32,8 +32,7 @@ struct WatchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML).", valueName: "file"))
-    var config: String?
+    @OptionGroup var options: GuardOptions
 
     @Option(name: .long, help: ArgumentHelp("Add a source, as in watch.sources (repeatable).", valueName: "source"))
     var source: [String] = []
@@ -44,22 +43,13 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Formats for --check, comma-separated (default: those of the configured sources, or all built-in).", valueName: "formats"))
     var format: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write events (JSON lines) to this file, - for standard output, \"\" for nowhere.", valueName: "path|-"))
-    var events: String?
-
-    @Option(name: .long, help: ArgumentHelp("State file (SQLite); \"\" keeps state in memory only.", valueName: "path"))
-    var state: String?
-
-    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
-    var logLevel: String = "info"
-
     func run() async throws {
-        var configuration = try self.loadConfiguration()
+        var configuration = try self.options.loadConfiguration()
         if let check = self.check {
             let formats = try Self.formats(self.format, configuration: configuration)
             throw ExitCode(try Self.check(path: check, formats: formats, patterns: configuration.watch.patterns))
         }
-        let logger = try CommandSupport.bootstrapLogging(self.logLevel)
+        let logger = try CommandSupport.bootstrapLogging(self.options.logLevel)
         for text in self.source {
             do {
                 configuration.watch.sources.append(try WatchSource(parsing: text))
@@ -166,12 +156,5 @@ struct WatchCommand: AsyncParsableCommand {
             return 1
         }
         return 0
-    }
-
-    func loadConfiguration() throws -> GuardConfiguration {
-        var flags: [CommandSupport.Flag] = []
-        if let events = self.events { flags.append(("--events", "events.path", .scalar(events))) }
-        if let state = self.state { flags.append(("--state", "state.path", .scalar(state))) }
-        return try CommandSupport.loadConfiguration(self.config, flags: flags)
     }
 }
