@@ -27,9 +27,12 @@ cleanup() {
 trap cleanup EXIT
 
 KEY="bench-$$-key"
+# The admin server is on, as by default: its sinks (metrics, the event feed, the
+# statistics) hear every decision measured here.
 cat >"$WORK/policy.yaml" <<YAML
 admin:
-  listen: ""
+  listen: 127.0.0.1:18328
+  token: bench-admin-token-0123456789
 dovecot_policy:
   listen: 127.0.0.1:18325
   api_header: "X-API-Key: $KEY"
