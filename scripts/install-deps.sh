@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and the benchmarks need: the real peers
 # (Postfix, Dovecot, swaks with its TLS modules, HAProxy, PostgreSQL, nftables / ipset /
-# iptables for the watcher's firewall tests, fail2ban for its benchmark) and openssl for test certificates. Idempotent: does nothing when they are all present.
+# iptables for the watcher's firewall tests, fail2ban for its benchmark), openssl for test
+# certificates, and headless Chromium with a font for the dashboard's browser test.
+# Idempotent: does nothing when they are all present.
 # Needs root (CI and the development machines run as root).
 set -euo pipefail
 
-packages=(postfix dovecot-core swaks haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl postgresql nftables ipset iptables fail2ban python3-systemd curl systemd)
+packages=(postfix dovecot-core swaks haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl postgresql nftables ipset iptables fail2ban python3-systemd curl systemd chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

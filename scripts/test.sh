@@ -3,7 +3,8 @@
 # the fuzz corpus, the command line), the integration run against real Postfix + Dovecot
 # driven by swaks and Python's smtplib, two guards sharing a real PostgreSQL, the log watcher on
 # the lab's real logs and with nftables in a network namespace, Dovecot and Postfix asking the
-# guard through their policy protocols, then each libFuzzer target for a short bounded time
+# guard through their policy protocols, the dashboard driven in headless Chromium against a
+# guard under a scripted attack, then each libFuzzer target for a short bounded time
 # (FUZZ_SECONDS, default 20; 0 skips). Installs the Debian packages it needs first (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ bash tests/integration/run.sh
 bash tests/integration/cluster.sh
 bash tests/integration/watch.sh
 bash tests/integration/policy.sh
+bash tests/integration/dashboard.sh
 if [ "${FUZZ_SECONDS:-20}" -gt 0 ]; then
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi

@@ -23,8 +23,9 @@ enum DashboardPage {
   header .dim { color:var(--dim); }
   #conn { margin-left:auto; font-size:12px; padding:2px 8px; border-radius:10px; background:var(--line); }
   #conn.live { background:#1f3d24; color:var(--ok); }
-  main { display:grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap:14px; padding:14px 18px; }
-  section { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px 14px; min-width:0; }
+  main { display:grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap:14px; padding:14px 18px; }
+  @media (max-width: 960px) { main { grid-template-columns: minmax(0, 1fr); } .figures { grid-template-columns: repeat(3, 1fr); } .tops { grid-template-columns: minmax(0, 1fr); } }
+  section { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px 14px; min-width:0; overflow-x:auto; }
   section.wide { grid-column: 1 / -1; }
   h2 { font-size:14px; margin:0 0 8px; color:var(--dim); font-weight:600; text-transform:uppercase; letter-spacing:.04em; }
   .figures { display:grid; grid-template-columns: repeat(6, 1fr); gap:8px; }
@@ -98,7 +99,7 @@ enum DashboardPage {
 </div>
 <script>
 "use strict";
-const state = { token: null, lastID: 0, timeline: [], feedRows: 0 };
+const state = { token: null, lastID: 0, timeline: [], timers: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -109,7 +110,10 @@ function el(tag, text, cls) {
 }
 function row(cells, cls) {
   const tr = el("tr", null, cls);
-  for (const c of cells) { if (c instanceof Node) { const td = el("td"); td.appendChild(c); tr.appendChild(td); } else tr.appendChild(el("td", c)); }
+  for (const c of cells) {
+    if (c instanceof Node) { const td = el("td"); td.appendChild(c); tr.appendChild(td); }
+    else { const td = el("td", c); if (c !== undefined && c !== null) td.title = String(c); tr.appendChild(td); }
+  }
   return tr;
 }
 function fill(tableID, rows, emptyText, columns) {
@@ -284,6 +288,8 @@ async function start() {
   } catch (e) { if (state.token) $("conn").textContent = "error: " + e.message; return; }
   document.body.dataset.ready = "1";
   follow();
+  if (state.timers) return;  // a second login in the same page keeps the first timers
+  state.timers = true;
   setInterval(() => { if (state.token) { refreshStats().catch(() => {}); refreshStatus().catch(() => {}); } }, 10000);
   setInterval(() => { if (state.token) refreshBans().catch(() => {}); }, 30000);
 }
