@@ -102,11 +102,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Audits: the password rules and the password audit (crypt(3) through libcrypt).
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .target(name: "Audit", dependencies: ["GuardCore", "CCrypt"], swiftSettings: strict),
         // The command line.
         .executableTarget(
             name: "smtpguard",
             dependencies: [
-                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore", "LogWatch", "PolicyServers", "AdminServer",
+                "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore", "LogWatch", "PolicyServers", "AdminServer", "Audit",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -199,6 +202,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "GuardCore"], swiftSettings: strict),
         .testTarget(name: "GuardStoreTests", dependencies: ["GuardStore", "GuardCore"], swiftSettings: strict),
         .testTarget(
             name: "SMTPWireTests",
