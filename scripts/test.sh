@@ -4,7 +4,8 @@
 # driven by swaks and Python's smtplib, two guards sharing a real PostgreSQL, the log watcher on
 # the lab's real logs and with nftables in a network namespace, Dovecot and Postfix asking the
 # guard through their policy protocols, the dashboard driven in headless Chromium against a
-# guard under a scripted attack, then each libFuzzer target for a short bounded time
+# guard under a scripted attack, the password audit on hashes Dovecot made and check-password,
+# then each libFuzzer target for a short bounded time
 # (FUZZ_SECONDS, default 20; 0 skips). Installs the Debian packages it needs first (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ bash tests/integration/cluster.sh
 bash tests/integration/watch.sh
 bash tests/integration/policy.sh
 bash tests/integration/dashboard.sh
+bash tests/integration/audit.sh
 if [ "${FUZZ_SECONDS:-20}" -gt 0 ]; then
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
