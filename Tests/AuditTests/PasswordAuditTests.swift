@@ -140,7 +140,8 @@ enum Fixtures {
 }
 
 @Suite struct PasswordAuditTests {
-    @Test func findsTheWeakAccountsInParallelAndNamesTheRule() throws {
+    /// Chunks of one candidate each spread every account over both workers: same verdicts.
+    @Test(arguments: [1, 64]) func findsTheWeakAccountsInParallelAndNamesTheRule(chunkSize: Int) throws {
         let lines = [
             "alice:" + Fixtures.alice123["SHA512-CRYPT"]!,  // alice123: ${username}123
             "bob:" + Fixtures.alice123["BLF-CRYPT"]!,       // alice123 is nothing bob's name makes: not guessed
@@ -150,7 +151,7 @@ enum Fixtures {
             "root:!",
         ]
         let file = AccountFile(text: lines.joined(separator: "\n"))
-        let audit = PasswordAudit(rules: PasswordRules(wordlist: Wordlist(name: "w.lst", words: ["dragon", "alice123x"])), jobs: 2, timePerAccount: .seconds(60))
+        let audit = PasswordAudit(rules: PasswordRules(wordlist: Wordlist(name: "w.lst", words: ["dragon", "alice123x"])), jobs: 2, timePerAccount: .seconds(60), chunkSize: chunkSize)
         let progress = Mutex(0)
         let verdicts = audit.run(file.entries) { done, _ in progress.withLock { $0 = max($0, done) } }
         #expect(progress.withLock { $0 } == 6)

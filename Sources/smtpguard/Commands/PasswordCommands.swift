@@ -186,7 +186,8 @@ struct AuditPasswordsCommand: ParsableCommand {
             {SSHA512} {SHA256} {SHA512} (base64, or .HEX); {PLAIN} {CLEAR}. A blank shadow password \
             and Dovecot's nopassword count as guessable; locked accounts (! or *) are skipped.
 
-            Accounts are checked in parallel on every core (--jobs), each for at most \
+            The work is shared out on every core (--jobs), an account's candidates in chunks, each \
+            account for at most \
             --time-per-account. Progress goes to standard error on a terminal.
 
             Exit status: 0 nothing guessable, 1 warnings (an account not finished in time, a hash \
