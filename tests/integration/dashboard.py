@@ -206,8 +206,15 @@ class Guard:
             return json.loads(response.read() or b"null")
 
     def _connect(self, source):
-        return smtplib.SMTP(self.smtp_host, self.smtp_port, local_hostname="client.test",
-                            source_address=(source, 0), timeout=30)
+        """A connection from SOURCE and the code of its greeting: (client, 220), or (None, the
+        code that turned it away; 421 for a close without a word)."""
+        try:
+            return smtplib.SMTP(self.smtp_host, self.smtp_port, local_hostname="client.test",
+                                source_address=(source, 0), timeout=30), 220
+        except smtplib.SMTPConnectError as error:
+            return None, error.smtp_code
+        except smtplib.SMTPServerDisconnected:
+            return None, 421
 
     @staticmethod
     def _close(client):
@@ -222,12 +229,9 @@ class Guard:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        try:
-            client = self._connect(source)
-        except smtplib.SMTPConnectError as error:
-            return error.smtp_code
-        except smtplib.SMTPServerDisconnected:
-            return 421
+        client, code = self._connect(source)
+        if client is None:
+            return code
         try:
             client.starttls(context=context)
             client.ehlo("client.test")
@@ -244,14 +248,10 @@ class Guard:
 
     def greeting(self, source):
         """The code of the greeting a client at SOURCE gets."""
-        try:
-            client = self._connect(source)
-        except smtplib.SMTPConnectError as error:
-            return error.smtp_code
-        except smtplib.SMTPServerDisconnected:
-            return 421
-        self._close(client)
-        return 220  # smtplib raises SMTPConnectError for any other greeting
+        client, code = self._connect(source)
+        if client is not None:
+            self._close(client)
+        return code
 
     def guess_until_banned(self, source, username, most=10):
         """Wrong passwords from SOURCE until the guard turns it away (at most MOST tries)."""
