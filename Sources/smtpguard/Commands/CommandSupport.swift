@@ -97,6 +97,20 @@ enum CommandSupport {
         return registry
     }()
 
+    /// Runs the services until they stop, then shuts the event loops down and closes the state,
+    /// whatever stopped them; the error that did, if any.
+    static func runUntilStopped(_ group: ServiceGroup, eventLoops: any EventLoopGroup, store: (any StateStore)?) async -> (any Error)? {
+        var failure: (any Error)?
+        do {
+            try await group.run()
+        } catch {
+            failure = error
+        }
+        try? await eventLoops.shutdownGracefully()
+        await store?.close()
+        return failure
+    }
+
     /// The admin server and alert delivery; a problem (the token file, the trusted networks
     /// in the state) closes the state and stops the start.
     static func adminServices(

@@ -66,15 +66,9 @@ struct PolicyCommand: AsyncParsableCommand {
                 "postfix": .string(configuration.postfixPolicy.listen.isEmpty ? "off" : configuration.postfixPolicy.listen.joined(separator: ",")),
                 "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
             ])
-        var failure: (any Error)?
-        do {
-            try await group.run()
-        } catch {
-            failure = error
+        if let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store) {
+            throw StartupError("\(failure)")
         }
-        try? await eventLoops.shutdownGracefully()
-        await store?.store.close()
-        if let failure { throw StartupError("\(failure)") }
     }
 
     /// The file (if any), then the flags.

@@ -82,15 +82,9 @@ struct RunCommand: AsyncParsableCommand {
                 "identity": .string(configuration.proxy.identity.rawValue),
                 "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
             ])
-        do {
-            try await group.run()
-        } catch let error as ProxyStartError {
-            try? await eventLoops.shutdownGracefully()
-            await store?.store.close()
-            throw StartupError(error.message)
+        if let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store) {
+            throw (failure as? ProxyStartError).map { StartupError($0.message) } ?? failure
         }
-        try? await eventLoops.shutdownGracefully()
-        await store?.store.close()
     }
 
     /// The state file, created and migrated if new; nil when state is kept in memory only. A

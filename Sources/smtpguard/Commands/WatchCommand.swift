@@ -102,14 +102,7 @@ struct WatchCommand: AsyncParsableCommand {
                 "firewall": .string(configuration.firewall.backend.rawValue),
                 "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
             ])
-        var failure: (any Error)?
-        do {
-            try await group.run()
-        } catch {
-            failure = error
-        }
-        try? await eventLoops.shutdownGracefully()
-        await store?.store.close()
+        let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store)
         let counts = feeder.counts
         logger.info("watcher stopped: \(counts.attempts) attempts fed, \(counts.merged) duplicate lines merged")
         if let failure {
