@@ -1,8 +1,8 @@
 // The cluster store: the same tables in PostgreSQL (postgres-nio), shared by several guards.
 // Each row says which guard wrote it; every ban written also goes out as a notification on
 // the channel `smtpguard_bans`, so that the other guards enforce it at once (ClusterSync).
-// The connection is opened again after a failure on the next use; what could not be written
-// stays queued in the StoreWriter.
+// The connection is opened again after a failure on the next use, by one caller at a time
+// (SerialGate); what could not be written stays queued in the StoreWriter.
 
 import Foundation
 import GuardCore
@@ -18,6 +18,7 @@ public final class PostgresStateStore: StateStore {
     let configuration: PostgresConnection.Configuration
     let logger: Logger
     private let connection = Mutex<PostgresConnection?>(nil)
+    private let gate = SerialGate()
     private let nextID = Atomic<Int>(1)
 
     static let notifyChannel = "smtpguard_bans"
@@ -72,21 +73,23 @@ public final class PostgresStateStore: StateStore {
         return copy.string ?? "postgres://…"
     }
 
-    /// A connection, opened now if there is none.
+    /// The store's connection, opened now if there is none, for one caller at a time.
     func use<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let existing = self.connection.withLock { $0 }
-        let connection: PostgresConnection
-        if let existing, !existing.isClosed {
-            connection = existing
-        } else {
-            connection = try await self.connect()
-            self.connection.withLock { $0 = connection }
-        }
-        do {
-            return try await body(connection)
-        } catch {
-            if connection.isClosed { self.connection.withLock { $0 = nil } }
-            throw error
+        try await self.gate.run {
+            let existing = self.connection.withLock { $0 }
+            let connection: PostgresConnection
+            if let existing, !existing.isClosed {
+                connection = existing
+            } else {
+                connection = try await self.connect()
+                self.connection.withLock { $0 = connection }
+            }
+            do {
+                return try await body(connection)
+            } catch {
+                if connection.isClosed { self.connection.withLock { $0 = nil } }
+                throw error
+            }
         }
     }
 
@@ -386,9 +389,11 @@ public final class PostgresStateStore: StateStore {
     }
 
     public func close() async {
-        let connection = self.connection.withLock { current -> PostgresConnection? in
-            defer { current = nil }
-            return current
+        let connection = await self.gate.run {
+            self.connection.withLock { current -> PostgresConnection? in
+                defer { current = nil }
+                return current
+            }
         }
         try? await connection?.close()
     }
