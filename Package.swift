@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -104,7 +106,19 @@ let package = Package(
         ),
         // Audits: the password rules and the password audit (crypt(3) through libcrypt).
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
-        .target(name: "Audit", dependencies: ["GuardCore", "CCrypt"], swiftSettings: strict),
+        .target(
+            name: "Audit",
+            dependencies: [
+                "GuardCore", "SMTPWire", "CCrypt",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict),
         // The command line.
         .executableTarget(
             name: "smtpguard",
@@ -202,7 +216,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "GuardCore"], swiftSettings: strict),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "GuardCore", "SMTPWire"], swiftSettings: strict),
         .testTarget(name: "GuardStoreTests", dependencies: ["GuardStore", "GuardCore"], swiftSettings: strict),
         .testTarget(
             name: "SMTPWireTests",

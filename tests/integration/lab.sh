@@ -23,7 +23,9 @@
 #   * Logs: $LAB_DIR/postfix.log (Postfix maillog_file via postlogd) and $LAB_DIR/dovecot.log.
 #
 # Environment: LAB_DIR (default /tmp/smtpguard-lab), LAB_SMTP_PORT (default 10025),
-# LAB_POSTFIX_EXTRA and LAB_DOVECOT_EXTRA (lines appended to main.cf and dovecot.conf).
+# LAB_POSTFIX_EXTRA and LAB_DOVECOT_EXTRA (lines appended to main.cf and dovecot.conf),
+# LAB_WEAK_ADMIN=no (no admin/admin account) and LAB_FAST_FAILURES=no (Dovecot's own failure
+# delays and anvil penalty left on, as on a real server).
 # Needs root and the Debian packages postfix and dovecot-core (scripts/install-deps.sh).
 set -euo pipefail
 
@@ -54,6 +56,7 @@ USERS=(
   "bob Tr0ub4dor&3-xyz"
   "admin admin"
 )
+[ "${LAB_WEAK_ADMIN:-yes}" != no ] || unset 'USERS[2]'
 
 die() { echo "lab: $*" >&2; exit 1; }
 log() { echo "lab: $*" >&2; }
@@ -216,6 +219,43 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
 
+# fast_failures [anvil]: the dovecot.conf lines that make failed logins fast (empty when
+# LAB_FAST_FAILURES=no).
+fast_failures() {
+  [ "${LAB_FAST_FAILURES:-yes}" != no ] || return 0
+  if [ "${1:-}" = anvil ]; then
+    cat <<'CONF'
+# 3. The anvil auth penalty: per remote IP (Postfix passes the client's, or the XCLIENT, address),
+#    Dovecot delays every later request, good passwords included, by 2, 4, 8, then 15 s.
+#    login_trusted_networks does not exempt Postfix (it only matters for Dovecot's own login
+#    processes; tested). Documented switch: mode 0 means the listener is not created, the auth
+#    process cannot reach it and turns the penalty off.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+CONF
+  else
+    cat <<'CONF'
+# Failure delays, all three switched off so a run of failed logins is fast
+# (measured: 30 failures take ~1.3 s instead of 15 s with only auth_failure_delay = 0, and minutes
+# with Dovecot's defaults, where Postfix also gives up after 10 s and answers 454).
+# 1. auth_failure_delay = 0. In Dovecot 2.3.19 this does not remove the delay: failed requests
+#    still sit in a queue that is flushed every 500 ms.
+auth_failure_delay = 0
+# 2. The "nodelay" extra field does skip that queue (and with it the penalty update), but a
+#    passdb's fields are rolled back when its lookup fails. So a first passdb that authenticates
+#    nobody (noauthenticate) sets nodelay=yes, the fields are snapshotted, and the real passdb's
+#    failure rolls back to that snapshot, keeping nodelay. Success still needs the passwd-file.
+passdb {
+  driver = static
+  args = noauthenticate nodelay=yes
+}
+CONF
+  fi
+}
+
 write_dovecot_config() {
   mkdir -p "$DC_DIR" "$DC_STATE"
   local entry
@@ -242,20 +282,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login cram-md5
 auth_verbose = yes
 
-# Failure delays, all three switched off so a run of failed logins is fast
-# (measured: 30 failures take ~1.3 s instead of 15 s with only auth_failure_delay = 0, and minutes
-# with Dovecot's defaults, where Postfix also gives up after 10 s and answers 454).
-# 1. auth_failure_delay = 0. In Dovecot 2.3.19 this does not remove the delay: failed requests
-#    still sit in a queue that is flushed every 500 ms.
-auth_failure_delay = 0
-# 2. The "nodelay" extra field does skip that queue (and with it the penalty update), but a
-#    passdb's fields are rolled back when its lookup fails. So a first passdb that authenticates
-#    nobody (noauthenticate) sets nodelay=yes, the fields are snapshotted, and the real passdb's
-#    failure rolls back to that snapshot, keeping nodelay. Success still needs the passwd-file.
-passdb {
-  driver = static
-  args = noauthenticate nodelay=yes
-}
+$(fast_failures)
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $DC_USERS
@@ -274,16 +301,7 @@ service auth {
   }
 }
 
-# 3. The anvil auth penalty: per remote IP (Postfix passes the client's, or the XCLIENT, address),
-#    Dovecot delays every later request, good passwords included, by 2, 4, 8, then 15 s.
-#    login_trusted_networks does not exempt Postfix (it only matters for Dovecot's own login
-#    processes; tested). Documented switch: mode 0 means the listener is not created, the auth
-#    process cannot reach it and turns the penalty off.
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
+$(fast_failures anvil)
 EOF
   # Extra dovecot.conf lines a test asks for (auth policy …).
   [ -z "${LAB_DOVECOT_EXTRA:-}" ] || printf '%s\n' "$LAB_DOVECOT_EXTRA" >>"$DC_CONF"

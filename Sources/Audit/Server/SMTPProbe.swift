@@ -1,0 +1,319 @@
+// The audit's SMTP client: one connection, commands sent one at a time and answered by whole
+// replies, STARTTLS or implicit TLS with the certificate kept for inspection. Every read has
+// a deadline; nothing is ever sent but what the audit asks for.
+
+import Foundation
+import GuardCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import SMTPWire
+import SwiftASN1
+import X509
+
+public struct ProbeError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// What the TLS handshake showed.
+public struct TLSDetails: Sendable, Equatable {
+    /// "TLS 1.3", "TLS 1.2" …
+    public var version: String
+    public var versionIsCurrent: Bool
+    /// Why the chain is not trusted (no path to a root of the system's or `--ca-file`, expired
+    /// …), or nil when it is.
+    public var trustProblem: String?
+    /// DNS names and addresses the certificate is for (subject alternative names, else the
+    /// subject's common name).
+    public var names: [String]
+    public var issuer: String
+    /// Validity, seconds since 1970.
+    public var notBefore: Int
+    public var notAfter: Int
+
+    /// Whether `host` (a name or an address) is one of the certificate's names; a wildcard
+    /// covers one label.
+    public func matches(host: String) -> Bool {
+        let host = host.lowercased()
+        if let address = IPAddress(host) { return self.names.contains { IPAddress($0) == address } }
+        return self.names.contains { name in
+            let name = name.lowercased()
+            if name == host { return true }
+            guard name.hasPrefix("*."), let dot = host.firstIndex(of: ".") else { return false }
+            return host[host.index(after: dot)...] == name.dropFirst(2) && host[..<dot] != ""
+        }
+    }
+}
+
+/// How the connection starts.
+public enum ProbeTransport: String, Sendable {
+    /// Plain text, STARTTLS when offered (ports 25, 587 …).
+    case starttls
+    /// TLS from the first byte (port 465).
+    case implicitTLS = "tls"
+    /// Plain text only; STARTTLS is not attempted.
+    case plain
+}
+
+/// One SMTP conversation, used inside `SMTPProbe.session`.
+public final class SMTPConversation {
+    let channel: any Channel
+    private var replies: NIOAsyncChannelInboundStream<SMTPReply>.AsyncIterator
+    private let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let timeout: Duration
+    let tls: NIOSSLContext
+    let roots: CertificateStore
+    let chain = NIOLockedValueBox<[[UInt8]]>([])
+    let serverName: String?
+    public private(set) var tlsDetails: TLSDetails?
+
+    init(
+        channel: any Channel, inbound: NIOAsyncChannelInboundStream<SMTPReply>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        timeout: Duration, tls: NIOSSLContext, roots: CertificateStore, serverName: String?
+    ) {
+        self.channel = channel
+        self.replies = inbound.makeAsyncIterator()
+        self.writer = outbound
+        self.timeout = timeout
+        self.tls = tls
+        self.roots = roots
+        self.serverName = serverName
+    }
+
+    /// The next reply; throws when none comes within the timeout or the server closes.
+    public func reply() async throws -> SMTPReply {
+        let channel = self.channel
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.timeout.components.seconds) * 1_000_000_000)) {
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
+        do {
+            guard let reply = try await self.replies.next() else { throw ProbeError("the server closed the connection") }
+            return reply
+        } catch let error as ProbeError {
+            throw error
+        } catch {
+            throw ProbeError("\(error)")
+        }
+    }
+
+    /// Sends one command line (CRLF added) and returns its reply.
+    public func command(_ line: String) async throws -> SMTPReply {
+        do {
+            try await self.writer.write(ByteBuffer(string: line + "\r\n"))
+        } catch {
+            throw ProbeError("the server closed the connection")
+        }
+        return try await self.reply()
+    }
+
+    /// Starts TLS on the open connection (after a 220 to STARTTLS, or at once for port 465).
+    /// The handshake accepts any certificate; the chain is then checked here, so that the
+    /// audit can report what is wrong with it rather than just fail.
+    public func startTLS() async throws -> TLSDetails {
+        let handshake = self.channel.eventLoop.makePromise(of: Void.self)
+        let (context, serverName, chain) = (self.tls, self.serverName, self.chain)
+        let channel = self.channel
+        try await channel.eventLoop.submit {
+            let client = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, promise in
+                chain.withLockedValue { $0 = certificates.compactMap { try? $0.toDERBytes() } }
+                promise.succeed(.certificateVerified)
+            }
+            try channel.pipeline.syncOperations.addHandler(client, position: .first)
+            try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: handshake), position: .after(client))
+        }.get()
+        let timeout = self.timeout
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+            handshake.fail(ProbeError("no TLS handshake within \(timeout)"))
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
+        do {
+            try await handshake.futureResult.get()
+        } catch let error as ProbeError {
+            throw error
+        } catch {
+            throw ProbeError("TLS handshake failed (\(error))")
+        }
+        let version = try await channel.nioSSL_tlsVersion().get()
+        let certificates = try chain.withLockedValue { $0 }.map { try Certificate(derEncoded: $0) }
+        guard let leaf = certificates.first else { throw ProbeError("the server sent no certificate") }
+        var verifier = Verifier(rootCertificates: self.roots) { RFC5280Policy() }
+        let trustProblem: String?
+        switch await verifier.validate(leaf: leaf, intermediates: CertificateStore(certificates.dropFirst())) {
+        case .validCertificate: trustProblem = nil
+        case .couldNotValidate(let failures):
+            trustProblem = failures.first.map { "\($0.policyFailureReason)" } ?? "no chain to a trusted root"
+        }
+        let details = TLSDetails(
+            version: version.map(Self.name) ?? "unknown", versionIsCurrent: version == .tlsv12 || version == .tlsv13,
+            trustProblem: trustProblem, names: Self.names(of: leaf), issuer: "\(leaf.issuer)",
+            notBefore: Int(leaf.notValidBefore.timeIntervalSince1970), notAfter: Int(leaf.notValidAfter.timeIntervalSince1970))
+        self.tlsDetails = details
+        return details
+    }
+
+    static func name(_ version: TLSVersion) -> String {
+        switch version {
+        case .tlsv1: "TLS 1.0"
+        case .tlsv11: "TLS 1.1"
+        case .tlsv12: "TLS 1.2"
+        case .tlsv13: "TLS 1.3"
+        }
+    }
+
+    /// DNS names and addresses from the subject alternative names, else the common name.
+    static func names(of certificate: Certificate) -> [String] {
+        var names: [String] = []
+        for name in (try? certificate.extensions.subjectAlternativeNames) ?? SubjectAlternativeNames() {
+            switch name {
+            case .dnsName(let text):
+                names.append(text)
+            case .ipAddress(let octets):
+                let bytes = Array(octets.bytes)
+                if bytes.count == 4 {
+                    names.append(bytes.map(String.init).joined(separator: "."))
+                } else if bytes.count == 16 {
+                    let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    names.append(IPAddress(high: high, low: low).description)
+                }
+            default:
+                continue
+            }
+        }
+        if names.isEmpty {
+            for rdn in certificate.subject {
+                for attribute in rdn where attribute.type == .RDNAttributeType.commonName { names.append("\(attribute.value)") }
+            }
+        }
+        return names
+    }
+}
+
+public enum SMTPProbe {
+    /// Connects to `host:port`, reads the greeting, runs `body`, and closes. `serverName` is
+    /// sent in TLS's SNI (a name, never an address); `caFile` replaces the system's roots.
+    public static func session<T>(
+        host: String, port: Int, transport: ProbeTransport, caFile: String?, timeout: Duration,
+        _ body: (SMTPConversation, SMTPReply) async throws -> T
+    ) async throws -> T {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.minimumTLSVersion = .tlsv1  // reach old servers too, and say so
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ProbeError("cannot set up TLS (\(error))")
+        }
+        let roots = try await Self.trustRoots(caFile: caFile)
+        let serverName = IPAddress(host) == nil ? host : nil
+        let channel: NIOAsyncChannel<SMTPReply, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ReplyDecoder())
+                        return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            let text = "\(error)"
+            let reason = text.contains("refused") ? "connection refused" : text.contains("imeout") || text.contains("timed out") ? "timed out" : text
+            throw ProbeError("cannot connect to \(host) port \(port) (\(reason))")
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            let conversation = SMTPConversation(
+                channel: channel.channel, inbound: inbound, outbound: outbound, timeout: timeout, tls: context, roots: roots,
+                serverName: serverName)
+            if transport == .implicitTLS { _ = try await conversation.startTLS() }
+            let greeting = try await conversation.reply()
+            let result = try await body(conversation, greeting)
+            _ = try? await conversation.command("QUIT")
+            return result
+        }
+    }
+}
+
+extension SMTPProbe {
+    /// The system's trusted roots, or the certificates of a PEM file instead.
+    static func trustRoots(caFile: String?) async throws -> CertificateStore {
+        guard let caFile else { return CertificateStore.systemTrustRoots }
+        let text: String
+        do {
+            text = try String(contentsOfFile: caFile, encoding: .utf8)
+        } catch {
+            throw ProbeError("--ca-file \(caFile): cannot read it (\(error.localizedDescription))")
+        }
+        do {
+            let certificates = try PEMDocument.parseMultiple(pemString: text).map { try Certificate(pemDocument: $0) }
+            guard !certificates.isEmpty else { throw ProbeError("no certificate in it") }
+            return CertificateStore(certificates)
+        } catch {
+            throw ProbeError("--ca-file \(caFile): not a PEM certificate file (\(error))")
+        }
+    }
+}
+
+/// Bytes in, whole replies out; anything that is not SMTP ends the connection with a reason.
+final class ReplyDecoder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = SMTPReply
+
+    private var buffer = ByteBuffer()
+    private var framer = SMTPLineFramer()
+    private var accumulator = SMTPReplyAccumulator()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = self.unwrapInboundIn(data)
+        self.buffer.writeBuffer(&incoming)
+        while let framed = self.framer.next(from: &self.buffer, limit: 4096) {
+            let failure: String
+            switch framed {
+            case .line(let line):
+                do {
+                    if let reply = try self.accumulator.feed(line.content) { context.fireChannelRead(self.wrapInboundOut(reply)) }
+                    continue
+                } catch {
+                    failure = "the server's reply is not SMTP (\(error))"
+                }
+            case .tooLong: failure = "the server sent a line over 4096 bytes"
+            case .bareNewline: failure = "the server sent a bare CR or LF"
+            case .tlsRecord: continue
+            }
+            context.fireErrorCaught(ProbeError(failure))
+            context.close(promise: nil)
+            return
+        }
+        self.buffer.discardReadBytes()
+    }
+}
+
+/// Fulfils a promise when the TLS handshake completes, or fails it.
+final class HandshakeWatcher: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let promise: EventLoopPromise<Void>
+
+    init(promise: EventLoopPromise<Void>) { self.promise = promise }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { self.promise.succeed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.promise.fail(ProbeError("the server closed the connection during the TLS handshake"))
+        context.fireChannelInactive()
+    }
+}

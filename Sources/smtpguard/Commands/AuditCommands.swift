@@ -1,0 +1,318 @@
+// `smtpguard audit HOST[:PORT]` and `smtpguard dnsbl IP…`: a mail server's exposure, checked
+// from outside as the seed articles tell an administrator to check it by hand.
+//
+// Exit status, as for every audit command: 0 pass, 1 warnings, 2 failures, 3 could not run.
+
+import ArgumentParser
+import Audit
+import Foundation
+import GuardCore
+
+extension AuditExit {
+    /// The same for async work.
+    static func run(_ body: () async throws -> Int32) async throws {
+        let status: Int32
+        do {
+            status = try await body()
+        } catch let failure as AuditFailure {
+            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
+            status = Self.error
+        } catch let failure as ProbeError {
+            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
+            status = Self.error
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Check a mail server from outside: banner, AUTH before TLS, TLS, open relay, guest logins, tarpit.",
+        discussion: """
+            Connects to HOST like a mail client (port 25 by default; STARTTLS when offered, implicit \
+            TLS on port 465 or with --tls) and reports each check as pass, warn or fail, with the fix:
+
+              banner              the greeting or EHLO names the product (warn) or its version (fail)
+              auth-before-tls     AUTH offered before TLS (PLAIN or LOGIN in clear text: fail)
+              starttls            STARTTLS offered and working
+              tls-version         TLS 1.2 or 1.3 (older: fail)
+              certificate-*       chain trusted (system roots or --ca-file), name matches HOST, not expiring
+              open-relay          an outside recipient accepted from an outside sender without AUTH (the \
+            test stops after RCPT with RSET: nothing is ever sent)
+              guest-login         guest/guest, guest and anonymous with a blank password, AUTH ANONYMOUS
+              default-credentials only with --try-default-credentials: the seed lists' logins \
+            (admin/admin, test/test123 …), at most --max-attempts, one per --attempt-interval, stopping \
+            at the first success
+              lockout             failed logins (as a username that cannot exist) timed: slowed (tarpit) \
+            or blocked (lockout) passes; answered at full speed fails
+
+            Only HOST is contacted. Logins go over TLS whenever the server offers it. Passwords are \
+            never printed: an accepted login is reported with its rule ("the username as password").
+
+            Exit status: 0 all passed, 1 warnings, 2 failures, 3 the audit could not run.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The server: a name or address, with :PORT (default 25; [IPv6]:PORT).", valueName: "host[:port]"))
+    var target: String
+
+    @Flag(name: .long, help: "TLS from the first byte (the default on port 465).")
+    var tls = false
+
+    @Flag(name: .long, help: "Plain text only: do not try STARTTLS.")
+    var plain = false
+
+    @Option(name: .long, help: ArgumentHelp("Trust the CA certificates of this PEM file instead of the system's.", valueName: "file"))
+    var caFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("The name to send in EHLO (default: this machine's host name).", valueName: "name"))
+    var ehlo: String?
+
+    @Flag(name: .long, help: "Also try the seed lists' default logins (admin/admin …). Only on your own server.")
+    var tryDefaultCredentials = false
+
+    @Option(name: .long, help: "At most this many default logins (1-50).")
+    var maxAttempts = 12
+
+    @Option(name: .long, help: ArgumentHelp("Time between two default logins.", valueName: "duration"))
+    var attemptInterval = "1s"
+
+    @Option(name: .long, help: "Failed logins sent to see whether they are slowed or blocked (2-20).")
+    var lockoutProbes = 6
+
+    @Option(name: .long, help: ArgumentHelp("The longest wait for a reply, a connection or a TLS handshake.", valueName: "duration"))
+    var timeout = "10s"
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard (1...50).contains(self.maxAttempts) else { throw ValidationError("--max-attempts: expected 1 to 50") }
+        guard (2...20).contains(self.lockoutProbes) else { throw ValidationError("--lockout-probes: expected 2 to 20") }
+        guard let interval = parseDuration(self.attemptInterval), interval >= .milliseconds(100) else {
+            throw ValidationError("--attempt-interval: expected a duration of at least 100ms, such as 1s")
+        }
+        _ = interval
+        guard let timeout = parseDuration(self.timeout), timeout >= .seconds(1) else {
+            throw ValidationError("--timeout: expected a duration of at least 1s, such as 10s")
+        }
+        _ = timeout
+        guard !(self.tls && self.plain) else { throw ValidationError("--tls and --plain exclude each other") }
+        guard Self.split(self.target) != nil else { throw ValidationError("\(self.target): expected HOST, HOST:PORT or [IPv6]:PORT") }
+    }
+
+    /// HOST[:PORT] into its parts (a bare IPv6 address is a host).
+    static func split(_ target: String) -> (host: String, port: Int?)? {
+        if target.hasPrefix("["), let close = target.firstIndex(of: "]") {
+            let host = String(target[target.index(after: target.startIndex)..<close])
+            let rest = target[target.index(after: close)...]
+            if rest.isEmpty { return (host, nil) }
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return nil }
+            return (host, port)
+        }
+        if IPAddress(target) != nil { return (target, nil) }
+        let parts = target.split(separator: ":", omittingEmptySubsequences: false)
+        guard !target.isEmpty, parts.count <= 2, !parts[0].isEmpty else { return nil }
+        if parts.count == 1 { return (target, nil) }
+        guard let port = Int(parts[1]), (1...65535).contains(port) else { return nil }
+        return (String(parts[0]), port)
+    }
+
+    func run() async throws {
+        try await AuditExit.run {
+            let (host, givenPort) = Self.split(self.target)!
+            let port = givenPort ?? (self.tls ? 465 : 25)
+            let transport: ProbeTransport = self.plain ? .plain : (self.tls || port == 465) ? .implicitTLS : .starttls
+            var options = ServerAuditOptions(
+                host: host, port: port, transport: transport, ehloName: self.ehlo ?? Self.localName())
+            options.caFile = self.caFile
+            options.timeout = parseDuration(self.timeout)!
+            options.tryDefaultCredentials = self.tryDefaultCredentials
+            options.maxCredentialAttempts = self.maxAttempts
+            options.credentialInterval = parseDuration(self.attemptInterval)!
+            options.lockoutProbes = self.lockoutProbes
+            let terminal = isatty(STDERR_FILENO) == 1
+            let audit = ServerAudit(options: options) { step in
+                if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K\(step) …".utf8)) }
+            }
+            let report: ServerAuditReport
+            do {
+                report = try await audit.run()
+            } catch let error as ProbeError {
+                if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                throw AuditFailure("\(host) port \(port): \(error.description)")
+            }
+            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            print(self.json ? Self.json(report) : Self.text(report))
+            return report.findings.exitStatus
+        }
+    }
+
+    /// This machine's name when it looks like a domain, else a name that says what it is.
+    static func localName() -> String {
+        let name = ProcessInfo.processInfo.hostName
+        return name.contains(".") && !name.hasSuffix(".") ? name : "smtpguard-audit.localdomain"
+    }
+
+    static func text(_ report: ServerAuditReport) -> String {
+        var lines = ["smtpguard audit \(report.target)"]
+        if let greeting = report.greeting { lines.append("greeting: \(greeting)") }
+        lines.append("")
+        let rows = report.findings.map { finding in [finding.status.rawValue.uppercased(), finding.check, finding.detail] }
+        lines.append(Table.render(["", "check", "result"], rows))
+        let fixes = report.findings.filter { $0.fix != nil }
+        if !fixes.isEmpty {
+            lines.append("")
+            lines.append("To fix:")
+            for finding in fixes { lines.append("  \(finding.check): \(finding.fix!)") }
+        }
+        let count = { (status: AuditFinding.Status) in report.findings.filter { $0.status == status }.count }
+        lines.append("")
+        lines.append("\(count(.pass)) passed, \(count(.warn)) warnings, \(count(.fail)) failed")
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ report: ServerAuditReport) -> String {
+        let findings = report.findings.map { finding in
+            var item = JSONObjectWriter()
+            item.string("check", finding.check)
+            item.string("status", finding.status.rawValue)
+            item.string("detail", finding.detail)
+            if let fix = finding.fix { item.string("fix", fix) }
+            return item.finish()
+        }
+        var out = JSONObjectWriter()
+        out.string("target", report.target)
+        if let greeting = report.greeting { out.string("greeting", greeting) }
+        if let tls = report.tls {
+            var item = JSONObjectWriter()
+            item.string("version", tls.version)
+            item.bool("trusted", tls.trustProblem == nil)
+            if let problem = tls.trustProblem { item.string("trust_problem", problem) }
+            item.string("issuer", tls.issuer)
+            item.strings("names", tls.names)
+            item.int("not_after", tls.notAfter)
+            out.raw("tls", item.finish())
+        }
+        out.raw("findings", "[" + findings.joined(separator: ",") + "]")
+        out.string("result", report.findings.worst.rawValue)
+        return out.finish()
+    }
+}
+
+struct DNSBLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dnsbl",
+        abstract: "Look addresses up in DNS blocklists: listed, not listed or lookup error, per list.",
+        discussion: """
+            Each address (IPv4 or IPv6) is looked up in each zone by its reversed form \
+            (4.3.2.1.zen.spamhaus.org; IPv6 as 32 nibbles). An answer in 127.0.0.0/8 means listed: \
+            the codes are shown with their meaning where the list documents it, and the TXT record's \
+            reason. No such name means not listed. A resolver error, a timeout, an answer outside \
+            127/8 or Spamhaus's 127.255.255.x refusals (for queries through public resolvers) are \
+            lookup errors, never a verdict.
+
+            Default zones: \(BlocklistZone.defaults.map(\.zone).joined(separator: ", ")). \
+            The resolver is the first nameserver of /etc/resolv.conf unless --resolver names one.
+
+            Exit status: 0 listed nowhere, 1 lookup errors only, 2 listed somewhere, 3 could not run.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The addresses to check.", valueName: "ip"))
+    var addresses: [String]
+
+    @Option(name: .customLong("zone"), help: ArgumentHelp("A blocklist zone; repeat for several (replaces the default list).", valueName: "zone"))
+    var zones: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The DNS resolver: ADDRESS, ADDRESS:PORT or [IPv6]:PORT (default: /etc/resolv.conf).", valueName: "address"))
+    var resolver: String?
+
+    @Option(name: .long, help: ArgumentHelp("How long to wait for one answer (it is asked twice).", valueName: "duration"))
+    var timeout = "3s"
+
+    @Flag(name: .long, help: "Print the results as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard !self.addresses.isEmpty else { throw ValidationError("name at least one address") }
+        for address in self.addresses where IPAddress(address) == nil { throw ValidationError("\(address): not an IPv4 or IPv6 address") }
+        for zone in self.zones where !Self.isZone(zone) { throw ValidationError("--zone \(zone): not a DNS zone name") }
+        if let resolver, DNSResolver(parsing: resolver) == nil {
+            throw ValidationError("--resolver \(resolver): expected ADDRESS, ADDRESS:PORT or [IPv6]:PORT")
+        }
+        guard let timeout = parseDuration(self.timeout), timeout >= .milliseconds(100) else {
+            throw ValidationError("--timeout: expected a duration such as 3s")
+        }
+        _ = timeout
+    }
+
+    static func isZone(_ text: String) -> Bool {
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.count >= 2 && text.utf8.count <= 200
+            && labels.allSatisfy { label in !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") } }
+    }
+
+    func run() async throws {
+        try await AuditExit.run {
+            let resolver = try self.resolver.map { DNSResolver(parsing: $0)! } ?? Self.systemResolver()
+            let zones = self.zones.isEmpty ? BlocklistZone.defaults : self.zones.map { zone in
+                BlocklistZone.defaults.first { $0.zone == zone.lowercased() } ?? BlocklistZone(zone.lowercased())
+            }
+            let client = DNSClient(resolver: resolver, timeout: parseDuration(self.timeout)!)
+            let answers = await Blocklist.check(self.addresses.map { IPAddress($0)! }, zones: zones, client: client)
+            print(self.json ? Self.json(answers, resolver: resolver) : Self.text(answers, resolver: resolver))
+            if answers.contains(where: { if case .listed = $0.result { true } else { false } }) { return AuditExit.failures }
+            if answers.contains(where: { if case .error = $0.result { true } else { false } }) { return AuditExit.warnings }
+            return AuditExit.pass
+        }
+    }
+
+    static func systemResolver() throws -> DNSResolver {
+        do { return try DNSResolver.system() } catch let error as ProbeError { throw AuditFailure(error.description) }
+    }
+
+    static func text(_ answers: [BlocklistAnswer], resolver: DNSResolver) -> String {
+        let rows = answers.map { answer -> [String] in
+            switch answer.result {
+            case .listed(let codes, let meanings, let reason):
+                let why = (meanings + (reason.map { [$0] } ?? [])).joined(separator: "; ")
+                return [answer.address.description, answer.zone, "LISTED", codes.joined(separator: ",") + (why.isEmpty ? "" : " — " + why)]
+            case .notListed:
+                return [answer.address.description, answer.zone, "not listed", ""]
+            case .error(let message):
+                return [answer.address.description, answer.zone, "ERROR", message]
+            }
+        }
+        let listed = answers.filter { if case .listed = $0.result { true } else { false } }.count
+        let errors = answers.filter { if case .error = $0.result { true } else { false } }.count
+        return Table.render(["address", "zone", "result", "codes and reason"], rows)
+            + "\n\n\(answers.count) lookups through \(resolver): \(listed) listed, \(answers.count - listed - errors) not listed, \(errors) errors"
+    }
+
+    static func json(_ answers: [BlocklistAnswer], resolver: DNSResolver) -> String {
+        let items = answers.map { answer in
+            var item = JSONObjectWriter()
+            item.string("address", answer.address.description)
+            item.string("zone", answer.zone)
+            switch answer.result {
+            case .listed(let codes, let meanings, let reason):
+                item.string("result", "listed")
+                item.strings("codes", codes)
+                if !meanings.isEmpty { item.string("meaning", meanings.joined(separator: "; ")) }
+                if let reason { item.string("reason", reason) }
+            case .notListed:
+                item.string("result", "not_listed")
+            case .error(let message):
+                item.string("result", "error")
+                item.string("error", message)
+            }
+            return item.finish()
+        }
+        var out = JSONObjectWriter()
+        out.string("resolver", resolver.description)
+        out.raw("results", "[" + items.joined(separator: ",") + "]")
+        return out.finish()
+    }
+}
