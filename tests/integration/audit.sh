@@ -6,6 +6,11 @@
 #      right rules, never a password unless asked, the exit statuses.
 #   2. `smtpguard check-password` as a password-change hook: standard input, pam_exec's
 #      NUL-terminated password with PAM_USER, JSON, exit statuses.
+#   3. `smtpguard dnsbl` against a small DNS server on loopback (dnsbl_server.py): listed with
+#      codes and reasons, not listed, IPv6 nibbles, refusals, rewritten answers, SERVFAIL, timeouts.
+#   4. `smtpguard audit` against the lab's real Postfix + Dovecot configured badly on purpose
+#      (leaking banner, AUTH before TLS, admin/admin, open relay, no failure delay), configured
+#      well, and with SMTPGuard in front of the bad one: the audit tells them apart.
 #
 # Environment: SMTPGUARD_BIN (default .build/debug/smtpguard). Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero when a check failed.
@@ -19,7 +24,12 @@ BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
 
 WORK=$(mktemp -d /tmp/smtpguard-audit.XXXXXX)
 . tests/integration/checks.sh
+DNS_PID=
 cleanup() {
+  [ -z "$DNS_PID" ] || kill "$DNS_PID" 2>/dev/null
+  [ -z "${GUARD_PID:-}" ] || { kill "$GUARD_PID" 2>/dev/null; wait "$GUARD_PID" 2>/dev/null; }
+  [ -z "${LAB_BAD:-}" ] || LAB_DIR="$LAB_BAD" bash tests/integration/lab.sh stop >/dev/null 2>&1
+  [ -z "${LAB_GOOD:-}" ] || LAB_DIR="$LAB_GOOD" bash tests/integration/lab.sh stop >/dev/null 2>&1
   if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "audit: files kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -112,6 +122,102 @@ out=$("$BIN" check-password </dev/null 2>&1); status=$?
 check "no password at all: exit 3 and a clear error" bash -c '[ "$1" -eq 3 ] && grep -q "no password on standard input" <<<"$2"' _ "$status" "$out"
 out=$(echo "x" | "$BIN" check-password --wordlist "$WORK/nope.lst" 2>&1); status=$?
 check "a wordlist that cannot be read: exit 3, named" bash -c '[ "$1" -eq 3 ] && grep -q "cannot read the wordlist .*nope.lst" <<<"$2"' _ "$status" "$out"
+
+# ---------------------------------------------------------------------------------------
+# 3. dnsbl, against the test suite's DNS server on loopback
+DNS_PORT=12953
+python3 tests/integration/dnsbl_server.py "$DNS_PORT" "$WORK/dns.log" &
+DNS_PID=$!
+for _ in $(seq 1 50); do [ -f "$WORK/dns.log" ] && break; sleep 0.1; done
+sleep 0.3
+dnsbl() { "$BIN" dnsbl --resolver "127.0.0.1:$DNS_PORT" --timeout 300ms "$@"; }
+dnsbl 192.0.2.2 192.0.2.3 2001:db8::5 --zone bl.test --json >"$WORK/dnsbl.json" 2>&1; status=$?
+check "dnsbl: a listed address: exit status 2" [ "$status" -eq 2 ]
+entry() { json "$WORK/dnsbl.json" "next(x for x in r['results'] if x['address'] == '$1' and x['zone'] == '$2')"; }
+check "192.0.2.2 listed in bl.test with code 127.0.0.2 and the TXT reason" \
+  [ "$(entry 192.0.2.2 bl.test)" = "{'address': '192.0.2.2', 'zone': 'bl.test', 'result': 'listed', 'codes': ['127.0.0.2'], 'reason': '192.0.2.2 is listed for testing'}" ]
+check "192.0.2.3 not listed" [ "$(json "$WORK/dnsbl.json" "next(x['result'] for x in r['results'] if x['address'] == '192.0.2.3')")" = not_listed ]
+check "2001:db8::5 looked up by its 32 reversed nibbles, and listed (127.0.0.4)" \
+  bash -c 'grep -qx "A 5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test" "$1" && [ "$2" = "127.0.0.4" ]' _ \
+  "$WORK/dns.log" "$(json "$WORK/dnsbl.json" "','.join(next(x['codes'] for x in r['results'] if x['address'] == '2001:db8::5'))")"
+out=$(dnsbl 192.0.2.3 --zone bl.test 2>&1); status=$?
+check "not listed anywhere: exit status 0, and the table says so" bash -c '[ "$1" -eq 0 ] && grep -q "192.0.2.3 .*bl.test .*not listed" <<<"$2" && grep -q "1 lookups through 127.0.0.1:$3: 0 listed, 1 not listed, 0 errors" <<<"$2"' _ "$status" "$out" "$DNS_PORT"
+dnsbl 192.0.2.3 --zone refuse.test --zone hijack.test --zone fail.test --zone silent.test --json >"$WORK/dnsbl-errors.json" 2>&1; status=$?
+err() { json "$WORK/dnsbl-errors.json" "next(x['result'] + ': ' + x.get('error', '') for x in r['results'] if x['zone'] == '$1')"; }
+check "dnsbl: lookup errors only: exit status 1" [ "$status" -eq 1 ]
+check "127.255.255.254 is a refusal (public resolver), not a listing" bash -c 'grep -q "^error: .*public or open resolver" <<<"$1"' _ "$(err refuse.test)"
+check "an answer outside 127/8 is an error, not a listing" bash -c 'grep -q "^error: the answer 198.51.100.7 is not a blocklist code" <<<"$1"' _ "$(err hijack.test)"
+check "SERVFAIL is an error" bash -c 'grep -q "^error: .*SERVFAIL" <<<"$1"' _ "$(err fail.test)"
+check "no answer is an error after the timeout (asked twice)" bash -c 'grep -q "^error: no answer from 127.0.0.1:$2 within" <<<"$1" && [ "$(grep -c "silent.test" "$3")" -eq 2 ]' _ "$(err silent.test)" "$DNS_PORT" "$WORK/dns.log"
+out=$("$BIN" dnsbl 192.0.2.300 2>&1); status=$?
+check "a malformed address is refused before any lookup, and named" bash -c '[ "$1" -ne 0 ] && grep -q "192.0.2.300: not an IPv4 or IPv6 address" <<<"$2"' _ "$status" "$out"
+
+# ---------------------------------------------------------------------------------------
+# 4. audit HOST, against the real Postfix + Dovecot, configured badly and well. The bad one
+# relays for everyone (mynetworks = 0.0.0.0/0, the classic mistake; Postfix refuses a bare
+# "permit").
+BAD_PORT=12925; GOOD_PORT=12926; GUARD_PORT=12927
+# The labs live outside $WORK (mode 0700): Postfix and Dovecot run as their own users.
+LAB_BAD=/tmp/smtpguard-audit-lab-bad; LAB_GOOD=/tmp/smtpguard-audit-lab-good
+LAB_DIR="$LAB_BAD" LAB_SMTP_PORT=$BAD_PORT \
+  LAB_POSTFIX_EXTRA=$'smtpd_banner = $myhostname ESMTP $mail_name $mail_version\nmynetworks = 0.0.0.0/0\nsmtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination' \
+  bash tests/integration/lab.sh start >"$WORK/lab-bad.out" 2>&1 || { cat "$WORK/lab-bad.out"; echo "audit: the bad lab did not start"; }
+LAB_DIR="$LAB_GOOD" LAB_SMTP_PORT=$GOOD_PORT LAB_WEAK_ADMIN=no LAB_FAST_FAILURES=no \
+  LAB_POSTFIX_EXTRA=$'smtpd_banner = $myhostname ESMTP\nsmtpd_tls_auth_only = yes' \
+  bash tests/integration/lab.sh start >"$WORK/lab-good.out" 2>&1 || { cat "$WORK/lab-good.out"; echo "audit: the good lab did not start"; }
+
+finding() { json "$1" "next(f['status'] + ' ' + f['detail'] for f in r['findings'] if f['check'] == '$2')"; }
+"$BIN" audit "127.0.0.1:$BAD_PORT" --try-default-credentials --attempt-interval 100ms --json >"$WORK/bad.json" 2>"$WORK/bad.err"; status=$?
+check "audit, badly configured server: exit status 2" [ "$status" -eq 2 ]
+check "the banner's product and version are a failure" bash -c 'grep -Eq "^fail the banner reveals Postfix [0-9]+\.[0-9]+" <<<"$1"' _ "$(finding "$WORK/bad.json" banner)"
+check "AUTH PLAIN LOGIN before TLS is a failure" bash -c 'grep -q "^fail AUTH PLAIN LOGIN CRAM-MD5 is offered before TLS" <<<"$1"' _ "$(finding "$WORK/bad.json" auth-before-tls)"
+check "the open relay is found" bash -c 'grep -q "^fail an outside recipient .* is accepted .* open relay" <<<"$1"' _ "$(finding "$WORK/bad.json" open-relay)"
+check "the relay test sent no message (no DATA, a RSET)" bash -c '[ -s "$1" ] && ! grep -q "smtpguard-relay-test@example.net.*status=" "$1" && ! grep -q "queued as\|message-id=" "$1"' _ "$LAB_BAD/postfix.log"
+check "admin/admin is found by --try-default-credentials, named by its rule only" \
+  bash -c 'grep -q "^fail the login admin with the username as password is accepted" <<<"$1"' _ "$(finding "$WORK/bad.json" default-credentials)"
+check "failed logins at full speed are a failure" bash -c 'grep -q "^fail 6 failed logins were answered in .* none slowed or blocked" <<<"$1"' _ "$(finding "$WORK/bad.json" lockout)"
+check "the self-signed lab CA is reported untrusted; with --ca-file trusted" \
+  bash -c 'grep -q "^warn .*not trusted" <<<"$1" && "$2" audit "127.0.0.1:$3" --ca-file "$4" --lockout-probes 2 --json | grep -q "\"check\":\"certificate-trust\",\"status\":\"pass\""' _ \
+  "$(finding "$WORK/bad.json" certificate-trust)" "$BIN" "$BAD_PORT" "$LAB_BAD/tls/ca.pem"
+check "no password or AUTH payload in the report" bash -c '! grep -q "AGFkbWluAGFkbWlu\|YWRtaW4=" "$1" "$2"' _ "$WORK/bad.json" "$WORK/bad.err"
+
+"$BIN" audit "127.0.0.1:$GOOD_PORT" --ca-file "$LAB_GOOD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
+  --lockout-probes 3 >"$WORK/good.txt" 2>&1; status=$?
+check "audit, well configured server: exit status 0, nothing failed or warned" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "passed, 0 warnings, 0 failed" "$2"' _ "$status" "$WORK/good.txt"
+for line in "banner .*names no product or version" "auth-before-tls .*AUTH is not offered before TLS" "certificate-name .*is for 127.0.0.1" \
+  "open-relay .*refused without AUTH" "default-credentials .*none of 3 default logins" "lockout .*slowed down \\(tarpit\\)"; do
+  check "well configured: PASS $line" grep -Eq "^PASS +$line" "$WORK/good.txt"
+done
+
+# The bad server with SMTPGuard in front: AUTH only after TLS, weak logins refused, guessers banned.
+cat >"$WORK/guard.yaml" <<YAML
+listen: ["127.0.0.1:$GUARD_PORT"]
+admin:
+  listen: ""
+backend:
+  address: 127.0.0.1:$BAD_PORT
+smtp:
+  hostname: mx.guard.test
+tls:
+  certificate: $LAB_BAD/tls/guard.pem
+  key: $LAB_BAD/tls/guard.key
+state:
+  path: $WORK/guard-state
+events:
+  path: $WORK/guard-events.jsonl
+YAML
+"$BIN" run --config "$WORK/guard.yaml" >"$WORK/guard.log" 2>&1 &
+GUARD_PID=$!
+wait_port "$GUARD_PORT"
+"$BIN" audit "127.0.0.1:$GUARD_PORT" --ca-file "$LAB_BAD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
+  --lockout-probes 8 --json >"$WORK/guarded.json" 2>&1; status=$?
+check "audit through SMTPGuard: AUTH not offered before TLS" bash -c 'grep -q "^pass" <<<"$1"' _ "$(finding "$WORK/guarded.json" auth-before-tls)"
+check "audit through SMTPGuard: admin/admin not accepted (the guest logins already had the client banned)" \
+  bash -c 'grep -Eq "^(pass none of 3|info the server refuses this client)" <<<"$1" && grep -q "\"event\":\"ban\".*127.0.0.1" "$2"' _ \
+  "$(finding "$WORK/guarded.json" default-credentials)" "$WORK/guard-events.jsonl"
+check "audit through SMTPGuard: failed logins slowed or blocked" bash -c 'grep -Eq "^pass failed logins are (slowed|blocked)" <<<"$1"' _ "$(finding "$WORK/guarded.json" lockout)"
+check "audit through SMTPGuard: the open relay behind it is still reported" bash -c 'grep -q "^fail" <<<"$1"' _ "$(finding "$WORK/guarded.json" open-relay)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -352,7 +352,9 @@ public struct ServerAudit: Sendable {
             if refusedConnections > 2 || droppedConnections > 2 { break }
         }
         if refusedConnections > 2 {
-            return AuditFinding(check, .info, "the server stopped accepting this client after \(tried) attempts; \(remaining.count) not tried")
+            return AuditFinding(
+                check, .info,
+                "the server refuses this client (banned by the earlier failed logins?) after \(tried) attempts here; \(remaining.count) of \(logins.count) not tried")
         }
         if droppedConnections > 2 {
             return AuditFinding(check, .info, "the server dropped the connection \(droppedConnections) times during a login; \(remaining.count) of \(logins.count) not tried")
@@ -430,7 +432,8 @@ public struct ServerAudit: Sendable {
         let shown = times.map { Self.milliseconds($0) }.joined(separator: ", ")
         let dropped = drops > 0 ? "; the server dropped the connection \(drops) times" : ""
         if let blocked {
-            return AuditFinding("lockout", .pass, "failed logins are blocked: \(blocked) (answers took \(shown))")
+            let took = times.isEmpty ? " (the earlier checks' failed logins already had this client blocked)" : " (answers took \(shown))"
+            return AuditFinding("lockout", .pass, "failed logins are blocked: \(blocked)\(took)")
         }
         guard let first = times.first, let last = times.last else {
             return AuditFinding("lockout", .info, "AUTH is not offered: nothing to time")
