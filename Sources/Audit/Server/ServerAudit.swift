@@ -277,7 +277,7 @@ public struct ServerAudit: Sendable {
             return AuditFinding(
                 "open-relay", .fail,
                 "an outside recipient (\(self.options.relayRecipient)) is accepted from an outside sender without AUTH: this is an open relay",
-                fix: "relay only for authenticated clients and your own networks (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination)")
+                fix: "relay only for authenticated clients and your own networks (Postfix: mynetworks = your own addresses only, smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination)")
         }
         return AuditFinding("open-relay", .pass, "relaying to an outside recipient is refused without AUTH (\(rcpt.code) \(rcpt.lines.first ?? ""))")
     }

@@ -1,5 +1,5 @@
 // The version `smtpguard --version` prints, the API reports and HTTP requests carry.
 
 public enum SMTPGuardVersion {
-    public static let current = "0.8.0"
+    public static let current = "0.9.0"
 }
