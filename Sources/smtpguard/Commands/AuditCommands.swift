@@ -8,23 +8,6 @@ import Audit
 import Foundation
 import GuardCore
 
-extension AuditExit {
-    /// The same for async work.
-    static func run(_ body: () async throws -> Int32) async throws {
-        let status: Int32
-        do {
-            status = try await body()
-        } catch let failure as AuditFailure {
-            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
-            status = Self.error
-        } catch let failure as ProbeError {
-            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
-            status = Self.error
-        }
-        if status != 0 { throw ExitCode(status) }
-    }
-}
-
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",

@@ -39,14 +39,31 @@ struct AuditFailure: Error, CustomStringConvertible {
 enum AuditExit {
     static let pass: Int32 = 0, warnings: Int32 = 1, failures: Int32 = 2, error: Int32 = 3
 
-    /// Runs `body`; an AuditFailure is printed and becomes exit status 3.
+    /// Runs `body`; an AuditFailure (or the probe's ProbeError) is printed and becomes exit
+    /// status 3.
     static func run(_ body: () throws -> Int32) throws {
+        try self.exit(with: Result { try body() })
+    }
+
+    static func run(_ body: () async throws -> Int32) async throws {
+        let result: Result<Int32, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        try self.exit(with: result)
+    }
+
+    private static func exit(with result: Result<Int32, any Error>) throws {
         let status: Int32
-        do {
-            status = try body()
-        } catch let failure as AuditFailure {
+        switch result {
+        case .success(let value):
+            status = value
+        case .failure(let failure as AuditFailure):
             FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
             status = Self.error
+        case .failure(let failure as ProbeError):
+            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
+            status = Self.error
+        case .failure(let other):
+            throw other
         }
         if status != 0 { throw ExitCode(status) }
     }
