@@ -156,7 +156,7 @@ check "a malformed address is refused before any lookup, and named" bash -c '[ "
 # 4. audit HOST, against the real Postfix + Dovecot, configured badly and well. The bad one
 # relays for everyone (mynetworks = 0.0.0.0/0, the classic mistake; Postfix refuses a bare
 # "permit").
-BAD_PORT=12925; GOOD_PORT=12926; GUARD_PORT=12927
+BAD_PORT=12925; GOOD_PORT=12926; GUARD_PORT=12927; GUARD_TLS_PORT=12928
 # The labs live outside $WORK (mode 0700): Postfix and Dovecot run as their own users.
 LAB_BAD=/tmp/smtpguard-audit-lab-bad; LAB_GOOD=/tmp/smtpguard-audit-lab-good
 LAB_DIR="$LAB_BAD" LAB_SMTP_PORT=$BAD_PORT \
@@ -193,6 +193,7 @@ done
 # The bad server with SMTPGuard in front: AUTH only after TLS, weak logins refused, guessers banned.
 cat >"$WORK/guard.yaml" <<YAML
 listen: ["127.0.0.1:$GUARD_PORT"]
+listen_tls: ["127.0.0.1:$GUARD_TLS_PORT"]
 admin:
   listen: ""
 backend:
@@ -210,11 +211,16 @@ YAML
 "$BIN" run --config "$WORK/guard.yaml" >"$WORK/guard.log" 2>&1 &
 GUARD_PID=$!
 wait_port "$GUARD_PORT"
-"$BIN" audit "127.0.0.1:$GUARD_PORT" --ca-file "$LAB_BAD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
+wait_port "$GUARD_TLS_PORT"
+"$BIN" audit "127.0.0.1:$GUARD_TLS_PORT" --tls --source 127.0.40.1 --ca-file "$LAB_BAD/tls/ca.pem" --lockout-probes 2 --json >"$WORK/implicit.json" 2>&1
+check "implicit TLS (--tls): the handshake comes first, then the greeting; TLS 1.3 and the guard's certificate name" \
+  bash -c 'grep -q "^pass implicit TLS negotiates TLS 1.3" <<<"$1" && grep -q "^pass the certificate is for 127.0.0.1" <<<"$2" && grep -q "\"greeting\":\"mx.guard.test" "$3"' _ \
+  "$(finding "$WORK/implicit.json" tls-version)" "$(finding "$WORK/implicit.json" certificate-name)" "$WORK/implicit.json"
+"$BIN" audit "127.0.0.1:$GUARD_PORT" --source 127.0.41.1 --ca-file "$LAB_BAD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
   --lockout-probes 8 --json >"$WORK/guarded.json" 2>&1; status=$?
 check "audit through SMTPGuard: AUTH not offered before TLS" bash -c 'grep -q "^pass" <<<"$1"' _ "$(finding "$WORK/guarded.json" auth-before-tls)"
 check "audit through SMTPGuard: admin/admin not accepted (the guest logins already had the client banned)" \
-  bash -c 'grep -Eq "^(pass none of 3|info the server refuses this client)" <<<"$1" && grep -q "\"event\":\"ban\".*127.0.0.1" "$2"' _ \
+  bash -c 'grep -Eq "^(pass none of 3|info the server refuses this client)" <<<"$1" && grep -q "\"event\":\"ban\".*\"key\":\"127.0.41.1\"" "$2"' _ \
   "$(finding "$WORK/guarded.json" default-credentials)" "$WORK/guard-events.jsonl"
 check "audit through SMTPGuard: failed logins slowed or blocked" bash -c 'grep -Eq "^pass failed logins are (slowed|blocked)" <<<"$1"' _ "$(finding "$WORK/guarded.json" lockout)"
 check "audit through SMTPGuard: the open relay behind it is still reported" bash -c 'grep -q "^fail" <<<"$1"' _ "$(finding "$WORK/guarded.json" open-relay)"

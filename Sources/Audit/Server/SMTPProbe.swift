@@ -117,14 +117,19 @@ public final class SMTPConversation {
         let handshake = self.channel.eventLoop.makePromise(of: Void.self)
         let (context, serverName, chain) = (self.tls, self.serverName, self.chain)
         let channel = self.channel
-        try await channel.eventLoop.submit {
-            let client = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, promise in
-                chain.withLockedValue { $0 = certificates.compactMap { try? $0.toDERBytes() } }
-                promise.succeed(.certificateVerified)
-            }
-            try channel.pipeline.syncOperations.addHandler(client, position: .first)
-            try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: handshake), position: .after(client))
-        }.get()
+        do {
+            try await channel.eventLoop.submit {
+                let client = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, promise in
+                    chain.withLockedValue { $0 = certificates.compactMap { try? $0.toDERBytes() } }
+                    promise.succeed(.certificateVerified)
+                }
+                try channel.pipeline.syncOperations.addHandler(client, position: .first)
+                try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: handshake), position: .after(client))
+            }.get()
+        } catch {
+            handshake.fail(error)  // (a promise is always completed)
+            throw ProbeError("the server closed the connection before TLS")
+        }
         let timeout = self.timeout
         let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
             handshake.fail(ProbeError("no TLS handshake within \(timeout)"))
@@ -198,7 +203,7 @@ public enum SMTPProbe {
     /// Connects to `host:port`, reads the greeting, runs `body`, and closes. `serverName` is
     /// sent in TLS's SNI (a name, never an address); `caFile` replaces the system's roots.
     public static func session<T>(
-        host: String, port: Int, transport: ProbeTransport, caFile: String?, timeout: Duration,
+        host: String, port: Int, transport: ProbeTransport, caFile: String?, source: String? = nil, timeout: Duration,
         _ body: (SMTPConversation, SMTPReply) async throws -> T
     ) async throws -> T {
         var configuration = TLSConfiguration.makeClientConfiguration()
@@ -212,10 +217,18 @@ public enum SMTPProbe {
         }
         let roots = try await Self.trustRoots(caFile: caFile)
         let serverName = IPAddress(host) == nil ? host : nil
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+        if let source {
+            do {
+                bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0))
+            } catch {
+                throw ProbeError("--source \(source): not an address of this machine")
+            }
+        }
         let channel: NIOAsyncChannel<SMTPReply, ByteBuffer>
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            channel = try await bootstrap
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ReplyDecoder())

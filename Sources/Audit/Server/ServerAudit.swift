@@ -13,6 +13,8 @@ public struct ServerAuditOptions: Sendable {
     public var port: Int
     public var transport: ProbeTransport
     public var caFile: String?
+    /// The local address to connect from (nil: the system's choice).
+    public var source: String?
     /// For one reply, a connection or a TLS handshake.
     public var timeout: Duration = .seconds(10)
     public var ehloName: String
@@ -74,7 +76,7 @@ public struct ServerAudit: Sendable {
             report.greeting = greeting.lines.first
             report.tls = conversation.tlsDetails
             report.findings += self.capabilityFindings(greeting: greeting, capabilities: capabilities, conversation: conversation)
-            guard capabilities.ehlo.code == 250 else { return false }
+            guard capabilities.ehlo.code == 250, capabilities.tlsError == nil else { return false }  // nothing more to learn
             self.progress("testing relay")
             report.findings.append(try await self.relayFinding(conversation))
             return self.loginMechanism(capabilities.current) != nil
@@ -112,7 +114,7 @@ public struct ServerAudit: Sendable {
     func session<T>(_ body: (SMTPConversation, SMTPReply, Capabilities) async throws -> T) async throws -> T {
         try await SMTPProbe.session(
             host: self.options.host, port: self.options.port, transport: self.options.transport, caFile: self.options.caFile,
-            timeout: self.options.timeout
+            source: self.options.source, timeout: self.options.timeout
         ) { conversation, greeting in
             guard greeting.code == 220 else {
                 return try await body(conversation, greeting, Capabilities(ehlo: greeting, current: greeting, startTLSOffered: false))
@@ -315,38 +317,13 @@ public struct ServerAudit: Sendable {
         var refusedConnections = 0
         var droppedConnections = 0
         while !remaining.isEmpty || tryAnonymous {
-            let outcome: AuditFinding? = try await self.session { conversation, greeting, capabilities in
-                guard greeting.code == 220 else { refusedConnections += 1; return nil }
-                let offered = Self.mechanisms(capabilities.current)
-                if tryAnonymous {
-                    tryAnonymous = false
-                    if offered.contains("ANONYMOUS") {
-                        let reply = try await conversation.command("AUTH ANONYMOUS \(Base64.encode("smtpguard-audit"))")
-                        if reply.code == 235 {
-                            return AuditFinding("anonymous-login", .fail, "AUTH ANONYMOUS is accepted", fix: "disable anonymous authentication")
-                        }
-                    }
-                }
-                guard let mechanism = self.loginMechanism(capabilities.current) else { remaining = []; return nil }
-                while let login = remaining.first {
-                    if tried > 0 { try await self.sleep(self.options.credentialInterval) }
-                    remaining = remaining.dropFirst()
-                    tried += 1
-                    let reply: SMTPReply
-                    do {
-                        reply = try await self.authenticate(conversation, login, mechanism: mechanism)
-                    } catch is ProbeError {
-                        droppedConnections += 1  // dropped mid-login (a server-side limit): go on from a new one
-                        return nil
-                    }
-                    if reply.code == 235 {
-                        return AuditFinding(
-                            check, .fail, "the login \(login.username) with \(login.rule) is accepted",
-                            fix: "change the password of \(login.username) (smtpguard check-password) or remove the account, and put SMTPGuard's weak-credential firewall in front")
-                    }
-                    if reply.code == 421 || reply.code == 554 { return nil }  // closed on us: reconnect for the next
-                }
-                return nil
+            let outcome: AuditFinding?
+            do {
+                outcome = try await self.attempts(check: check, remaining: &remaining, tried: &tried, tryAnonymous: &tryAnonymous,
+                    refusedConnections: &refusedConnections, droppedConnections: &droppedConnections)
+            } catch is ProbeError {
+                refusedConnections += 1  // the first session worked: a connection refused now is this client refused
+                outcome = nil
             }
             if let outcome { return outcome }
             if refusedConnections > 2 || droppedConnections > 2 { break }
@@ -360,6 +337,46 @@ public struct ServerAudit: Sendable {
             return AuditFinding(check, .info, "the server dropped the connection \(droppedConnections) times during a login; \(remaining.count) of \(logins.count) not tried")
         }
         return AuditFinding(check, .pass, passed)
+    }
+
+    /// One connection's worth of `loginFinding`: the accepted login's finding, or nil.
+    private func attempts(
+        check: String, remaining: inout ArraySlice<TrialLogin>, tried: inout Int, tryAnonymous: inout Bool,
+        refusedConnections: inout Int, droppedConnections: inout Int
+    ) async throws -> AuditFinding? {
+        try await self.session { conversation, greeting, capabilities in
+            guard greeting.code == 220 else { refusedConnections += 1; return nil }
+            let offered = Self.mechanisms(capabilities.current)
+            if tryAnonymous {
+                tryAnonymous = false
+                if offered.contains("ANONYMOUS") {
+                    let reply = try await conversation.command("AUTH ANONYMOUS \(Base64.encode("smtpguard-audit"))")
+                    if reply.code == 235 {
+                        return AuditFinding("anonymous-login", .fail, "AUTH ANONYMOUS is accepted", fix: "disable anonymous authentication")
+                    }
+                }
+            }
+            guard let mechanism = self.loginMechanism(capabilities.current) else { remaining = []; return nil }
+            while let login = remaining.first {
+                if tried > 0 { try await self.sleep(self.options.credentialInterval) }
+                remaining = remaining.dropFirst()
+                tried += 1
+                let reply: SMTPReply
+                do {
+                    reply = try await self.authenticate(conversation, login, mechanism: mechanism)
+                } catch is ProbeError {
+                    droppedConnections += 1  // dropped mid-login (a server-side limit): go on from a new one
+                    return nil
+                }
+                if reply.code == 235 {
+                    return AuditFinding(
+                        check, .fail, "the login \(login.username) with \(login.rule) is accepted",
+                        fix: "change the password of \(login.username) (smtpguard check-password) or remove the account, and put SMTPGuard's weak-credential firewall in front")
+                }
+                if reply.code == 421 || reply.code == 554 { return nil }  // closed on us: reconnect for the next
+            }
+            return nil
+        }
     }
 
     /// PLAIN when offered, else LOGIN; nil when neither is (the audit tries no other).
@@ -398,11 +415,11 @@ public struct ServerAudit: Sendable {
             do {
                 let timed = try await self.session { conversation, greeting, capabilities -> Bool in
                     guard greeting.code == 220 else {
-                        blocked = "after \(times.count) failed logins a new connection is greeted with \(greeting.code) \(greeting.lines.first ?? "")"
+                        blocked = "a new connection is greeted with \(greeting.code) \(greeting.lines.first ?? "")"
                         return true
                     }
                     guard let mechanism = self.loginMechanism(capabilities.current) else {
-                        if !times.isEmpty { blocked = "after \(times.count) failed logins AUTH is no longer offered" }
+                        if !times.isEmpty { blocked = "AUTH is no longer offered" }
                         return !times.isEmpty
                     }
                     while more() {
@@ -418,22 +435,22 @@ public struct ServerAudit: Sendable {
                         }
                         times.append(clock.now - sent)
                         if reply.code == 421 || reply.code == 554 {
-                            blocked = "after \(times.count) failed logins the server answers \(reply.code) \(reply.lines.first ?? "")"
+                            blocked = "the server answers \(reply.code) \(reply.lines.first ?? "")"
                         }
                     }
                     return true
                 }
                 if !timed { break }  // no AUTH to time
             } catch let error as ProbeError {
-                guard !times.isEmpty else { throw error }
-                blocked = "after \(times.count) failed logins the server refuses new connections (\(error))"
+                // The first session worked: a connection that fails now is this client refused.
+                blocked = "the server refuses new connections (\(error))"
             }
         }
         let shown = times.map { Self.milliseconds($0) }.joined(separator: ", ")
         let dropped = drops > 0 ? "; the server dropped the connection \(drops) times" : ""
         if let blocked {
-            let took = times.isEmpty ? " (the earlier checks' failed logins already had this client blocked)" : " (answers took \(shown))"
-            return AuditFinding("lockout", .pass, "failed logins are blocked: \(blocked)\(took)")
+            let when = times.isEmpty ? "after the earlier checks' failed logins" : "after \(times.count) failed logins here (answers took \(shown))"
+            return AuditFinding("lockout", .pass, "failed logins are blocked: \(blocked), \(when)")
         }
         guard let first = times.first, let last = times.last else {
             return AuditFinding("lockout", .info, "AUTH is not offered: nothing to time")

@@ -49,6 +49,9 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Trust the CA certificates of this PEM file instead of the system's.", valueName: "file"))
     var caFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("Connect from this local address (default: the system's choice).", valueName: "address"))
+    var source: String?
+
     @Option(name: .long, help: ArgumentHelp("The name to send in EHLO (default: this machine's host name).", valueName: "name"))
     var ehlo: String?
 
@@ -82,6 +85,7 @@ struct AuditCommand: AsyncParsableCommand {
         }
         _ = timeout
         guard !(self.tls && self.plain) else { throw ValidationError("--tls and --plain exclude each other") }
+        if let source, IPAddress(source) == nil { throw ValidationError("--source \(source): not an IPv4 or IPv6 address") }
         guard Self.split(self.target) != nil else { throw ValidationError("\(self.target): expected HOST, HOST:PORT or [IPv6]:PORT") }
     }
 
@@ -110,6 +114,7 @@ struct AuditCommand: AsyncParsableCommand {
             var options = ServerAuditOptions(
                 host: host, port: port, transport: transport, ehloName: self.ehlo ?? Self.localName())
             options.caFile = self.caFile
+            options.source = self.source
             options.timeout = parseDuration(self.timeout)!
             options.tryDefaultCredentials = self.tryDefaultCredentials
             options.maxCredentialAttempts = self.maxAttempts
