@@ -16,19 +16,19 @@ struct AuditCommand: AsyncParsableCommand {
             Connects to HOST like a mail client (port 25 by default; STARTTLS when offered, implicit \
             TLS on port 465 or with --tls) and reports each check as pass, warn or fail, with the fix:
 
-              banner              the greeting or EHLO names the product (warn) or its version (fail)
-              auth-before-tls     AUTH offered before TLS (PLAIN or LOGIN in clear text: fail)
-              starttls            STARTTLS offered and working
-              tls-version         TLS 1.2 or 1.3 (older: fail)
-              certificate-*       chain trusted (system roots or --ca-file), name matches HOST, not expiring
-              open-relay          an outside recipient accepted from an outside sender without AUTH (the \
-            test stops after RCPT with RSET: nothing is ever sent)
-              guest-login         guest/guest, guest and anonymous with a blank password, AUTH ANONYMOUS
-              default-credentials only with --try-default-credentials: the seed lists' logins \
-            (admin/admin, test/test123 …), at most --max-attempts, one per --attempt-interval, stopping \
-            at the first success
-              lockout             failed logins (as a username that cannot exist) timed: slowed (tarpit) \
-            or blocked (lockout) passes; answered at full speed fails
+            - banner: the greeting or EHLO names the product (warn) or its version (fail).
+            - auth-before-tls: AUTH offered before TLS (PLAIN or LOGIN in clear text: fail).
+            - starttls, tls-version: STARTTLS offered and working, with TLS 1.2 or 1.3.
+            - certificate-trust, -name, -expiry: the chain is trusted (system roots or \
+            --ca-file), names HOST, and is not expiring.
+            - open-relay: an outside recipient accepted from an outside sender without AUTH (the \
+            test stops after RCPT with RSET: nothing is ever sent).
+            - guest-login: guest/guest, guest and anonymous with a blank password, AUTH ANONYMOUS.
+            - default-credentials: only with --try-default-credentials, the seed lists' logins \
+            (admin/admin, test/test123 …), at most --max-attempts, one per --attempt-interval, \
+            stopping at the first success.
+            - lockout: failed logins (as a username that cannot exist) are timed; slowed (a \
+            tarpit) or blocked (a lockout) passes, answered at full speed fails.
 
             Only HOST is contacted. Logins go over TLS whenever the server offers it. Passwords are \
             never printed: an accepted login is reported with its rule ("the username as password").
