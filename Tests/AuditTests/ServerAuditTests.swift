@@ -44,6 +44,7 @@ import Testing
         let tls = self.details(["mail.example.com", "*.example.net", "127.0.0.1", "::1"])
         #expect(tls.matches(host: "mail.example.com"))
         #expect(tls.matches(host: "MAIL.Example.com"))
+        #expect(tls.matches(host: "mail.example.com."))  // a fully qualified name with its root dot
         #expect(tls.matches(host: "mx.example.net"))
         #expect(!tls.matches(host: "a.b.example.net"))  // a wildcard covers one label
         #expect(!tls.matches(host: "example.net"))

@@ -1,4 +1,4 @@
-// Asks one resolver over UDP: one socket per question, an answer matched by id and name,
+// Asks one resolver over UDP: one socket per question, an answer matched by id and sender,
 // one retry, a deadline for each try.
 
 import Foundation
@@ -94,7 +94,7 @@ public struct DNSClient: Sendable {
             }
         let timedOut = Deadline()
         let timeout = self.timeout
-        let deadline = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+        let deadline = channel.channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
             timedOut.passed = true
             channel.channel.close(promise: nil)
         }

@@ -18,6 +18,12 @@ public struct ProbeError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
+/// The certificates the server sent (DER, leaf first) and the leaf's validity.
+struct PeerChain: Sendable {
+    var der: [[UInt8]] = []
+    var validity: (Int, Int)?
+}
+
 /// What the TLS handshake showed.
 public struct TLSDetails: Sendable, Equatable {
     /// "TLS 1.3", "TLS 1.2" …
@@ -37,7 +43,7 @@ public struct TLSDetails: Sendable, Equatable {
     /// Whether `host` (a name or an address) is one of the certificate's names; a wildcard
     /// covers one label.
     public func matches(host: String) -> Bool {
-        let host = host.lowercased()
+        let host = host.lowercased().hasSuffix(".") ? String(host.lowercased().dropLast()) : host.lowercased()
         if let address = IPAddress(host) { return self.names.contains { IPAddress($0) == address } }
         return self.names.contains { name in
             let name = name.lowercased()
@@ -66,7 +72,7 @@ public final class SMTPConversation {
     let timeout: Duration
     let tls: NIOSSLContext
     let roots: CertificateStore
-    let chain = NIOLockedValueBox<[[UInt8]]>([])
+    let chain = NIOLockedValueBox(PeerChain())
     let serverName: String?
     public private(set) var tlsDetails: TLSDetails?
 
@@ -86,7 +92,7 @@ public final class SMTPConversation {
     /// The next reply; throws when none comes within the timeout or the server closes.
     public func reply() async throws -> SMTPReply {
         let channel = self.channel
-        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.timeout.components.seconds) * 1_000_000_000)) {
+        let deadline = channel.eventLoop.scheduleTask(in: self.timeout.timeAmount) {
             channel.close(promise: nil)
         }
         defer { deadline.cancel() }
@@ -120,7 +126,11 @@ public final class SMTPConversation {
         do {
             try await channel.eventLoop.submit {
                 let client = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, promise in
-                    chain.withLockedValue { $0 = certificates.compactMap { try? $0.toDERBytes() } }
+                    chain.withLockedValue {
+                        $0 = PeerChain(
+                            der: certificates.compactMap { try? $0.toDERBytes() },
+                            validity: certificates.first.map { (Int($0.notValidBefore), Int($0.notValidAfter)) })
+                    }
                     promise.succeed(.certificateVerified)
                 }
                 try channel.pipeline.syncOperations.addHandler(client, position: .first)
@@ -131,7 +141,7 @@ public final class SMTPConversation {
             throw ProbeError("the server closed the connection before TLS")
         }
         let timeout = self.timeout
-        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+        let deadline = channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
             handshake.fail(ProbeError("no TLS handshake within \(timeout)"))
             channel.close(promise: nil)
         }
@@ -143,20 +153,30 @@ public final class SMTPConversation {
         } catch {
             throw ProbeError("TLS handshake failed (\(error))")
         }
-        let version = try await channel.nioSSL_tlsVersion().get()
-        let certificates = try chain.withLockedValue { $0 }.map { try Certificate(derEncoded: $0) }
-        guard let leaf = certificates.first else { throw ProbeError("the server sent no certificate") }
-        var verifier = Verifier(rootCertificates: self.roots) { RFC5280Policy() }
-        let trustProblem: String?
-        switch await verifier.validate(leaf: leaf, intermediates: CertificateStore(certificates.dropFirst())) {
-        case .validCertificate: trustProblem = nil
-        case .couldNotValidate(let failures):
-            trustProblem = failures.first.map { "\($0.policyFailureReason)" } ?? "no chain to a trusted root"
+        let version = try? await channel.nioSSL_tlsVersion().get()
+        let peer = chain.withLockedValue { $0 }
+        guard let validity = peer.validity, let leafBytes = peer.der.first else { throw ProbeError("the server sent no certificate") }
+        let details: TLSDetails
+        do {
+            let leaf = try Certificate(derEncoded: leafBytes)
+            let intermediates = peer.der.dropFirst().compactMap { try? Certificate(derEncoded: $0) }
+            var verifier = Verifier(rootCertificates: self.roots) { RFC5280Policy() }
+            let trustProblem: String?
+            switch await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates)) {
+            case .validCertificate: trustProblem = nil
+            case .couldNotValidate(let failures):
+                trustProblem = failures.first.map { "\($0.policyFailureReason)" } ?? "no chain to a trusted root"
+            }
+            details = TLSDetails(
+                version: version.flatMap { $0 }.map(Self.name) ?? "unknown", versionIsCurrent: version == .tlsv12 || version == .tlsv13,
+                trustProblem: trustProblem, names: Self.names(of: leaf), issuer: "\(leaf.issuer)", notBefore: validity.0, notAfter: validity.1)
+        } catch {
+            // A key this verifier does not accept (RSA under 2048 bits, DSA …) is itself the finding.
+            details = TLSDetails(
+                version: version.flatMap { $0 }.map(Self.name) ?? "unknown", versionIsCurrent: version == .tlsv12 || version == .tlsv13,
+                trustProblem: "the certificate cannot be checked (\(error))", names: [], issuer: "unknown", notBefore: validity.0,
+                notAfter: validity.1)
         }
-        let details = TLSDetails(
-            version: version.map(Self.name) ?? "unknown", versionIsCurrent: version == .tlsv12 || version == .tlsv13,
-            trustProblem: trustProblem, names: Self.names(of: leaf), issuer: "\(leaf.issuer)",
-            notBefore: Int(leaf.notValidBefore.timeIntervalSince1970), notAfter: Int(leaf.notValidAfter.timeIntervalSince1970))
         self.tlsDetails = details
         return details
     }
@@ -192,7 +212,7 @@ public final class SMTPConversation {
         }
         if names.isEmpty {
             for rdn in certificate.subject {
-                for attribute in rdn where attribute.type == .RDNAttributeType.commonName { names.append("\(attribute.value)") }
+                for attribute in rdn where attribute.type == .RDNAttributeType.commonName { names.append(String(attribute.value) ?? "\(attribute.value)") }
             }
         }
         return names
@@ -218,7 +238,7 @@ public enum SMTPProbe {
         let roots = try await Self.trustRoots(caFile: caFile)
         let serverName = IPAddress(host) == nil ? host : nil
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            .connectTimeout(timeout.timeAmount)
         if let source {
             do {
                 bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0))
@@ -250,6 +270,13 @@ public enum SMTPProbe {
             _ = try? await conversation.command("QUIT")
             return result
         }
+    }
+}
+
+extension Duration {
+    /// The same length for NIO (whole and fractional seconds; callers keep it under a day).
+    var timeAmount: TimeAmount {
+        .nanoseconds(self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000)
     }
 }
 

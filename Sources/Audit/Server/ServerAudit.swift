@@ -76,9 +76,10 @@ public struct ServerAudit: Sendable {
             report.greeting = greeting.lines.first
             report.tls = conversation.tlsDetails
             report.findings += self.capabilityFindings(greeting: greeting, capabilities: capabilities, conversation: conversation)
-            guard capabilities.ehlo.code == 250, capabilities.tlsError == nil else { return false }  // nothing more to learn
+            guard capabilities.current.code == 250, capabilities.tlsError == nil else { return false }  // nothing more to learn
             self.progress("testing relay")
             report.findings.append(try await self.relayFinding(conversation))
+            guard capabilities.ehlo.code == 250 else { return false }
             return self.loginMechanism(capabilities.current) != nil
         }
         guard authOffered else { return report }
@@ -119,9 +120,10 @@ public struct ServerAudit: Sendable {
             guard greeting.code == 220 else {
                 return try await body(conversation, greeting, Capabilities(ehlo: greeting, current: greeting, startTLSOffered: false))
             }
-            var ehlo = try await conversation.command("EHLO \(self.options.ehloName)")
-            if ehlo.code != 250 { ehlo = try await conversation.command("HELO \(self.options.ehloName)") }
-            var capabilities = Capabilities(ehlo: ehlo, current: ehlo, startTLSOffered: EHLOEditor.offers("STARTTLS", in: ehlo))
+            let ehlo = try await conversation.command("EHLO \(self.options.ehloName)")
+            // Without ESMTP, HELO lets the relay test go on; the EHLO answer is what is reported.
+            let current = ehlo.code == 250 ? ehlo : try await conversation.command("HELO \(self.options.ehloName)")
+            var capabilities = Capabilities(ehlo: ehlo, current: current, startTLSOffered: EHLOEditor.offers("STARTTLS", in: ehlo))
             if self.options.transport == .starttls, capabilities.startTLSOffered {
                 let reply = try await conversation.command("STARTTLS")
                 if reply.code == 220 {
@@ -271,6 +273,9 @@ public struct ServerAudit: Sendable {
         let mail = try await conversation.command("MAIL FROM:<\(self.options.relaySender)>")
         guard mail.code == 250 else {
             _ = try await conversation.command("RSET")
+            if mail.code < 500 {
+                return AuditFinding("open-relay", .info, "not known: MAIL FROM was refused for now (\(mail.code) \(mail.lines.first ?? "")), so relaying could not be tried")
+            }
             return AuditFinding("open-relay", .pass, "MAIL FROM an outside sender is refused without AUTH (\(mail.code))")
         }
         let rcpt = try await conversation.command("RCPT TO:<\(self.options.relayRecipient)>")
@@ -280,6 +285,12 @@ public struct ServerAudit: Sendable {
                 "open-relay", .fail,
                 "an outside recipient (\(self.options.relayRecipient)) is accepted from an outside sender without AUTH: this is an open relay",
                 fix: "relay only for authenticated clients and your own networks (Postfix: mynetworks = your own addresses only, smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination)")
+        }
+        if rcpt.code < 500 {
+            return AuditFinding(
+                "open-relay", .warn,
+                "an outside recipient is refused only for now (\(rcpt.code) \(rcpt.lines.first ?? "")): greylisting may hide an open relay that a retry would find",
+                fix: "refuse relaying for good (5xx) before any greylisting (Postfix: reject_unauth_destination before check_policy_service)")
         }
         return AuditFinding("open-relay", .pass, "relaying to an outside recipient is refused without AUTH (\(rcpt.code) \(rcpt.lines.first ?? ""))")
     }
@@ -316,11 +327,14 @@ public struct ServerAudit: Sendable {
         var tryAnonymous = anonymous
         var refusedConnections = 0
         var droppedConnections = 0
+        var temporary = 0  // answers such as 454 "temporary authentication failure": nothing was learnt
+        var clearTextAvoided = false
         while !remaining.isEmpty || tryAnonymous {
             let outcome: AuditFinding?
             do {
                 outcome = try await self.attempts(check: check, remaining: &remaining, tried: &tried, tryAnonymous: &tryAnonymous,
-                    refusedConnections: &refusedConnections, droppedConnections: &droppedConnections)
+                    refusedConnections: &refusedConnections, droppedConnections: &droppedConnections, temporary: &temporary,
+                    clearTextAvoided: &clearTextAvoided)
             } catch is ProbeError {
                 refusedConnections += 1  // the first session worked: a connection refused now is this client refused
                 outcome = nil
@@ -336,16 +350,28 @@ public struct ServerAudit: Sendable {
         if droppedConnections > 2 {
             return AuditFinding(check, .info, "the server dropped the connection \(droppedConnections) times during a login; \(remaining.count) of \(logins.count) not tried")
         }
+        if clearTextAvoided {
+            return AuditFinding(check, .info, "not tried: TLS failed on a later connection, and logins are never sent in clear text where TLS is offered")
+        }
+        if tried > 0 && temporary == tried {
+            return AuditFinding(check, .info, "not known: every login was answered with a temporary failure (4xx)")
+        }
         return AuditFinding(check, .pass, passed)
     }
 
     /// One connection's worth of `loginFinding`: the accepted login's finding, or nil.
     private func attempts(
         check: String, remaining: inout ArraySlice<TrialLogin>, tried: inout Int, tryAnonymous: inout Bool,
-        refusedConnections: inout Int, droppedConnections: inout Int
+        refusedConnections: inout Int, droppedConnections: inout Int, temporary: inout Int, clearTextAvoided: inout Bool
     ) async throws -> AuditFinding? {
         try await self.session { conversation, greeting, capabilities in
             guard greeting.code == 220 else { refusedConnections += 1; return nil }
+            guard capabilities.tlsError == nil else {
+                clearTextAvoided = true
+                remaining = []
+                tryAnonymous = false
+                return nil
+            }
             let offered = Self.mechanisms(capabilities.current)
             if tryAnonymous {
                 tryAnonymous = false
@@ -373,6 +399,7 @@ public struct ServerAudit: Sendable {
                         check, .fail, "the login \(login.username) with \(login.rule) is accepted",
                         fix: "change the password of \(login.username) (smtpguard check-password) or remove the account, and put SMTPGuard's weak-credential firewall in front")
                 }
+                if (400..<500).contains(reply.code) { temporary += 1 }
                 if reply.code == 421 || reply.code == 554 { return nil }  // closed on us: reconnect for the next
             }
             return nil
@@ -418,6 +445,7 @@ public struct ServerAudit: Sendable {
                         blocked = "a new connection is greeted with \(greeting.code) \(greeting.lines.first ?? "")"
                         return true
                     }
+                    guard capabilities.tlsError == nil else { return false }  // never time logins in clear text
                     guard let mechanism = self.loginMechanism(capabilities.current) else {
                         if !times.isEmpty { blocked = "AUTH is no longer offered" }
                         return !times.isEmpty
@@ -453,7 +481,7 @@ public struct ServerAudit: Sendable {
             return AuditFinding("lockout", .pass, "failed logins are blocked: \(blocked), \(when)")
         }
         guard let first = times.first, let last = times.last else {
-            return AuditFinding("lockout", .info, "AUTH is not offered: nothing to time")
+            return AuditFinding("lockout", .info, "no failed login could be timed (AUTH not offered, or TLS failed on a later connection)")
         }
         let slow = Duration.seconds(1)
         let sorted = times.sorted()

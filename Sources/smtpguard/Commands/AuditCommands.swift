@@ -76,12 +76,12 @@ struct AuditCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...50).contains(self.maxAttempts) else { throw ValidationError("--max-attempts: expected 1 to 50") }
         guard (2...20).contains(self.lockoutProbes) else { throw ValidationError("--lockout-probes: expected 2 to 20") }
-        guard let interval = parseDuration(self.attemptInterval), interval >= .milliseconds(100) else {
-            throw ValidationError("--attempt-interval: expected a duration of at least 100ms, such as 1s")
+        guard let interval = parseDuration(self.attemptInterval), interval >= .milliseconds(100), interval <= .seconds(3600) else {
+            throw ValidationError("--attempt-interval: expected a duration from 100ms to 1h, such as 1s")
         }
         _ = interval
-        guard let timeout = parseDuration(self.timeout), timeout >= .seconds(1) else {
-            throw ValidationError("--timeout: expected a duration of at least 1s, such as 10s")
+        guard let timeout = parseDuration(self.timeout), timeout >= .seconds(1), timeout <= .seconds(3600) else {
+            throw ValidationError("--timeout: expected a duration from 1s to 1h, such as 10s")
         }
         _ = timeout
         guard !(self.tls && self.plain) else { throw ValidationError("--tls and --plain exclude each other") }
@@ -230,15 +230,15 @@ struct DNSBLCommand: AsyncParsableCommand {
         if let resolver, DNSResolver(parsing: resolver) == nil {
             throw ValidationError("--resolver \(resolver): expected ADDRESS, ADDRESS:PORT or [IPv6]:PORT")
         }
-        guard let timeout = parseDuration(self.timeout), timeout >= .milliseconds(100) else {
-            throw ValidationError("--timeout: expected a duration such as 3s")
+        guard let timeout = parseDuration(self.timeout), timeout >= .milliseconds(100), timeout <= .seconds(60) else {
+            throw ValidationError("--timeout: expected a duration from 100ms to 60s, such as 3s")
         }
         _ = timeout
     }
 
     static func isZone(_ text: String) -> Bool {
         let labels = text.split(separator: ".", omittingEmptySubsequences: false)
-        return labels.count >= 2 && text.utf8.count <= 200
+        return labels.count >= 2 && text.utf8.count <= 180  // room for an IPv6 address's 64-character reversed name in 253
             && labels.allSatisfy { label in !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") } }
     }
 
