@@ -18,21 +18,13 @@ public struct DNSResolver: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 
-    /// `ADDRESS`, `ADDRESS:PORT` or `[IPv6]:PORT`.
+    /// `ADDRESS`, `[IPv6]`, `ADDRESS:PORT` or `[IPv6]:PORT`.
     public init?(parsing text: String) {
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            let host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            guard IPAddress(host) != nil else { return nil }
-            if rest.isEmpty { self.init(host: host); return }
-            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return nil }
-            self.init(host: host, port: port)
-        } else if IPAddress(text) != nil {
-            self.init(host: text)
-        } else if let colon = text.lastIndex(of: ":"), IPAddress(text[..<colon]) != nil, let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port)
-        {
-            self.init(host: String(text[..<colon]), port: port)
+        let bare = text.hasPrefix("[") && text.hasSuffix("]") ? String(text.dropFirst().dropLast()) : text
+        if IPAddress(bare) != nil {
+            self.init(host: bare)
+        } else if let hostPort = HostPort(text), IPAddress(hostPort.host) != nil, hostPort.port > 0 {
+            self.init(host: hostPort.host, port: hostPort.port)
         } else {
             return nil
         }
@@ -94,7 +86,7 @@ public struct DNSClient: Sendable {
             }
         let timedOut = Deadline()
         let timeout = self.timeout
-        let deadline = channel.channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
+        let deadline = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanosecondsClamped)) {
             timedOut.passed = true
             channel.channel.close(promise: nil)
         }

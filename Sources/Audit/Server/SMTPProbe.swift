@@ -92,7 +92,7 @@ public final class SMTPConversation {
     /// The next reply; throws when none comes within the timeout or the server closes.
     public func reply() async throws -> SMTPReply {
         let channel = self.channel
-        let deadline = channel.eventLoop.scheduleTask(in: self.timeout.timeAmount) {
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(self.timeout.nanosecondsClamped)) {
             channel.close(promise: nil)
         }
         defer { deadline.cancel() }
@@ -141,7 +141,7 @@ public final class SMTPConversation {
             throw ProbeError("the server closed the connection before TLS")
         }
         let timeout = self.timeout
-        let deadline = channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanosecondsClamped)) {
             handshake.fail(ProbeError("no TLS handshake within \(timeout)"))
             channel.close(promise: nil)
         }
@@ -238,7 +238,7 @@ public enum SMTPProbe {
         let roots = try await Self.trustRoots(caFile: caFile)
         let serverName = IPAddress(host) == nil ? host : nil
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(timeout.timeAmount)
+            .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
         if let source {
             do {
                 bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0))
@@ -273,13 +273,6 @@ public enum SMTPProbe {
     }
 }
 
-extension Duration {
-    /// The same length for NIO (whole and fractional seconds; callers keep it under a day).
-    var timeAmount: TimeAmount {
-        .nanoseconds(self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000)
-    }
-}
-
 extension SMTPProbe {
     /// The system's trusted roots, or the certificates of a PEM file instead.
     static func trustRoots(caFile: String?) async throws -> CertificateStore {
@@ -305,32 +298,24 @@ final class ReplyDecoder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = SMTPReply
 
-    private var buffer = ByteBuffer()
-    private var framer = SMTPLineFramer()
-    private var accumulator = SMTPReplyAccumulator()
+    private var reader = SMTPReplyReader(maxLine: 4096)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = self.unwrapInboundIn(data)
-        self.buffer.writeBuffer(&incoming)
-        while let framed = self.framer.next(from: &self.buffer, limit: 4096) {
-            let failure: String
-            switch framed {
-            case .line(let line):
-                do {
-                    if let reply = try self.accumulator.feed(line.content) { context.fireChannelRead(self.wrapInboundOut(reply)) }
-                    continue
-                } catch {
-                    failure = "the server's reply is not SMTP (\(error))"
-                }
+        self.reader.append(&incoming)
+        let failure: String
+        do {
+            while let reply = try self.reader.next() { context.fireChannelRead(self.wrapInboundOut(reply)) }
+            return
+        } catch {
+            switch error {
+            case .malformed(let reason): failure = "the server's reply is not SMTP (\(reason))"
             case .tooLong: failure = "the server sent a line over 4096 bytes"
             case .bareNewline: failure = "the server sent a bare CR or LF"
-            case .tlsRecord: continue
             }
-            context.fireErrorCaught(ProbeError(failure))
-            context.close(promise: nil)
-            return
         }
-        self.buffer.discardReadBytes()
+        context.fireErrorCaught(ProbeError(failure))
+        context.close(promise: nil)
     }
 }
 

@@ -175,7 +175,7 @@ public struct ServerAudit: Sendable {
         }
         // AUTH before TLS.
         let implicit = self.options.transport == .implicitTLS
-        let clearMechanisms = implicit ? [] : Self.mechanisms(capabilities.ehlo)
+        let clearMechanisms = implicit ? [] : EHLOEditor.offeredMechanismNames(capabilities.ehlo)
         if !clearMechanisms.isEmpty {
             let readable = clearMechanisms.filter { ["PLAIN", "LOGIN"].contains($0) }
             findings.append(AuditFinding(
@@ -198,7 +198,7 @@ public struct ServerAudit: Sendable {
         } else if let tls = conversation.tlsDetails {
             findings += self.tlsFindings(tls, implicit: implicit)
         }
-        let mechanisms = Self.mechanisms(capabilities.current)
+        let mechanisms = EHLOEditor.offeredMechanismNames(capabilities.current)
         if mechanisms.isEmpty {
             findings.append(AuditFinding("auth", .info, "AUTH is not offered\(conversation.tlsDetails != nil ? " after TLS either" : "")"))
         } else {
@@ -254,17 +254,6 @@ public struct ServerAudit: Sendable {
             findings.append(AuditFinding("certificate-expiry", .pass, "the certificate is valid until \(expiry) (\(days) days)"))
         }
         return findings
-    }
-
-    static func mechanisms(_ ehlo: SMTPReply) -> [String] {
-        var names: [String] = []
-        for line in ehlo.lines.dropFirst() {
-            let words = line.split(separator: " ").map { $0.uppercased() }
-            guard let keyword = words.first else { continue }
-            let offered = keyword == "AUTH" ? Array(words.dropFirst()) : keyword.hasPrefix("AUTH=") ? [String(keyword.dropFirst(5))] + words.dropFirst() : []
-            for name in offered where !names.contains(name) { names.append(name) }
-        }
-        return names
     }
 
     // MARK: - Open relay
@@ -372,7 +361,7 @@ public struct ServerAudit: Sendable {
                 tryAnonymous = false
                 return nil
             }
-            let offered = Self.mechanisms(capabilities.current)
+            let offered = EHLOEditor.offeredMechanismNames(capabilities.current)
             if tryAnonymous {
                 tryAnonymous = false
                 if offered.contains("ANONYMOUS") {
@@ -408,7 +397,7 @@ public struct ServerAudit: Sendable {
 
     /// PLAIN when offered, else LOGIN; nil when neither is (the audit tries no other).
     func loginMechanism(_ ehlo: SMTPReply) -> String? {
-        let offered = Self.mechanisms(ehlo)
+        let offered = EHLOEditor.offeredMechanismNames(ehlo)
         return offered.contains("PLAIN") ? "PLAIN" : offered.contains("LOGIN") ? "LOGIN" : nil
     }
 

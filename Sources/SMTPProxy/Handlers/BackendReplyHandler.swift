@@ -13,46 +13,27 @@ final class BackendReplyHandler: ChannelInboundHandler {
     static let maxReplyLine = 4096
 
     private let session: ClientSessionHandler
-    private var buffer = ByteBuffer()
-    private var framer = SMTPLineFramer()
-    private var accumulator = SMTPReplyAccumulator()
+    private var reader = SMTPReplyReader(maxLine: BackendReplyHandler.maxReplyLine)
 
     init(session: ClientSessionHandler) {
         self.session = session
     }
 
     /// Bytes received and not yet made into a reply (a partial line or reply).
-    var hasBufferedInput: Bool { self.buffer.readableBytes > 0 || self.accumulator.isPartial }
+    var hasBufferedInput: Bool { self.reader.hasBufferedInput }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = self.unwrapInboundIn(data)
-        if self.buffer.readableBytes == 0 {
-            self.buffer = incoming
-        } else {
-            self.buffer.writeBuffer(&incoming)
-        }
-        while let framed = self.framer.next(from: &self.buffer, limit: Self.maxReplyLine) {
-            switch framed {
-            case .line(let line):
-                do {
-                    if let reply = try self.accumulator.feed(line.content) {
-                        self.session.backendReplied(reply)
-                    }
-                } catch {
-                    self.session.backendProtocolError("malformed reply from the backend (\(error))")
-                    return
-                }
-            case .tooLong:
-                self.session.backendProtocolError("the backend sent a reply line over \(Self.maxReplyLine) bytes")
-                return
-            case .bareNewline:
-                self.session.backendProtocolError("the backend sent a bare CR or LF")
-                return
-            case .tlsRecord:
-                return  // not asked for
+        self.reader.append(&incoming)
+        do {
+            while let reply = try self.reader.next() { self.session.backendReplied(reply) }
+        } catch {
+            switch error {
+            case .malformed(let reason): self.session.backendProtocolError("malformed reply from the backend (\(reason))")
+            case .tooLong: self.session.backendProtocolError("the backend sent a reply line over \(Self.maxReplyLine) bytes")
+            case .bareNewline: self.session.backendProtocolError("the backend sent a bare CR or LF")
             }
         }
-        if self.buffer.readerIndex > 16_384 { self.buffer.discardReadBytes() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

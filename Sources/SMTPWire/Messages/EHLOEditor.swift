@@ -28,24 +28,20 @@ public struct EHLOEditor: Sendable {
 
     /// The mechanisms a backend EHLO reply offers (from its AUTH line).
     public static func backendMechanisms(_ reply: SMTPReply) -> Set<AuthMechanism> {
-        var result: Set<AuthMechanism> = []
+        Set(self.offeredMechanismNames(reply).map { AuthMechanism(name: $0) }.filter { $0 != .other })
+    }
+
+    /// Every mechanism name an EHLO reply offers, in upper case, in order, once each (from its
+    /// `AUTH` lines and the old `AUTH=` form), known to the guard or not.
+    public static func offeredMechanismNames(_ reply: SMTPReply) -> [String] {
+        var names: [String] = []
         for line in reply.lines.dropFirst() {
-            let words = line.split(separator: " ")
+            let words = line.split(separator: " ").map { $0.uppercased() }
             guard let keyword = words.first else { continue }
-            let upper = keyword.uppercased()
-            if upper == "AUTH" {
-                for word in words.dropFirst() {
-                    let mechanism = AuthMechanism(name: word)
-                    if mechanism != .other { result.insert(mechanism) }
-                }
-            } else if upper.hasPrefix("AUTH=") {
-                for word in ([Substring(upper.dropFirst(5))] + words.dropFirst()) {
-                    let mechanism = AuthMechanism(name: word)
-                    if mechanism != .other { result.insert(mechanism) }
-                }
-            }
+            let offered = keyword == "AUTH" ? Array(words.dropFirst()) : keyword.hasPrefix("AUTH=") ? [String(keyword.dropFirst(5))] + words.dropFirst() : []
+            for name in offered where !name.isEmpty && !names.contains(name) { names.append(name) }
         }
-        return result
+        return names
     }
 
     public static func offers(_ keyword: String, in reply: SMTPReply) -> Bool {

@@ -96,3 +96,52 @@ public struct SMTPReplyAccumulator: Sendable {
 
     public var isMidReply: Bool { self.code != nil }
 }
+
+/// Whole replies out of a byte stream, for the guard's side of a client connection (the
+/// backend connection, the audit's probe): strict line framing, then reply assembly.
+public struct SMTPReplyReader: Sendable {
+    public enum Failure: Error, Equatable, Sendable {
+        case malformed(SMTPReplyAccumulator.Failure)
+        /// A line longer than `maxLine`.
+        case tooLong
+        /// A CR or LF alone.
+        case bareNewline
+    }
+
+    public let maxLine: Int
+    private var buffer = ByteBuffer()
+    private var framer = SMTPLineFramer()
+    private var accumulator = SMTPReplyAccumulator()
+
+    public init(maxLine: Int) { self.maxLine = maxLine }
+
+    /// Bytes received and not yet made into a reply (a partial line or reply).
+    public var hasBufferedInput: Bool { self.buffer.readableBytes > 0 || self.accumulator.isPartial }
+
+    public mutating func append(_ incoming: inout ByteBuffer) {
+        if self.buffer.readableBytes == 0 {
+            self.buffer = incoming
+        } else {
+            self.buffer.writeBuffer(&incoming)
+        }
+    }
+
+    /// The next whole reply, or nil when more bytes are needed.
+    public mutating func next() throws(Failure) -> SMTPReply? {
+        while let framed = self.framer.next(from: &self.buffer, limit: self.maxLine) {
+            switch framed {
+            case .line(let line):
+                do {
+                    if let reply = try self.accumulator.feed(line.content) { return reply }
+                } catch {
+                    throw .malformed(error)
+                }
+            case .tooLong: throw .tooLong
+            case .bareNewline: throw .bareNewline
+            case .tlsRecord: continue  // not asked for
+            }
+        }
+        if self.buffer.readerIndex > 16_384 { self.buffer.discardReadBytes() }
+        return nil
+    }
+}

@@ -89,21 +89,13 @@ struct AuditCommand: AsyncParsableCommand {
         guard Self.split(self.target) != nil else { throw ValidationError("\(self.target): expected HOST, HOST:PORT or [IPv6]:PORT") }
     }
 
-    /// HOST[:PORT] into its parts (a bare IPv6 address is a host).
+    /// HOST[:PORT] into its parts (a bare IPv6 address, bracketed or not, is a host).
     static func split(_ target: String) -> (host: String, port: Int?)? {
-        if target.hasPrefix("["), let close = target.firstIndex(of: "]") {
-            let host = String(target[target.index(after: target.startIndex)..<close])
-            let rest = target[target.index(after: close)...]
-            if rest.isEmpty { return (host, nil) }
-            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return nil }
-            return (host, port)
-        }
-        if IPAddress(target) != nil { return (target, nil) }
-        let parts = target.split(separator: ":", omittingEmptySubsequences: false)
-        guard !target.isEmpty, parts.count <= 2, !parts[0].isEmpty else { return nil }
-        if parts.count == 1 { return (target, nil) }
-        guard let port = Int(parts[1]), (1...65535).contains(port) else { return nil }
-        return (String(parts[0]), port)
+        let bare = target.hasPrefix("[") && target.hasSuffix("]") ? String(target.dropFirst().dropLast()) : target
+        if IPAddress(bare) != nil { return (bare, nil) }
+        if let hostPort = HostPort(target) { return hostPort.port > 0 ? (hostPort.host, hostPort.port) : nil }
+        guard !target.isEmpty, !target.contains(":"), !target.contains(where: { $0 == " " || $0 == "/" }) else { return nil }
+        return (target, nil)
     }
 
     func run() async throws {
