@@ -101,3 +101,22 @@ struct SQLiteStoreTests {
         }
     }
 }
+
+@Suite("cluster notifications")
+struct ClusterMessageTests {
+    @Test("a ban, a lift and a trusted-network change go out as text and come back the same")
+    func roundTrip() throws {
+        let now = Timestamp(seconds: 1_800_000_000)
+        let ban = Ban(key: .prefix(IPNetwork("198.51.100.0/24")!), since: now, until: now + .seconds(900), reason: .prefixFailures, offense: 3, exemptKnownPlaces: true)
+        let messages: [ClusterMessage] = [
+            .ban(ban, guard: "mx1"), .lift(.username("bob"), guard: "mx2"), .lift(.ip(IPAddress("2001:db8::1")!), guard: "mx2"), .trustedNetworks(guard: "mx3"),
+        ]
+        for message in messages {
+            #expect(ClusterMessage(text: message.text) == message)
+        }
+        #expect(ClusterMessage(text: "trusted\tmx3").map(\.guardID) == "mx3")
+        for broken in ["", "trusted", "trusted\tmx\textra", "lift\tmx\tip", "lift\tmx\tnowhere\tkey", "ban\tmx\tip\t10.0.0.1", "hello\tmx"] {
+            #expect(ClusterMessage(text: broken) == nil, "\(broken)")
+        }
+    }
+}

@@ -3,7 +3,8 @@
 # loopback), in front of scripts/smtp-stub.py (every password is wrong), driven by swaks:
 # a ban decided by one guard is enforced by the other within a second; a guessing run split
 # over both is banned at the same total as on one; the database stopped and started again
-# mid-attack loses nothing; `smtpguard db status` and `db migrate` for PostgreSQL.
+# mid-attack loses nothing; a network trusted or no longer trusted on one guard is so on the
+# other within a second; `smtpguard db status` and `db migrate` for PostgreSQL.
 #
 #   tests/integration/cluster.sh          (root; prints "N passed, N failed")
 set -uo pipefail
@@ -30,10 +31,13 @@ python3 scripts/smtp-stub.py 127.0.0.1:12529 >"$WORK/stub.log" 2>&1 &
 PIDS+=($!)
 wait_port 12529
 
+echo "sgt_cluster_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >"$WORK/admin-token"
+chmod 600 "$WORK/admin-token"
 for n in 1 2; do
   cat >"$WORK/guard$n.yaml" <<YAML
 admin:
-  listen: ""
+  listen: 127.0.0.1:1285$n
+  token_file: $WORK/admin-token
 listen: ["127.0.0.1:1284$n"]
 auth:
   require_tls: false
@@ -58,7 +62,7 @@ for n in 1 2; do
   PIDS+=($!)
 done
 GUARD1=${PIDS[1]}
-wait_port 12841 && wait_port 12842
+wait_port 12841 && wait_port 12842 && wait_port 12851 && wait_port 12852
 
 guess() {  # guess PORT FROM USER
   timeout 20 swaks --server "127.0.0.1:$1" --local-interface "$2" --auth PLAIN --auth-user "$3" --auth-password wrong \
@@ -68,6 +72,20 @@ refused_at_connect() {  # refused_at_connect PORT FROM (swaks exits non-zero on 
   local out
   out=$(timeout 10 swaks --server "127.0.0.1:$1" --local-interface "$2" --quit-after CONNECT 2>&1)
   grep -q "554 5.7.1" <<<"$out"
+}
+let_in() {  # let_in PORT FROM: greeted with 220
+  local out
+  out=$(timeout 10 swaks --server "127.0.0.1:$1" --local-interface "$2" --quit-after CONNECT 2>&1)
+  grep -q "220 guard" <<<"$out"
+}
+within_a_second() {  # within_a_second COMMAND…: true when COMMAND succeeds within 1 s (polled)
+  local began=$(date +%s%N)
+  for _ in $(seq 1 40); do
+    "$@" && [ $(( ($(date +%s%N) - began) / 1000000 )) -le 1000 ] && return 0
+    [ $(( ($(date +%s%N) - began) / 1000000 )) -gt 1000 ] && return 1
+    sleep 0.05
+  done
+  return 1
 }
 
 # 1. A run of guesses split over both guards: 3 on the first, 3 on the second: banned at the
@@ -110,10 +128,21 @@ kill "$GUARD1"; wait "$GUARD1" 2>/dev/null
 PIDS+=($!)
 wait_port 12841
 check "a restarted guard enforces the cluster's bans at once" refused_at_connect 12841 127.0.31.1
+# 5. Trusted networks are the cluster's too: one added on the first guard lets the banned
+# client in on the second within a second; removed on the second, the first bans it again.
+check "before: the second guard refuses the banned client" refused_at_connect 12842 127.0.31.1
+"$BIN" trusted add 127.0.31.0/24 --comment "branch office" --config "$WORK/guard1.yaml" >"$WORK/trusted-add.txt" 2>&1
+check "trusted add on the first guard lets the banned client in on the second within a second" within_a_second let_in 12842 127.0.31.1
+out=$("$BIN" trusted list --config "$WORK/guard2.yaml" 2>&1)
+check "the second guard lists it, with its comment" bash -c 'grep -Eq "^127\.0\.31\.0/24 +api .*branch office" <<<"$1"' _ "$out"
+check "the second guard logs where the change came from" grep -q "cluster: trusted network added on .*: 127.0.31.0/24" "$WORK/guard2.log"
+"$BIN" trusted remove 127.0.31.0/24 --config "$WORK/guard2.yaml" >"$WORK/trusted-remove.txt" 2>&1
+check "trusted remove on the second guard: the first refuses the banned client again within a second" within_a_second refused_at_connect 12841 127.0.31.1
 out=$("$BIN" db status --config "$WORK/guard1.yaml" 2>&1)
 check "db status reads the PostgreSQL state" bash -c 'grep -q "schema version: 2 of 2" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
 psql "$PG_URL" -Atc "SELECT * FROM attempts" -c "SELECT * FROM bans" -c "SELECT * FROM alerts" >"$WORK/database.txt" 2>&1
 check "no password in any log, event or database row" bash -c '[ -s "$1" ] && ! grep -q "wrong\|d3Jvbmc" "$@"' _ "$WORK/database.txt" "$WORK"/guard*.log "$WORK"/events*.jsonl
+check "no admin token in any log, event or database row" bash -c '! grep -qF "$1" "${@:2}"' _ "$(cat "$WORK/admin-token")" "$WORK/database.txt" "$WORK"/guard*.log "$WORK"/events*.jsonl
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

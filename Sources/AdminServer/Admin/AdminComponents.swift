@@ -52,11 +52,13 @@ public final class AdminComponents: Sendable {
     }
 
     /// The admin server (when `admin.listen` is set) and alert delivery (when it has somewhere
-    /// to go). The token file is created here on first start; a trusted-network list that
-    /// cannot be read from the state stops the start.
+    /// to go), and the trusted networks (read from the state and given to the engine, with or
+    /// without the server; the cluster sync reads them again when another guard changes them).
+    /// The token file is created here on first start; a trusted-network list that cannot be
+    /// read from the state stops the start.
     public func services(
         guardEngine: Guard, store: (any StateStore)?, logger: Logger, onListening: @escaping @Sendable (String) async -> Void = { _ in }
-    ) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+    ) async throws -> (services: [ServiceGroupConfiguration.ServiceConfiguration], trusted: TrustedNetworkBook) {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if self.alertService.hasTargets {
             services.append(.init(service: self.alertService))
@@ -68,7 +70,7 @@ public final class AdminComponents: Sendable {
             throw AdminStartError(description: "state: the trusted networks cannot be read (\(error))")
         }
         let admin = self.configuration.admin
-        guard !admin.listen.isEmpty, let address = HostPort(admin.listen) else { return services }
+        guard !admin.listen.isEmpty, let address = HostPort(admin.listen) else { return (services, trusted) }
         let token: AdminToken
         do {
             token = try AdminToken.resolve(admin, statePath: self.configuration.state.url.isEmpty ? self.configuration.state.path : "", create: true)
@@ -88,7 +90,7 @@ public final class AdminComponents: Sendable {
             .init(
                 service: AdminServerService(api: api, address: address, logger: logger, onListening: onListening),
                 failureTerminationBehavior: .gracefullyShutdownGroup))
-        return services
+        return (services, trusted)
     }
 }
 

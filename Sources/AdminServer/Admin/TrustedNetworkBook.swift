@@ -1,6 +1,6 @@
 // Trusted networks: those of the configuration file (read-only here) and those an operator
-// added through the API, which are kept in the state (so they outlive a restart, and on
-// PostgreSQL every guard sees them at its next start) and handed to the engine at once.
+// added through the API, which are kept in the state (so they outlive a restart) and handed
+// to the engine at once. On PostgreSQL the other guards read them again when told (ClusterSync).
 
 import GuardCore
 import GuardStore
@@ -43,6 +43,19 @@ public actor TrustedNetworkBook {
         self.apply()
     }
 
+    /// Reads the added networks from the state again (another guard changed them); what
+    /// came and went, for the log. Nothing changes when the state cannot be read.
+    public func reload() async throws -> (added: [IPNetwork], removed: [IPNetwork]) {
+        guard let store else { return ([], []) }
+        let stored = try await store.trustedNetworks()
+        let before = Set(self.added.map(\.network))
+        let after = Set(stored.map(\.network))
+        self.added = stored
+        guard before != after else { return ([], []) }
+        self.apply()
+        return (stored.map(\.network).filter { !before.contains($0) }, before.filter { !after.contains($0) }.sorted { $0.description < $1.description })
+    }
+
     public func entries() -> [Entry] {
         self.configured.map { Entry(network: $0, origin: .configuration, comment: "", added: nil) }
             + self.added.map { Entry(network: $0.network, origin: .api, comment: $0.comment, added: $0.added) }
@@ -63,8 +76,9 @@ public actor TrustedNetworkBook {
 
     public func remove(_ network: IPNetwork) async throws -> Removal {
         if self.configured.contains(network) { return .configured }
-        guard self.added.contains(where: { $0.network == network }) else { return .notFound }
-        _ = try await self.store?.removeTrustedNetwork(network)
+        // Another guard may have added it since this one last read the state.
+        let stored = try await self.store?.removeTrustedNetwork(network) ?? false
+        guard stored || self.added.contains(where: { $0.network == network }) else { return .notFound }
         self.added.removeAll { $0.network == network }
         self.apply()
         return .removed

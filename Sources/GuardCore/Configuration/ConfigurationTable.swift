@@ -145,7 +145,7 @@ extension GuardConfiguration {
                 \.state.path),
             .string(
                 "state.url",
-                "postgres://user[:password]@host[:port]/database: keep state in PostgreSQL, shared with the other guards on it (bans reach them within a second, failures count together); empty: the SQLite file.",
+                "postgres://user[:password]@host[:port]/database: keep state in PostgreSQL, shared with the other guards on it (bans and trusted networks reach them within a second, failures count together); empty: the SQLite file.",
                 \.state.url,
                 validate: { $0.isEmpty || $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") ? nil : "must start with postgres://" }),
             .duration(

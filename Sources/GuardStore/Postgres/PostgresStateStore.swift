@@ -1,6 +1,7 @@
 // The cluster store: the same tables in PostgreSQL (postgres-nio), shared by several guards.
-// Each row says which guard wrote it; every ban written also goes out as a notification on
-// the channel `smtpguard_bans`, so that the other guards enforce it at once (ClusterSync).
+// Each row says which guard wrote it; every ban written, and every change to the trusted
+// networks, also goes out as a notification on the channel `smtpguard_bans`, so that the
+// other guards act on it at once (ClusterSync).
 // The connection is opened again after a failure on the next use, by one caller at a time
 // (SerialGate); what could not be written stays queued in the StoreWriter.
 
@@ -364,6 +365,7 @@ public final class PostgresStateStore: StateStore {
                 INSERT INTO trusted_networks VALUES (\(entry.network.description), \(entry.comment), \(entry.added.milliseconds), \(self.guardID))
                 ON CONFLICT (network) DO UPDATE SET comment = excluded.comment
                 """, logger: self.logger)
+            try await self.notifyTrustedNetworksChanged(on: connection)
         }
     }
 
@@ -372,8 +374,15 @@ public final class PostgresStateStore: StateStore {
             var removed = false
             let rows = try await connection.query("DELETE FROM trusted_networks WHERE network = \(network.description) RETURNING network", logger: self.logger)
             for try await _ in rows.decode(String.self) { removed = true }
+            if removed { try await self.notifyTrustedNetworksChanged(on: connection) }
             return removed
         }
+    }
+
+    /// Tells the other guards to read the trusted networks again (ClusterSync).
+    private func notifyTrustedNetworksChanged(on connection: PostgresConnection) async throws {
+        _ = try await connection.query(
+            "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.trustedNetworks(guard: self.guardID).text))", logger: self.logger)
     }
 
     public func recentAlerts(limit: Int) async throws -> [Alert] {
@@ -399,10 +408,12 @@ public final class PostgresStateStore: StateStore {
     }
 }
 
-/// What goes over the notification channel: a ban, or a ban lifted.
+/// What goes over the notification channel: a ban, a ban lifted, or the trusted networks
+/// changed (the others read them again).
 public enum ClusterMessage: Sendable, Equatable {
     case ban(Ban, guard: String)
     case lift(BanKey, guard: String)
+    case trustedNetworks(guard: String)
 
     /// Fields separated by tabs (none of them can hold one).
     public var text: String {
@@ -412,12 +423,14 @@ public enum ClusterMessage: Sendable, Equatable {
                 "\(ban.until.milliseconds)", "\(ban.offense)", ban.exemptKnownPlaces ? "1" : "0"].joined(separator: "\t")
         case .lift(let key, let guardID):
             return ["lift", guardID, key.scope.rawValue, key.storeText].joined(separator: "\t")
+        case .trustedNetworks(let guardID):
+            return ["trusted", guardID].joined(separator: "\t")
         }
     }
 
     public init?(text: String) {
         let fields = text.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-        guard fields.count >= 4, let scope = BanScope(rawValue: fields[2]), let key = BanKey(scope: scope, text: fields[3]) else { return nil }
+        guard fields.count >= 2 else { return nil }
         switch fields[0] {
         case "ban":
             guard fields.count == 9, let since = Int(fields[5]), let until = Int(fields[6]), let offense = Int(fields[7]),
@@ -425,7 +438,11 @@ public enum ClusterMessage: Sendable, Equatable {
             else { return nil }
             self = .ban(ban, guard: fields[1])
         case "lift":
+            guard fields.count == 4, let scope = BanScope(rawValue: fields[2]), let key = BanKey(scope: scope, text: fields[3]) else { return nil }
             self = .lift(key, guard: fields[1])
+        case "trusted":
+            guard fields.count == 2 else { return nil }
+            self = .trustedNetworks(guard: fields[1])
         default:
             return nil
         }
@@ -433,7 +450,7 @@ public enum ClusterMessage: Sendable, Equatable {
 
     public var guardID: String {
         switch self {
-        case .ban(_, let id), .lift(_, let id): return id
+        case .ban(_, let id), .lift(_, let id), .trustedNetworks(let id): return id
         }
     }
 }

@@ -111,11 +111,11 @@ enum CommandSupport {
         return failure
     }
 
-    /// The admin server and alert delivery; a problem (the token file, the trusted networks
-    /// in the state) closes the state and stops the start.
+    /// The admin server and alert delivery, and the trusted networks; a problem (the token
+    /// file, the trusted networks in the state) closes the state and stops the start.
     static func adminServices(
         _ admin: AdminComponents, guardEngine: Guard, store: (store: any StateStore, name: String)?, logger: Logger
-    ) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+    ) async throws -> (services: [ServiceGroupConfiguration.ServiceConfiguration], trusted: TrustedNetworkBook) {
         do {
             return try await admin.services(guardEngine: guardEngine, store: store?.store, logger: logger)
         } catch {
@@ -125,10 +125,10 @@ enum CommandSupport {
     }
 
     /// The services every long-running command has: SIGHUP reloads, ban expiry, and with a
-    /// state, its flushing and (on PostgreSQL) the cluster sync.
+    /// state, its flushing and (on PostgreSQL) the cluster sync of bans and trusted networks.
     static func stateServices(
         eventLog: EventLogWriter?, tls: TLSContextStore?, guardEngine: Guard, writer: StoreWriter?, store: (any StateStore)?,
-        configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
+        trusted: TrustedNetworkBook, configuration: GuardConfiguration, clock: any GuardClock, logger: Logger
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ReloadService(eventLog: eventLog, tls: tls, logger: logger)),
@@ -139,7 +139,7 @@ enum CommandSupport {
                 writer: writer, interval: configuration.state.flushInterval, retention: configuration.state.retention, clock: clock, logger: logger)))
         }
         if let cluster = store as? PostgresStateStore {
-            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, logger: logger)))
+            services.append(.init(service: ClusterSyncService(store: cluster, guardEngine: guardEngine, trusted: trusted, logger: logger)))
         }
         return services
     }

@@ -45,12 +45,12 @@ struct PolicyCommand: AsyncParsableCommand {
         let store = try await RunCommand.openStore(configuration, logger: logger)
         let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
         try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
-        let adminServices = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
+        let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var services = adminServices + CommandSupport.stateServices(
-            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
-            logger: logger)
+            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
+            configuration: configuration, clock: clock, logger: logger)
         do {
             services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
         } catch {

@@ -47,7 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         let store = try await Self.openStore(configuration, logger: logger)
         let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
         try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
-        let adminServices = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
+        let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
         let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
         let proxyContext = ProxyContext(
             configuration: configuration.proxy,
@@ -61,8 +61,8 @@ struct RunCommand: AsyncParsableCommand {
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
         let services = CommandSupport.stateServices(
-            eventLog: eventSink, tls: tlsStore, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
-            logger: logger)
+            eventLog: eventSink, tls: tlsStore, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
+            configuration: configuration, clock: clock, logger: logger)
         let policyServices = try CommandSupport.policyServices(
             configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
         let group = ServiceGroup(

@@ -72,12 +72,12 @@ struct WatchCommand: AsyncParsableCommand {
         let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(
             configuration, eventLog: eventSink, store: store, extra: configuration.firewall.backend != .none ? [firewallQueue] : [], clock: clock, logger: logger)
         try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
-        let adminServices = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
+        let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
         let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var services = adminServices + CommandSupport.stateServices(
-            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, configuration: configuration, clock: clock,
-            logger: logger)
+            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
+            configuration: configuration, clock: clock, logger: logger)
         if configuration.firewall.backend != .none {
             services.append(.init(
                 service: FirewallService(runner: FirewallRunner(configuration: configuration.firewall), queue: firewallQueue, guardEngine: guardEngine, logger: logger),

@@ -1,12 +1,14 @@
 // Keeps a guard in step with the other guards on the same PostgreSQL database:
 // - bans and lifts arrive as notifications (LISTEN smtpguard_bans) and are enforced at once;
+//   so does word that the trusted networks changed, and they are read again;
 // - attempts the other guards saw are read every `poll` (by row id) and counted here, so a
 //   guessing run spread over several guards is counted as one;
-// - every `reconcile`, the bans in force and the recent lifts are read again, so a missed
-//   notification heals.
+// - every `reconcile`, the bans in force, the recent lifts and the trusted networks are read
+//   again, so a missed notification heals.
 // A database that goes away is logged once; the guard goes on deciding from its own state and
 // catches up when it is back.
 
+import AdminServer
 import GuardCore
 import GuardStore
 import Logging
@@ -19,6 +21,7 @@ import Synchronization
 struct ClusterSyncService: Service {
     let store: PostgresStateStore
     let guardEngine: Guard
+    let trusted: TrustedNetworkBook
     let logger: Logger
     var poll: Duration = .milliseconds(200)
     var reconcile: Duration = .seconds(10)
@@ -43,7 +46,7 @@ struct ClusterSyncService: Service {
                     try await connection.listen(on: "smtpguard_bans") { notifications in
                         self.recovered(outage)
                         for try await notification in notifications {
-                            self.apply(notification.payload)
+                            await self.apply(notification.payload)
                         }
                     }
                     try? await connection.close()
@@ -58,7 +61,7 @@ struct ClusterSyncService: Service {
         }
     }
 
-    private func apply(_ payload: String) {
+    private func apply(_ payload: String) async {
         guard let message = ClusterMessage(text: payload), message.guardID != self.store.guardID else { return }
         switch message {
         case .ban(let ban, let origin):
@@ -67,7 +70,21 @@ struct ClusterSyncService: Service {
         case .lift(let key, let origin):
             self.guardEngine.liftRemoteBan(key)
             self.logger.info("cluster: lifted on \(origin): \(key.scope.rawValue) \(key.description.logSafe)")
+        case .trustedNetworks(let origin):
+            do {
+                try await self.reloadTrustedNetworks(changedBy: origin)
+            } catch {
+                self.logger.warning("cluster: \(origin) changed the trusted networks, but they cannot be read (\(error)); trying again at the next reconciliation")
+            }
         }
+    }
+
+    /// Reads the trusted networks again; logs what came and went.
+    private func reloadTrustedNetworks(changedBy origin: String?) async throws {
+        let (added, removed) = try await self.trusted.reload()
+        let by = origin.map { " on \($0)" } ?? ""
+        for network in added { self.logger.info("cluster: trusted network added\(by): \(network)") }
+        for network in removed { self.logger.info("cluster: trusted network removed\(by): \(network)") }
     }
 
     /// The other guards' attempts, and the periodic reconciliation of bans.
@@ -89,6 +106,7 @@ struct ClusterSyncService: Service {
                     for key in try await self.store.liftedBans(since: lastReconcile + .seconds(-60)) {
                         self.guardEngine.liftRemoteBan(key)
                     }
+                    try await self.reloadTrustedNetworks(changedBy: nil)
                     lastReconcile = now
                     sinceReconcile = .zero
                 }
