@@ -4,7 +4,8 @@
 # a ban decided by one guard is enforced by the other within a second; a guessing run split
 # over both is banned at the same total as on one; the database stopped and started again
 # mid-attack loses nothing; a network trusted or no longer trusted on one guard is so on the
-# other within a second; `smtpguard db status` and `db migrate` for PostgreSQL.
+# other within a second; a database that stops answering (SIGSTOP) holds nothing up past
+# state.timeout and loses nothing; `smtpguard db status` and `db migrate` for PostgreSQL.
 #
 #   tests/integration/cluster.sh          (root; prints "N passed, N failed")
 set -uo pipefail
@@ -16,8 +17,10 @@ WORK=$(mktemp -d /tmp/smtpguard-cluster.XXXXXX)
 chmod 755 "$WORK"
 export PG_DIR="$WORK/pg" PG_PORT=15433
 PIDS=()
+PG_STOPPED=""
 . tests/integration/checks.sh
 cleanup() {
+  [ -n "$PG_STOPPED" ] && kill -CONT $PG_STOPPED 2>/dev/null
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
   bash tests/integration/pg.sh stop >/dev/null 2>&1
@@ -49,6 +52,7 @@ events:
   path: $WORK/events$n.jsonl
 state:
   url: $PG_URL
+  timeout: 1s
 guard:
   tarpit:
     initial: 0s
@@ -138,6 +142,29 @@ check "the second guard lists it, with its comment" bash -c 'grep -Eq "^127\.0\.
 check "the second guard logs where the change came from" grep -q "cluster: trusted network added on .*: 127.0.31.0/24" "$WORK/guard2.log"
 "$BIN" trusted remove 127.0.31.0/24 --config "$WORK/guard2.yaml" >"$WORK/trusted-remove.txt" 2>&1
 check "trusted remove on the second guard: the first refuses the banned client again within a second" within_a_second refused_at_connect 12841 127.0.31.1
+# 6. The database stops answering: every PostgreSQL process is stopped (SIGSTOP), so the
+# connections stay open and nothing comes back. Decisions go on; a request that needs the
+# database fails after state.timeout (1 s here) instead of hanging; nothing is lost.
+postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
+PG_STOPPED="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+kill -STOP $PG_STOPPED
+for i in 1 2 3 4 5 6; do guess 12841 127.0.33.1 "h$i" >/dev/null; done
+check "with the database not answering, a guard still bans on its own count" refused_at_connect 12841 127.0.33.1
+out=$("$BIN" trusted add 127.0.34.0/24 --config "$WORK/guard1.yaml" 2>&1); status=$?
+check "trusted add then fails with the reason (503, state.timeout) instead of hanging" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "503" <<<"$2" && grep -q "no answer within 1s (state.timeout)" <<<"$2"' _ "$status" "$out"
+echo "$out" >"$WORK/trusted-add-stalled.txt"
+check "the stalled database is logged, naming state.timeout" grep -q "no answer within 1s (state.timeout)" "$WORK/guard1.log"
+kill -CONT $PG_STOPPED
+PG_STOPPED=""
+for _ in $(seq 1 50); do
+  count=$(psql "$PG_URL" -Atc "SELECT count(*) FROM attempts WHERE client = '127.0.33.1'" 2>/dev/null || echo 0)
+  [ "$count" -ge 6 ] && break
+  sleep 0.2
+done
+check "once it answers again, every attempt decided meanwhile is written ($count of 6)" [ "$count" -eq 6 ]
+out=$("$BIN" trusted list --config "$WORK/guard1.yaml" 2>&1)
+check "and the failed trusted add changed nothing" bash -c '! grep -q "127.0.34.0/24" <<<"$1"' _ "$out"
 out=$("$BIN" db status --config "$WORK/guard1.yaml" 2>&1)
 check "db status reads the PostgreSQL state" bash -c 'grep -q "schema version: 2 of 2" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
 psql "$PG_URL" -Atc "SELECT * FROM attempts" -c "SELECT * FROM bans" -c "SELECT * FROM alerts" >"$WORK/database.txt" 2>&1

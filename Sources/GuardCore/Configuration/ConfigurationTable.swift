@@ -152,6 +152,10 @@ extension GuardConfiguration {
                 "state.flush_interval", "How often queued events are written to the state file: the most a crash (even SIGKILL) can lose.",
                 \.state.flushInterval, min: .milliseconds(50), max: .seconds(60)),
             .duration("state.retention", "How long attempts and alerts are kept in the state file.", \.state.retention, min: .seconds(3600)),
+            .duration(
+                "state.timeout",
+                "PostgreSQL: the longest a connect or a query may take. Past it the connection is closed and opened again on the next use; decisions go on from memory and nothing queued is lost.",
+                \.state.timeout, min: .seconds(1), max: .seconds(600)),
             .string("events.path", "Where one JSON line per AUTH attempt, ban, unban and alert goes: a file, \"-\" for standard output, empty for nowhere.", \.events.path),
 
             ConfigurationKey(

@@ -31,6 +31,9 @@ public struct StateConfiguration: Sendable, Equatable {
     public var flushInterval: Duration = .seconds(1)
     /// How long attempts and alerts are kept (ban history is kept as long as offences count).
     public var retention: Duration = .seconds(30 * 86_400)
+    /// PostgreSQL: the longest a connect or a query may take; then the connection is closed
+    /// (and opened again on the next use) and the guard goes on from memory.
+    public var timeout: Duration = .seconds(30)
     public init() {}
 }
 

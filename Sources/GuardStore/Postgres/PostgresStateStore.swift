@@ -16,6 +16,8 @@ import Synchronization
 public final class PostgresStateStore: StateStore {
     public let url: String
     public let guardID: String
+    /// The longest a connect or one use of the connection may take (`state.timeout`).
+    public let timeout: Duration
     let configuration: PostgresConnection.Configuration
     let logger: Logger
     private let connection = Mutex<PostgresConnection?>(nil)
@@ -55,14 +57,17 @@ public final class PostgresStateStore: StateStore {
 
     /// Parses `postgres://user[:password]@host[:port]/database` (a password may also come
     /// from PGPASSWORD); never logs the password.
-    public init(url: String, guardID: String, logger: Logger = Logger(label: "smtpguard.store")) throws {
+    public init(url: String, guardID: String, timeout: Duration = .seconds(30), logger: Logger = Logger(label: "smtpguard.store")) throws {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
             let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty
         else { throw StoreError("state.url: expected postgres://user[:password]@host[:port]/database") }
         let database = String(components.path.dropFirst())
         let password = components.password ?? ProcessInfo.processInfo.environment["PGPASSWORD"]
-        self.configuration = PostgresConnection.Configuration(
+        var configuration = PostgresConnection.Configuration(
             host: host, port: components.port ?? 5432, username: user, password: password, database: database.isEmpty ? nil : database, tls: .disable)
+        configuration.options.connectTimeout = .nanoseconds(timeout.nanosecondsClamped)
+        self.configuration = configuration
+        self.timeout = timeout
         self.url = Self.redacted(components)
         self.guardID = guardID
         self.logger = logger
@@ -74,7 +79,10 @@ public final class PostgresStateStore: StateStore {
         return copy.string ?? "postgres://…"
     }
 
-    /// The store's connection, opened now if there is none, for one caller at a time.
+    /// The store's connection, opened now if there is none, for one caller at a time. A use
+    /// that takes longer than `timeout` (a server that stopped answering, a half-open
+    /// connection) has its connection closed, which fails the query, so that it cannot hold
+    /// up every other caller.
     func use<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await self.gate.run {
             let existing = self.connection.withLock { $0 }
@@ -85,11 +93,23 @@ public final class PostgresStateStore: StateStore {
                 connection = try await self.connect()
                 self.connection.withLock { $0 = connection }
             }
-            do {
-                return try await body(connection)
-            } catch {
-                if connection.isClosed { self.connection.withLock { $0 = nil } }
-                throw error
+            let expired = ExpiryFlag()
+            return try await withThrowingTaskGroup(of: Void.self) { watchdog in
+                watchdog.addTask { [timeout = self.timeout] in
+                    try await Task.sleep(for: timeout)
+                    expired.passed.store(true, ordering: .relaxed)
+                    try? await connection.close()
+                }
+                defer { watchdog.cancelAll() }
+                do {
+                    return try await body(connection)
+                } catch {
+                    if connection.isClosed { self.connection.withLock { $0 = nil } }
+                    if expired.passed.load(ordering: .relaxed) {
+                        throw StoreError("\(self.url): no answer within \(self.timeout.compactText) (state.timeout); the connection was closed and is opened again on the next use")
+                    }
+                    throw error
+                }
             }
         }
     }
@@ -101,9 +121,16 @@ public final class PostgresStateStore: StateStore {
                 on: MultiThreadedEventLoopGroup.singleton.any(), configuration: self.configuration,
                 id: self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: self.logger
             ).get()
+        } catch let error as PSQLError where error.code == .connectionError && Self.isConnectTimeout(error.underlying) {
+            throw StoreError("\(self.url): cannot connect: no answer within \(self.timeout.compactText) (state.timeout)")
         } catch {
             throw StoreError("\(self.url): cannot connect (\(String(reflecting: error).prefix(300)))")
         }
+    }
+
+    static func isConnectTimeout(_ error: (any Error)?) -> Bool {
+        if case .connectTimeout = error as? ChannelError { return true }
+        return false
     }
 
     /// Creates or updates the schema (one transaction per version, under an advisory lock so
@@ -453,4 +480,9 @@ public enum ClusterMessage: Sendable, Equatable {
         case .ban(_, let id), .lift(_, let id), .trustedNetworks(let id): return id
         }
     }
+}
+
+/// Whether a use of the connection ran past its deadline.
+final class ExpiryFlag: Sendable {
+    let passed = Atomic<Bool>(false)
 }

@@ -1,7 +1,8 @@
 // One at a time, for async code: the store's single connection is opened and used by one
 // caller at a time (the flush's transaction, the cluster follower's polls, the admin API's
 // reads), so that two callers never open two connections at once (the second one would be
-// dropped unclosed) and no query lands inside another caller's transaction.
+// dropped unclosed) and no query lands inside another caller's transaction. The store bounds
+// each turn with `state.timeout`, so a stalled server cannot hold the gate for ever.
 
 import Synchronization
 

@@ -34,7 +34,7 @@ struct DatabaseCommand: AsyncParsableCommand {
             let name: String
             do {
                 if self.state == nil, !settings.url.isEmpty {
-                    let postgres = try PostgresStateStore(url: settings.url, guardID: "smtpguard-db")
+                    let postgres = try PostgresStateStore(url: settings.url, guardID: "smtpguard-db", timeout: settings.timeout)
                     (store, name) = (postgres, postgres.url)
                 } else {
                     let path = self.state ?? settings.path

@@ -92,7 +92,7 @@ struct RunCommand: AsyncParsableCommand {
     static func openStore(_ configuration: GuardConfiguration, logger: Logger) async throws -> (store: any StateStore, name: String)? {
         if !configuration.state.url.isEmpty {
             do {
-                let store = try PostgresStateStore(url: configuration.state.url, guardID: Self.guardID, logger: logger)
+                let store = try PostgresStateStore(url: configuration.state.url, guardID: Self.guardID, timeout: configuration.state.timeout, logger: logger)
                 let (before, after) = try await store.migrate()
                 if before != after { logger.notice("state: database schema \(before) → \(after)", metadata: ["state": .string(store.url)]) }
                 return (store, store.url)
