@@ -5,7 +5,8 @@
 # over both is banned at the same total as on one; the database stopped and started again
 # mid-attack loses nothing; a network trusted or no longer trusted on one guard is so on the
 # other within a second; a database that stops answering (SIGSTOP) holds nothing up past
-# state.timeout and loses nothing; `smtpguard db status` and `db migrate` for PostgreSQL.
+# state.timeout and loses nothing; a restarted guard lists the alerts raised before (from the
+# database); `smtpguard db status` and `db migrate` for PostgreSQL.
 #
 #   tests/integration/cluster.sh          (root; prints "N passed, N failed")
 set -uo pipefail
@@ -53,6 +54,8 @@ events:
 state:
   url: $PG_URL
   timeout: 1s
+alerts:
+  volume_threshold: 5
 guard:
   tarpit:
     initial: 0s
@@ -126,12 +129,21 @@ check "after the database is back, every attempt decided during the outage is wr
 bans=$(psql "$PG_URL" -Atc "SELECT count(*) FROM bans WHERE key = '127.0.31.1'" 2>/dev/null)
 check "and the ban decided during the outage too" [ "${bans:-0}" -ge 1 ]
 
-# 4. A restarted guard gets its bans back from the database.
+# 4. A restarted guard gets its bans, and the alerts it raised, back from the database.
 kill "$GUARD1"; wait "$GUARD1" 2>/dev/null
+restarted_ms=$(( $(date +%s%N) / 1000000 ))
 "$BIN" run --config "$WORK/guard1.yaml" >>"$WORK/guard1.log" 2>&1 &
 PIDS+=($!)
 wait_port 12841
 check "a restarted guard enforces the cluster's bans at once" refused_at_connect 12841 127.0.31.1
+wait_port 12851
+alerts=$(curl -s -H "Authorization: Bearer $(cat "$WORK/admin-token")" http://127.0.0.1:12851/api/alerts)
+check "and lists the attack-volume alert it raised before the restart (read from PostgreSQL)" python3 -c '
+import json, sys, datetime
+alerts = json.loads(sys.argv[1])["alerts"]
+before = [a for a in alerts if a["kind"] == "attack_volume"
+          and datetime.datetime.fromisoformat(a["time"].replace("Z", "+00:00")).timestamp() * 1000 < int(sys.argv[2])]
+sys.exit(0 if before else 1)' "$alerts" "$restarted_ms"
 # 5. Trusted networks are the cluster's too: one added on the first guard lets the banned
 # client in on the second within a second; removed on the second, the first bans it again.
 check "before: the second guard refuses the banned client" refused_at_connect 12842 127.0.31.1
