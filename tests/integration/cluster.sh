@@ -80,6 +80,13 @@ refused_at_connect() {  # refused_at_connect PORT FROM (swaks exits non-zero on 
   out=$(timeout 10 swaks --server "127.0.0.1:$1" --local-interface "$2" --quit-after CONNECT 2>&1)
   grep -q "554 5.7.1" <<<"$out"
 }
+written_attempts() {  # written_attempts CLIENT N: sets count to the attempts of CLIENT in the database, waiting up to 10 s for N
+  for _ in $(seq 1 50); do
+    count=$(psql "$PG_URL" -Atc "SELECT count(*) FROM attempts WHERE client = '$1'" 2>/dev/null || echo 0)
+    [ "$count" -ge "$2" ] && return
+    sleep 0.2
+  done
+}
 let_in() {  # let_in PORT FROM: greeted with 220
   local out
   out=$(timeout 10 swaks --server "127.0.0.1:$1" --local-interface "$2" --quit-after CONNECT 2>&1)
@@ -120,11 +127,7 @@ check "the outage is logged once, not once per attempt" bash -c '[ "$(grep -c "s
 as_postgres() { runuser -u postgres -- "$@"; }
 as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
   -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start >/dev/null
-for _ in $(seq 1 50); do
-  count=$(psql "$PG_URL" -Atc "SELECT count(*) FROM attempts WHERE client = '127.0.31.1'" 2>/dev/null || echo 0)
-  [ "$count" -ge 9 ] && break
-  sleep 0.2
-done
+written_attempts 127.0.31.1 9
 check "after the database is back, every attempt decided during the outage is written ($count of 9)" [ "$count" -eq 9 ]
 bans=$(psql "$PG_URL" -Atc "SELECT count(*) FROM bans WHERE key = '127.0.31.1'" 2>/dev/null)
 check "and the ban decided during the outage too" [ "${bans:-0}" -ge 1 ]
@@ -165,15 +168,10 @@ check "with the database not answering, a guard still bans on its own count" ref
 out=$("$BIN" trusted add 127.0.34.0/24 --config "$WORK/guard1.yaml" 2>&1); status=$?
 check "trusted add then fails with the reason (503, state.timeout) instead of hanging" \
   bash -c '[ "$1" -ne 0 ] && grep -q "503" <<<"$2" && grep -q "no answer within 1s (state.timeout)" <<<"$2"' _ "$status" "$out"
-echo "$out" >"$WORK/trusted-add-stalled.txt"
 check "the stalled database is logged, naming state.timeout" grep -q "no answer within 1s (state.timeout)" "$WORK/guard1.log"
 kill -CONT $PG_STOPPED
 PG_STOPPED=""
-for _ in $(seq 1 50); do
-  count=$(psql "$PG_URL" -Atc "SELECT count(*) FROM attempts WHERE client = '127.0.33.1'" 2>/dev/null || echo 0)
-  [ "$count" -ge 6 ] && break
-  sleep 0.2
-done
+written_attempts 127.0.33.1 6
 check "once it answers again, every attempt decided meanwhile is written ($count of 6)" [ "$count" -eq 6 ]
 out=$("$BIN" trusted list --config "$WORK/guard1.yaml" 2>&1)
 check "and the failed trusted add changed nothing" bash -c '! grep -q "127.0.34.0/24" <<<"$1"' _ "$out"
