@@ -57,5 +57,10 @@ import Testing
         let second = try await bookA.reload()
         #expect(second.added.isEmpty && Set(second.removed) == [office, vpn])
         #expect(!engineA.isTrusted(IPAddress("10.1.2.3")!) && !engineA.isTrusted(IPAddress("172.16.5.5")!))
+
+        // A network B's configuration file has anyway is listed there once, as the file's.
+        _ = try await bookA.add(IPNetwork("192.0.2.0/24")!, comment: "lab", now: now + .seconds(2))
+        _ = try await bookB.reload()
+        #expect(await bookB.entries().map(\.origin) == [.configuration])
     }
 }

@@ -29,6 +29,8 @@ public actor TrustedNetworkBook {
     let store: (any StateStore)?
     let guardEngine: Guard
     private var added: [TrustedNetwork] = []
+    /// Local adds and removes so far (a reload that crossed one reads again later).
+    private var changes = 0
 
     public init(configured: [IPNetwork], store: (any StateStore)?, guardEngine: Guard) {
         self.configured = configured
@@ -39,7 +41,7 @@ public actor TrustedNetworkBook {
     /// Reads the added networks from the state and gives them to the engine (at start).
     public func load() async throws {
         guard let store else { return }
-        self.added = try await store.trustedNetworks()
+        self.added = try await self.stored(in: store)
         self.apply()
     }
 
@@ -47,13 +49,21 @@ public actor TrustedNetworkBook {
     /// came and went, for the log. Nothing changes when the state cannot be read.
     public func reload() async throws -> (added: [IPNetwork], removed: [IPNetwork]) {
         guard let store else { return ([], []) }
-        let stored = try await store.trustedNetworks()
+        let changes = self.changes
+        let stored = try await self.stored(in: store)
+        // An add or remove here while the state was read: the list read may be older than it.
+        guard changes == self.changes else { return ([], []) }
         let before = Set(self.added.map(\.network))
         let after = Set(stored.map(\.network))
         self.added = stored
         guard before != after else { return ([], []) }
         self.apply()
         return (stored.map(\.network).filter { !before.contains($0) }, before.filter { !after.contains($0) }.sorted { $0.description < $1.description })
+    }
+
+    /// The added networks in the state, less those the configuration file has anyway.
+    private func stored(in store: any StateStore) async throws -> [TrustedNetwork] {
+        try await store.trustedNetworks().filter { !self.configured.contains($0.network) }
     }
 
     public func entries() -> [Entry] {
@@ -68,6 +78,7 @@ public actor TrustedNetworkBook {
         }
         let entry = TrustedNetwork(network: network, comment: comment, added: self.added.first { $0.network == network }?.added ?? now)
         try await self.store?.addTrustedNetwork(entry)
+        self.changes += 1
         self.added.removeAll { $0.network == network }
         self.added.append(entry)
         self.apply()
@@ -78,6 +89,7 @@ public actor TrustedNetworkBook {
         if self.configured.contains(network) { return .configured }
         // Another guard may have added it since this one last read the state.
         let stored = try await self.store?.removeTrustedNetwork(network) ?? false
+        self.changes += 1
         guard stored || self.added.contains(where: { $0.network == network }) else { return .notFound }
         self.added.removeAll { $0.network == network }
         self.apply()

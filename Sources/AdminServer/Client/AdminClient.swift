@@ -8,7 +8,8 @@ import NIOHTTP1
 public struct AdminClient: Sendable {
     public let base: HTTPURL
     let token: String
-    public var timeout: Duration = .seconds(10)
+    /// Long enough for a guard whose database stalled to answer 503 after state.timeout.
+    public var timeout: Duration = .seconds(30)
 
     public init(base: HTTPURL, token: String) {
         self.base = base

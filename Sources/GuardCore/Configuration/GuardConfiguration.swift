@@ -33,7 +33,7 @@ public struct StateConfiguration: Sendable, Equatable {
     public var retention: Duration = .seconds(30 * 86_400)
     /// PostgreSQL: the longest a connect or a query may take; then the connection is closed
     /// (and opened again on the next use) and the guard goes on from memory.
-    public var timeout: Duration = .seconds(30)
+    public var timeout: Duration = .seconds(10)
     public init() {}
 }
 

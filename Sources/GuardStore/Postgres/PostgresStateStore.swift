@@ -16,7 +16,7 @@ import Synchronization
 public final class PostgresStateStore: StateStore {
     public let url: String
     public let guardID: String
-    /// The longest a connect or one use of the connection may take (`state.timeout`).
+    /// The longest a connect, or a wait for one query, may take (`state.timeout`).
     public let timeout: Duration
     let configuration: PostgresConnection.Configuration
     let logger: Logger
@@ -57,7 +57,7 @@ public final class PostgresStateStore: StateStore {
 
     /// Parses `postgres://user[:password]@host[:port]/database` (a password may also come
     /// from PGPASSWORD); never logs the password.
-    public init(url: String, guardID: String, timeout: Duration = .seconds(30), logger: Logger = Logger(label: "smtpguard.store")) throws {
+    public init(url: String, guardID: String, timeout: Duration = .seconds(10), logger: Logger = Logger(label: "smtpguard.store")) throws {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
             let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty
         else { throw StoreError("state.url: expected postgres://user[:password]@host[:port]/database") }
@@ -80,9 +80,9 @@ public final class PostgresStateStore: StateStore {
     }
 
     /// The store's connection, opened now if there is none, for one caller at a time. A use
-    /// that takes longer than `timeout` (a server that stopped answering, a half-open
+    /// in which no query finishes for `timeout` (a server that stopped answering, a half-open
     /// connection) has its connection closed, which fails the query, so that it cannot hold
-    /// up every other caller.
+    /// up every other caller. A long write that keeps finishing queries goes on.
     func use<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await self.gate.run {
             let existing = self.connection.withLock { $0 }
@@ -93,19 +93,18 @@ public final class PostgresStateStore: StateStore {
                 connection = try await self.connect()
                 self.connection.withLock { $0 = connection }
             }
-            let expired = ExpiryFlag()
+            let watch = UseWatch()
             return try await withThrowingTaskGroup(of: Void.self) { watchdog in
                 watchdog.addTask { [timeout = self.timeout] in
-                    try await Task.sleep(for: timeout)
-                    expired.passed.store(true, ordering: .relaxed)
+                    try await watch.expire(after: timeout)
                     try? await connection.close()
                 }
                 defer { watchdog.cancelAll() }
                 do {
-                    return try await body(connection)
+                    return try await UseWatch.$current.withValue(watch) { try await body(connection) }
                 } catch {
                     if connection.isClosed { self.connection.withLock { $0 = nil } }
-                    if expired.passed.load(ordering: .relaxed) {
+                    if watch.hasExpired {
                         throw StoreError("\(self.url): no answer within \(self.timeout.compactText) (state.timeout); the connection was closed and is opened again on the next use")
                     }
                     throw error
@@ -262,6 +261,7 @@ public final class PostgresStateStore: StateStore {
                     case .attempt, .sending:
                         break
                     case .ban(let ban):
+                        UseWatch.progressed()
                         _ = try await connection.query(
                             """
                             INSERT INTO bans VALUES (\(ban.key.scope.rawValue), \(ban.key.storeText), \(ban.reason.rawValue),
@@ -272,6 +272,7 @@ public final class PostgresStateStore: StateStore {
                             "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.ban(ban, guard: self.guardID).text))", logger: self.logger)
                     case .unban(let ban, let time, let lifted):
                         guard lifted else { continue }
+                        UseWatch.progressed()
                         _ = try await connection.query(
                             """
                             UPDATE bans SET lifted_ms = \(time.milliseconds)
@@ -280,6 +281,7 @@ public final class PostgresStateStore: StateStore {
                         _ = try await connection.query(
                             "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.lift(ban.key, guard: self.guardID).text))", logger: self.logger)
                     case .alert(let alert):
+                        UseWatch.progressed()
                         _ = try await connection.query(
                             """
                             INSERT INTO alerts VALUES (\(alert.time.milliseconds), \(alert.kind.rawValue), \(alert.severity.rawValue),
@@ -325,6 +327,7 @@ public final class PostgresStateStore: StateStore {
             INSERT INTO attempts (time_ms, client, client_port, username, mechanism, tls, tls_version, outcome, source,
               default_credential, reply, decision, reasons, session, guard_id) VALUES
             """ + rows.joined(separator: ",")
+        UseWatch.progressed()
         _ = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: self.logger)
     }
 
@@ -386,30 +389,44 @@ public final class PostgresStateStore: StateStore {
     }
 
     public func addTrustedNetwork(_ entry: TrustedNetwork) async throws {
-        try await self.use { connection in
+        _ = try await self.changeTrustedNetworks { connection in
             _ = try await connection.query(
                 """
                 INSERT INTO trusted_networks VALUES (\(entry.network.description), \(entry.comment), \(entry.added.milliseconds), \(self.guardID))
                 ON CONFLICT (network) DO UPDATE SET comment = excluded.comment
                 """, logger: self.logger)
-            try await self.notifyTrustedNetworksChanged(on: connection)
+            return true
         }
     }
 
     public func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool {
-        try await self.use { connection in
+        try await self.changeTrustedNetworks { connection in
             var removed = false
             let rows = try await connection.query("DELETE FROM trusted_networks WHERE network = \(network.description) RETURNING network", logger: self.logger)
             for try await _ in rows.decode(String.self) { removed = true }
-            if removed { try await self.notifyTrustedNetworksChanged(on: connection) }
             return removed
         }
     }
 
-    /// Tells the other guards to read the trusted networks again (ClusterSync).
-    private func notifyTrustedNetworksChanged(on connection: PostgresConnection) async throws {
-        _ = try await connection.query(
-            "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.trustedNetworks(guard: self.guardID).text))", logger: self.logger)
+    /// A change to the trusted networks and the word to the other guards that they changed
+    /// (ClusterSync), in one transaction: both happen or neither (a notification goes out
+    /// at COMMIT).
+    private func changeTrustedNetworks(_ change: (PostgresConnection) async throws -> Bool) async throws -> Bool {
+        try await self.use { connection in
+            _ = try await connection.query("BEGIN", logger: self.logger)
+            do {
+                let changed = try await change(connection)
+                if changed {
+                    _ = try await connection.query(
+                        "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.trustedNetworks(guard: self.guardID).text))", logger: self.logger)
+                }
+                _ = try await connection.query("COMMIT", logger: self.logger)
+                return changed
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                throw error
+            }
+        }
     }
 
     public func recentAlerts(limit: Int) async throws -> [Alert] {
@@ -482,7 +499,28 @@ public enum ClusterMessage: Sendable, Equatable {
     }
 }
 
-/// Whether a use of the connection ran past its deadline.
-final class ExpiryFlag: Sendable {
-    let passed = Atomic<Bool>(false)
+/// How far one use of the connection has got: the queries a long write has finished (each
+/// one gives the watchdog another `timeout`), and whether the watchdog closed it.
+final class UseWatch: Sendable {
+    @TaskLocal static var current: UseWatch?
+    let finished = Atomic<Int>(0)
+    private let expired = Atomic<Bool>(false)
+
+    var hasExpired: Bool { self.expired.load(ordering: .relaxed) }
+
+    /// A long write is about to send its next statement: the one before it finished.
+    static func progressed() {
+        Self.current?.finished.add(1, ordering: .relaxed)
+    }
+
+    /// Returns, marked expired, once a whole `timeout` has gone by with no query finished;
+    /// throws when cancelled (the use ended first).
+    func expire(after timeout: Duration) async throws {
+        var seen = -1
+        while self.finished.load(ordering: .relaxed) != seen {
+            seen = self.finished.load(ordering: .relaxed)
+            try await Task.sleep(for: timeout)
+        }
+        self.expired.store(true, ordering: .relaxed)
+    }
 }

@@ -1,6 +1,7 @@
 // Keeps a guard in step with the other guards on the same PostgreSQL database:
 // - bans and lifts arrive as notifications (LISTEN smtpguard_bans) and are enforced at once;
-//   so does word that the trusted networks changed, and they are read again;
+//   so does word that the trusted networks changed: they are read again at the next poll
+//   (not in the listener, so that no read of the database holds up the next ban);
 // - attempts the other guards saw are read every `poll` (by row id) and counted here, so a
 //   guessing run spread over several guards is counted as one;
 // - every `reconcile`, the bans in force, the recent lifts and the trusted networks are read
@@ -28,17 +29,18 @@ struct ClusterSyncService: Service {
 
     func run() async throws {
         let outage = OutageFlag()
+        let trustedChanged = TrustedChange()
         try? await cancelWhenGracefulShutdown {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.listen(outage: outage) }
-                group.addTask { try await self.follow(outage: outage) }
+                group.addTask { try await self.listen(outage: outage, trustedChanged: trustedChanged) }
+                group.addTask { try await self.follow(outage: outage, trustedChanged: trustedChanged) }
                 try await group.waitForAll()
             }
         }
     }
 
     /// Notifications, on a connection of their own; reconnects after a failure.
-    private func listen(outage: OutageFlag) async throws {
+    private func listen(outage: OutageFlag, trustedChanged: TrustedChange) async throws {
         while !Task.isCancelled {
             do {
                 let connection = try await self.store.connect()
@@ -46,7 +48,7 @@ struct ClusterSyncService: Service {
                     try await connection.listen(on: "smtpguard_bans") { notifications in
                         self.recovered(outage)
                         for try await notification in notifications {
-                            await self.apply(notification.payload)
+                            self.apply(notification.payload, trustedChanged: trustedChanged)
                         }
                     }
                     try? await connection.close()
@@ -61,7 +63,7 @@ struct ClusterSyncService: Service {
         }
     }
 
-    private func apply(_ payload: String) async {
+    private func apply(_ payload: String, trustedChanged: TrustedChange) {
         guard let message = ClusterMessage(text: payload), message.guardID != self.store.guardID else { return }
         switch message {
         case .ban(let ban, let origin):
@@ -71,11 +73,7 @@ struct ClusterSyncService: Service {
             self.guardEngine.liftRemoteBan(key)
             self.logger.info("cluster: lifted on \(origin): \(key.scope.rawValue) \(key.description.logSafe)")
         case .trustedNetworks(let origin):
-            do {
-                try await self.reloadTrustedNetworks(changedBy: origin)
-            } catch {
-                self.logger.warning("cluster: \(origin) changed the trusted networks, but they cannot be read (\(error)); trying again at the next reconciliation")
-            }
+            trustedChanged.origin.withLock { $0 = origin }
         }
     }
 
@@ -88,7 +86,7 @@ struct ClusterSyncService: Service {
     }
 
     /// The other guards' attempts, and the periodic reconciliation of bans.
-    private func follow(outage: OutageFlag) async throws {
+    private func follow(outage: OutageFlag, trustedChanged: TrustedChange) async throws {
         var last: Int?
         var sinceReconcile = self.reconcile
         var lastReconcile = self.guardEngine.clock.now()
@@ -98,6 +96,14 @@ struct ClusterSyncService: Service {
                 let (attempts, newest) = try await self.store.remoteAttempts(after: last!)
                 last = newest
                 self.guardEngine.absorb(attempts)
+                if let origin = trustedChanged.origin.withLock({ origin in defer { origin = nil }; return origin }) {
+                    do {
+                        try await self.reloadTrustedNetworks(changedBy: origin)
+                    } catch {
+                        trustedChanged.origin.withLock { $0 = $0 ?? origin }  // read again at the next poll
+                        throw error
+                    }
+                }
                 if sinceReconcile >= self.reconcile {
                     let now = self.guardEngine.clock.now()
                     for ban in try await self.store.activeBans(now: now) where self.guardEngine.ban(for: ban.key) == nil {
@@ -129,6 +135,11 @@ struct ClusterSyncService: Service {
     private func recovered(_ outage: OutageFlag) {
         if outage.down.exchange(false, ordering: .relaxed) { self.logger.notice("cluster: the database is back; catching up") }
     }
+}
+
+/// Which guard last said the trusted networks changed, until they are read again.
+final class TrustedChange: Sendable {
+    let origin = Mutex<String?>(nil)
 }
 
 /// Whether the database is known to be down (so that an outage is logged once).
