@@ -160,15 +160,10 @@ public final class PostgresStateStore: StateStore {
                 throw StoreError("\(self.url): schema version \(version) is newer than this smtpguard knows (\(Self.migrations.count))")
             }
             for (index, statements) in Self.migrations.enumerated() where index >= version {
-                _ = try await connection.query("BEGIN", logger: self.logger)
-                do {
+                try await self.transaction(on: connection) {
                     for statement in statements { _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger) }
                     _ = try await connection.query("DELETE FROM smtpguard_schema", logger: self.logger)
                     _ = try await connection.query("INSERT INTO smtpguard_schema VALUES (\(index + 1))", logger: self.logger)
-                    _ = try await connection.query("COMMIT", logger: self.logger)
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: self.logger)
-                    throw error
                 }
                 version = index + 1
             }
@@ -247,55 +242,72 @@ public final class PostgresStateStore: StateStore {
     public func write(_ events: [GuardEvent]) async throws {
         guard !events.isEmpty else { return }
         try await self.use { connection in
-            _ = try await connection.query("BEGIN", logger: self.logger)
             do {
-                var attempts: [AttemptRecord] = []
-                for event in events {
-                    switch event {
-                    case .attempt(let record) where record.attempt.outcome != .pending:
-                        attempts.append(record)
-                        if attempts.count == 2000 {
-                            try await self.insert(attempts, on: connection)
-                            attempts.removeAll(keepingCapacity: true)
-                        }
-                    case .attempt, .sending:
-                        break
-                    case .ban(let ban):
-                        UseWatch.progressed()
-                        _ = try await connection.query(
-                            """
-                            INSERT INTO bans VALUES (\(ban.key.scope.rawValue), \(ban.key.storeText), \(ban.reason.rawValue),
-                              \(ban.since.milliseconds), \(ban.until.milliseconds), \(ban.offense), \(ban.exemptKnownPlaces), NULL, \(self.guardID))
-                            ON CONFLICT (scope, key, since_ms) DO NOTHING
-                            """, logger: self.logger)
-                        _ = try await connection.query(
-                            "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.ban(ban, guard: self.guardID).text))", logger: self.logger)
-                    case .unban(let ban, let time, let lifted):
-                        guard lifted else { continue }
-                        UseWatch.progressed()
-                        _ = try await connection.query(
-                            """
-                            UPDATE bans SET lifted_ms = \(time.milliseconds)
-                            WHERE scope = \(ban.key.scope.rawValue) AND key = \(ban.key.storeText) AND since_ms = \(ban.since.milliseconds)
-                            """, logger: self.logger)
-                        _ = try await connection.query(
-                            "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.lift(ban.key, guard: self.guardID).text))", logger: self.logger)
-                    case .alert(let alert):
-                        UseWatch.progressed()
-                        _ = try await connection.query(
-                            """
-                            INSERT INTO alerts VALUES (\(alert.time.milliseconds), \(alert.kind.rawValue), \(alert.severity.rawValue),
-                              \(alert.username), \(alert.client?.description), \(alert.message), \(self.guardID))
-                            """, logger: self.logger)
-                    }
-                }
-                if !attempts.isEmpty { try await self.insert(attempts, on: connection) }
-                _ = try await connection.query("COMMIT", logger: self.logger)
+                try await self.transaction(on: connection) { try await self.write(events, on: connection) }
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: self.logger)
                 throw StoreError("\(self.url): write failed (\(String(reflecting: error).prefix(300)))")
             }
         }
+    }
+
+    private func write(_ events: [GuardEvent], on connection: PostgresConnection) async throws {
+        var attempts: [AttemptRecord] = []
+        for event in events {
+            switch event {
+            case .attempt(let record) where record.attempt.outcome != .pending:
+                attempts.append(record)
+                if attempts.count == 2000 {
+                    try await self.insert(attempts, on: connection)
+                    attempts.removeAll(keepingCapacity: true)
+                }
+            case .attempt, .sending:
+                break
+            case .ban(let ban):
+                UseWatch.progressed()
+                _ = try await connection.query(
+                    """
+                    INSERT INTO bans VALUES (\(ban.key.scope.rawValue), \(ban.key.storeText), \(ban.reason.rawValue),
+                      \(ban.since.milliseconds), \(ban.until.milliseconds), \(ban.offense), \(ban.exemptKnownPlaces), NULL, \(self.guardID))
+                    ON CONFLICT (scope, key, since_ms) DO NOTHING
+                    """, logger: self.logger)
+                try await self.notify(.ban(ban, guard: self.guardID), on: connection)
+            case .unban(let ban, let time, let lifted):
+                guard lifted else { continue }
+                UseWatch.progressed()
+                _ = try await connection.query(
+                    """
+                    UPDATE bans SET lifted_ms = \(time.milliseconds)
+                    WHERE scope = \(ban.key.scope.rawValue) AND key = \(ban.key.storeText) AND since_ms = \(ban.since.milliseconds)
+                    """, logger: self.logger)
+                try await self.notify(.lift(ban.key, guard: self.guardID), on: connection)
+            case .alert(let alert):
+                UseWatch.progressed()
+                _ = try await connection.query(
+                    """
+                    INSERT INTO alerts VALUES (\(alert.time.milliseconds), \(alert.kind.rawValue), \(alert.severity.rawValue),
+                      \(alert.username), \(alert.client?.description), \(alert.message), \(self.guardID))
+                    """, logger: self.logger)
+            }
+        }
+        if !attempts.isEmpty { try await self.insert(attempts, on: connection) }
+    }
+
+    /// `body` in one transaction: committed when it returns, rolled back when it throws.
+    private func transaction<T>(on connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+        _ = try await connection.query("BEGIN", logger: self.logger)
+        do {
+            let result = try await body()
+            _ = try await connection.query("COMMIT", logger: self.logger)
+            return result
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: self.logger)
+            throw error
+        }
+    }
+
+    /// Word to the other guards (ClusterSync); inside a transaction it goes out at COMMIT.
+    private func notify(_ message: ClusterMessage, on connection: PostgresConnection) async throws {
+        _ = try await connection.query("SELECT pg_notify(\(Self.notifyChannel), \(message.text))", logger: self.logger)
     }
 
     private func insert(_ records: [AttemptRecord], on connection: PostgresConnection) async throws {
@@ -413,18 +425,10 @@ public final class PostgresStateStore: StateStore {
     /// at COMMIT).
     private func changeTrustedNetworks(_ change: (PostgresConnection) async throws -> Bool) async throws -> Bool {
         try await self.use { connection in
-            _ = try await connection.query("BEGIN", logger: self.logger)
-            do {
+            try await self.transaction(on: connection) {
                 let changed = try await change(connection)
-                if changed {
-                    _ = try await connection.query(
-                        "SELECT pg_notify(\(Self.notifyChannel), \(ClusterMessage.trustedNetworks(guard: self.guardID).text))", logger: self.logger)
-                }
-                _ = try await connection.query("COMMIT", logger: self.logger)
+                if changed { try await self.notify(.trustedNetworks(guard: self.guardID), on: connection) }
                 return changed
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: self.logger)
-                throw error
             }
         }
     }
