@@ -248,6 +248,11 @@ struct SessionRun {
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)
                 self.apply(self.machine.verdictReceived(decision))
+            case .confirm(var attempt):
+                attempt.time = self.clock.now()
+                self.apply(self.machine.confirmationReceived(self.guardEngine.confirm(attempt)))
+            case .authCredentialsSent, .backendAuthAnswered:
+                break
             case .checkSending(var request):
                 request.time = self.clock.now()
                 self.apply(self.machine.sendingVerdictReceived(self.guardEngine.checkSending(request)))

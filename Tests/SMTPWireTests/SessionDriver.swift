@@ -18,6 +18,8 @@ struct ScriptedBackend {
     var silentOnAuth = false
     /// Asks for the username again although it came as the LOGIN initial response.
     var ignoreLoginInitialResponse = false
+    /// Answers every password with 454 (a backend whose auth service is penalising or gone).
+    var tempFailAuth = false
     /// Answers AUTH PLAIN with a step the guard does not know.
     var unexpectedChallenge = false
     /// Refuses DATA (no valid recipients).
@@ -45,7 +47,7 @@ struct ScriptedBackend {
         if let user = self.loginUser {
             self.loginUser = nil
             let password = String(decoding: Base64.decode(line) ?? [], as: UTF8.self)
-            return Self.check(user: user, password: password)
+            return self.check(user: user, password: password)
         }
         let upper = line.uppercased()
         if upper.hasPrefix("PROXY ") { return nil }  // the PROXY v1 header is taken, not answered
@@ -68,7 +70,7 @@ struct ScriptedBackend {
             let bytes = Base64.decode(line.dropFirst(11)) ?? []
             let parts = bytes.split(separator: 0, omittingEmptySubsequences: false)
             guard parts.count == 3 else { return SMTPReply(code: 535, "5.7.8 Error: authentication failed: Invalid authentication mechanism") }
-            return Self.check(user: String(decoding: parts[1], as: UTF8.self), password: String(decoding: parts[2], as: UTF8.self))
+            return self.check(user: String(decoding: parts[1], as: UTF8.self), password: String(decoding: parts[2], as: UTF8.self))
         }
         if upper.hasPrefix("AUTH LOGIN ") {
             self.loginUser = String(decoding: Base64.decode(line.dropFirst(11)) ?? [], as: UTF8.self)
@@ -89,6 +91,11 @@ struct ScriptedBackend {
         if upper == "RSET" || upper == "NOOP" { return SMTPReply(code: 250, "2.0.0 Ok") }
         if upper == "QUIT" { return SMTPReply(code: 221, "2.0.0 Bye") }
         return SMTPReply(code: 502, "5.5.2 Error: command not recognized")
+    }
+
+    func check(user: String, password: String) -> SMTPReply {
+        if self.tempFailAuth { return SMTPReply(code: 454, "4.7.0 Temporary authentication failure: Connection lost to authentication server") }
+        return Self.check(user: user, password: password)
     }
 
     static func check(user: String, password: String) -> SMTPReply {
@@ -128,6 +135,9 @@ struct SessionDriver {
     var backendOpen = false
     /// Run out tarpits at once (false: they stay pending, as if the client were waiting).
     var autoFireTarpit = true
+    /// How often the last credential line went to the backend, and the codes it answered them with.
+    var credentialsSent = 0
+    var authAnswers: [Int] = []
 
     init(
         proxy: ProxyConfiguration = .plainAuth, policy: GuardPolicy = GuardPolicy(), client: String = "203.0.113.5",
@@ -277,6 +287,17 @@ struct SessionDriver {
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)
                 self.run(self.machine.verdictReceived(decision))
+            case .confirm(var attempt):
+                attempt.time = self.clock.now()
+                let confirmation = self.guardEngine.confirm(attempt)
+                if confirmation.verdict != .allow {
+                    self.transcript.append("# confirm \(attempt.username) -> \(confirmation.verdict.rawValue) \(confirmation.reasons.map(\.rawValue).joined(separator: ","))")
+                }
+                self.run(self.machine.confirmationReceived(confirmation))
+            case .authCredentialsSent:
+                self.credentialsSent += 1
+            case .backendAuthAnswered(let code):
+                self.authAnswers.append(code)
             case .checkSending(var request):
                 request.time = self.clock.now()
                 let decision = self.guardEngine.checkSending(request)

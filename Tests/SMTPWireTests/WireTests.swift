@@ -247,15 +247,25 @@ struct SessionTroubleTests {
         return machine
     }
 
-    @Test("a client that goes away while its AUTH is at the backend is reported as abandoned")
+    @Test("a client that goes away once its credentials are at the backend leaves an unverified guess; before, an abandoned attempt")
     func abandoned() {
         var machine = self.openedMachine()
         let asked = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
         #expect(asked.contains { if case .decide(let attempt) = $0 { attempt.outcome == .pending } else { false } })
-        _ = machine.verdictReceived(Decision(verdict: .allow))
+        let sent = machine.verdictReceived(Decision(verdict: .allow))
+        #expect(sent.contains(.authCredentialsSent))
         let closed = machine.clientClosed()
-        #expect(closed.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
-        #expect(closed.contains { if case .recordAttempt(let attempt, _, _) = $0 { attempt.outcome == .abandoned } else { false } })
+        #expect(closed.contains { if case .decide(let attempt) = $0 { attempt.outcome == .unverified } else { false } })
+        #expect(closed.contains { if case .recordAttempt(let attempt, _, _) = $0 { attempt.outcome == .unverified } else { false } })
+
+        // LOGIN: the username is at the backend, the password not yet: nothing was checked.
+        var login = self.openedMachine()
+        _ = login.clientLine(.line(SMTPLine("AUTH LOGIN \(Base64.encode("alice"))")), more: false)
+        _ = login.clientLine(.line(SMTPLine(Base64.encode("pw"))), more: false)
+        let first = login.verdictReceived(Decision(verdict: .allow))
+        #expect(!first.contains(.authCredentialsSent))
+        let gone = login.clientClosed()
+        #expect(gone.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
     }
 
     @Test("while the backend owes the end-of-data reply, the client's idle timer rests")

@@ -104,7 +104,7 @@ public final class GuardMetrics: EventSink, Sendable {
 
     public init(factory: any MetricsFactory) {
         var attempts: [AttemptLabels: CoreMetrics.Counter] = [:]
-        let outcomes: [AuthOutcome] = [.success, .failure, .tempFailure, .abandoned]
+        let outcomes: [AuthOutcome] = [.success, .failure, .tempFailure, .unverified, .abandoned]
         let sources: [AttemptSource] = [.proxy, .dovecotPolicy, .postfixPolicy, .logWatch]
         for outcome in outcomes {
             for mechanism in AuthMechanism.allCases {
@@ -130,7 +130,7 @@ public final class GuardMetrics: EventSink, Sendable {
         }
         self.bans = bans
         var alerts: [Alert.Kind: CoreMetrics.Counter] = [:]
-        for kind in [Alert.Kind.weakCredentialAccepted, .possibleCompromise, .distributedAttack, .attackVolume] {
+        for kind in [Alert.Kind.weakCredentialAccepted, .possibleCompromise, .distributedAttack, .attackVolume, .backendPenalty] {
             alerts[kind] = CoreMetrics.Counter(label: MetricNames.alerts, dimensions: [("kind", kind.rawValue)], factory: factory)
         }
         self.alerts = alerts

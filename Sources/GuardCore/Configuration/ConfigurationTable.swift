@@ -95,10 +95,19 @@ extension GuardConfiguration {
                 "guard.max_tracked_keys", "Entries kept per table (clients, networks, usernames, known places); the least recently used go first, active bans never.",
                 \.policy.maxTrackedKeys, 1000...100_000_000),
 
-            .int("guard.limits.ip_failures_short", "Failures from one client in the short window; one more bans it.", \.policy.limits.ipFailuresShort, 1...100_000),
-            .int("guard.limits.ip_failures_long", "Failures from one client in the long window; one more bans it.", \.policy.limits.ipFailuresLong, 1...100_000),
+            .int(
+                "guard.limits.ip_failures_short",
+                "The guess budget: password checks one client may land at the backend in the short window (failures, and 4xx answers after its credentials). Attempts in flight count against it; the next attempt is refused here and bans the client.",
+                \.policy.limits.ipFailuresShort, 1...100_000),
+            .int(
+                "guard.limits.ip_failures_long", "The guess budget over the long window, as guard.limits.ip_failures_short.",
+                \.policy.limits.ipFailuresLong, 1...100_000),
             .int("guard.limits.prefix_failures_short", "Failures from one network prefix in the short window; one more bans the prefix.", \.policy.limits.prefixFailuresShort, 1...1_000_000),
             .int("guard.limits.prefix_failures_long", "Failures from one network prefix in the long window; one more bans the prefix.", \.policy.limits.prefixFailuresLong, 1...1_000_000),
+            .int(
+                "guard.limits.prefix_min_clients",
+                "Distinct addresses of a network prefix that must have failed (long window) before the prefix can be banned, so that one address never bans its neighbours (1 to 8).",
+                \.policy.limits.prefixMinClients, 1...8),
             .int(
                 "guard.limits.username_failures_short", "Failures on one username in the short window; one more locks it for unknown places.",
                 \.policy.limits.usernameFailuresShort, 1...1_000_000),
@@ -316,6 +325,21 @@ extension GuardConfiguration {
                 \.policy.sending.lockAccount),
             .duration("sending.alert_interval", "A user over a limit raises at most one alert in this time.", \.policy.sending.alertInterval, min: .seconds(1)),
         ]
+    }
+
+    /// What is valid but likely to hurt: `config check` prints these, `run` logs them at start.
+    public var warnings: [(key: String, message: String)] {
+        var warnings: [(String, String)] = []
+        if self.proxy.identity == .none {
+            warnings.append((
+                "backend.identity",
+                "is none: the mail server sees every client as the guard's own address, so its per-address limits and penalties "
+                    + "(Dovecot's auth penalty, Postfix's anvil) slow or refuse every user once a bot guesses through the guard, "
+                    + "and its logs name no client; use xclient (Postfix: smtpd_authorized_xclient_hosts) or proxy-v2, or exempt "
+                    + "the guard's address from those penalties"
+            ))
+        }
+        return warnings
     }
 
     /// Checks between keys, after every key is read. Returns (key, message) pairs.

@@ -232,6 +232,9 @@ public struct GuardPolicy: Sendable, Equatable {
         public var ipFailuresLong = 20
         public var prefixFailuresShort = 20
         public var prefixFailuresLong = 100
+        /// Distinct client addresses of a prefix that must have failed (long window) before
+        /// the prefix can be banned: one address alone never bans its neighbours.
+        public var prefixMinClients = 3
         public var usernameFailuresShort = 10
         public var usernameFailuresLong = 40
         /// Failures of one username from one client before that pair is refused.

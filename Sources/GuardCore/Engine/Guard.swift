@@ -25,6 +25,12 @@ public final class Guard: Sendable {
         return decision
     }
 
+    /// Just before an attempt allowed after a tarpit goes to the backend: still allowed, or
+    /// refused for a ban decided meanwhile (see `GuardEngine.confirm`).
+    public func confirm(_ attempt: AuthAttempt) -> Decision {
+        self.engine.withLock { $0.confirm(attempt) }
+    }
+
     /// Rebuilds the engine from stored state at start, before the first connection. Nothing
     /// is published: these bans and alerts were published when they happened.
     public func restore(attempts: [AuthAttempt], activeBans: [Ban], banHistory: [Ban]) {

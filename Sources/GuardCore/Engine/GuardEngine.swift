@@ -96,14 +96,44 @@ public struct GuardEngine {
         case .pending: return self.check(attempt)
         case .failure:
             self.land(attempt)
-            return self.recordFailure(attempt, locallyRefused: [])
+            return self.recordFailure(attempt, locallyRefused: [], counting: .checked)
         case .success:
             self.land(attempt)
             return self.recordSuccess(attempt)
+        case .unverified:
+            // The backend had the credentials and gave no verdict: a guess all the same.
+            self.land(attempt)
+            var decision = self.recordFailure(attempt, locallyRefused: [], counting: .unverified)
+            decision.verdict = .tempFail
+            return decision
         case .tempFailure, .abandoned:
             self.land(attempt)
             return Decision(verdict: .allow)
         }
+    }
+
+    /// Just before an attempt allowed after a tarpit goes to the backend: is it still allowed?
+    /// A ban decided meanwhile (on another connection of the client, on another guard, by an
+    /// operator) stops it here. A stopped attempt is no longer in flight and counts nothing
+    /// more: the client is banned already.
+    public mutating func confirm(_ attempt: AuthAttempt) -> Decision {
+        if self.bans.isEmpty || self.isTrusted(attempt.client) { return Decision(verdict: .allow) }
+        let now = attempt.time
+        var reason: Reason?
+        if self.activeBan(.ip(self.clientKey(attempt.client)), now: now) != nil {
+            reason = .ipBanned
+        } else if self.activeBan(.prefix(self.prefixKey(attempt.client)), now: now) != nil {
+            reason = .prefixBanned
+        } else if let lock = self.activeBan(.username(self.normalize(attempt.username)), now: now),
+            !(lock.exemptKnownPlaces && self.isKnownPlace(attempt.client, username: attempt.username, now: now))
+        {
+            reason = .usernameLocked
+        }
+        guard let reason else { return Decision(verdict: .allow) }
+        var landed = attempt
+        landed.outcome = .abandoned
+        self.land(landed)
+        return Decision(verdict: .refuse, reasons: [reason])
     }
 
     /// The ban that keeps this client out at connect, if any (never for trusted networks).
@@ -126,14 +156,19 @@ public struct GuardEngine {
         let userHash = fnv1a(user.utf8)
         let shortSlot = self.short.slot(seconds)
         let shortSeconds = self.shortSeconds
-        let (counts, _) = self.clients.update(client, make: ClientRecord.init) { record -> (attempts: Int, failures: Int, pair: Int, inFlight: Int) in
+        let longSlot = self.long.slot(seconds)
+        let (counts, _) = self.clients.update(client, make: ClientRecord.init) {
+            record -> (attempts: Int, failures: Int, failuresLong: Int, pair: Int, inFlight: Int) in
             record.attempts.add(1, slot: shortSlot)
             var pair = 0
             if let i = record.pairIndex(userHash), seconds &- record.pairs[i].lastFailure <= shortSeconds {
                 pair = Int(record.pairs[i].failures)
             }
             let inFlight = record.currentInFlight(now: seconds, stale: Self.staleInFlightSeconds)
-            return (record.attempts.total(slot: shortSlot), record.failuresShort.total(slot: shortSlot), pair, inFlight)
+            return (
+                record.attempts.total(slot: shortSlot), record.failuresShort.total(slot: shortSlot),
+                record.failuresLong.total(slot: longSlot), pair, inFlight
+            )
         }
         let known = self.isKnownPlace(client: client, prefix: prefix.address, user: user, now: seconds)
         let delay = known ? .zero : self.tarpitDelay(failures: counts.failures)
@@ -151,26 +186,34 @@ public struct GuardEngine {
             if self.activeBan(.prefix(prefix), now: now) != nil { return refused(Decision(verdict: .refuse, reasons: [.prefixBanned])) }
         }
         if self.deniedUsernames.contains(user) {
-            return refused(self.recordFailure(attempt, locallyRefused: [.deniedUsername]))
+            return refused(self.recordFailure(attempt, locallyRefused: [.deniedUsername], counting: .refusedHere))
         }
         if !self.bans.isEmpty, let lock = self.activeBan(.username(user), now: now), !(lock.exemptKnownPlaces && known) {
             // Refusals of a locked account count against the client, not the account: an
             // attacker hammering a lock must not stretch it for the owner.
-            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked], countUsername: false))
+            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked], counting: .refusedHere, countUsername: false))
         }
         if known {
             self.takeOff(client, now: seconds)
             return Decision(verdict: .allow, reasons: [.knownPlace])
         }
         if counts.pair >= self.policy.limits.pairFailures {
-            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit], countUsername: false))
+            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit], counting: .refusedHere))
+        }
+        // The guess budget: no more password checks reach the backend than the limits allow.
+        // Spent (the failures and unverified guesses counted reach a limit): refused here and
+        // counted, which bans the client. Not spent, but taken up by attempts now at the
+        // backend or in the tarpit: told to try again later, so that parallel connections do
+        // not multiply the guesses whatever the backend takes to answer.
+        let budget = min(
+            self.policy.limits.ipFailuresShort - counts.failures, self.policy.limits.ipFailuresLong - counts.failuresLong)
+        if budget <= 0 {
+            return refused(self.recordFailure(attempt, locallyRefused: [.guessBudget], counting: .refusedHere))
         }
         if counts.attempts > self.policy.limits.attemptsPerIP {
             return Decision(verdict: .tempFail, reasons: [.rateLimited])
         }
-        // No client may run more attempts side by side than its remaining allowance before a
-        // ban: parallel connections do not multiply the guesses. Told to try again later.
-        if counts.failures + counts.inFlight > self.policy.limits.ipFailuresShort {
+        if counts.inFlight >= budget {
             return Decision(verdict: .tempFail, reasons: [.parallelAttempts])
         }
         self.takeOff(client, now: seconds)
@@ -232,8 +275,23 @@ public struct GuardEngine {
                 message: "attack volume: \(threshold) failed logins within a minute over all clients (alerts.volume_threshold)"))
     }
 
-    /// Counts a failure (reported by a source, or refused here) and issues what it earns.
-    private mutating func recordFailure(_ attempt: AuthAttempt, locallyRefused: [Reason], countUsername: Bool = true) -> Decision {
+    /// What a counted guess is, and so where it counts.
+    enum Counting {
+        /// The backend checked the password and said no: everywhere.
+        case checked
+        /// Refused here before the backend saw it (a denied username, a spent budget …).
+        case refusedHere
+        /// The backend had the credentials but gave no verdict: the client and the pair only.
+        case unverified
+    }
+
+    /// Counts a failure (reported by a source, refused here, or unverified) and issues what it
+    /// earns. Refusals here count for the network prefix only while the client is not banned
+    /// yet (`check` refuses banned clients before counting), and a spent budget not at all:
+    /// one persistent address must not get its neighbours banned.
+    private mutating func recordFailure(
+        _ attempt: AuthAttempt, locallyRefused: [Reason], counting: Counting, countUsername: Bool = true
+    ) -> Decision {
         var decision = Decision(verdict: .refuse, reasons: locallyRefused)
         if self.isTrusted(attempt.client) {
             decision.reasons.append(.trustedNetwork)
@@ -241,7 +299,10 @@ public struct GuardEngine {
         }
         let now = attempt.time
         let seconds = now.seconds
-        self.noteVolume(at: now, into: &decision)
+        let unverified = counting == .unverified
+        let countUsername = countUsername && !unverified && !locallyRefused.contains(.guessBudget)
+        let countPrefix = !unverified && !locallyRefused.contains(.guessBudget)
+        if unverified { decision.reasons.append(.unverifiedGuess) } else { self.noteVolume(at: now, into: &decision) }
         let user = self.normalize(attempt.username)
         let userHash = fnv1a(user.utf8)
         let client = self.clientKey(attempt.client)
@@ -275,7 +336,7 @@ public struct GuardEngine {
                 record.failuresShort.add(weight, slot: shortSlot)
                 record.failuresLong.add(weight, slot: longSlot)
             }
-            let users = record.noteUser(userHash, now: seconds, window: longSeconds)
+            let users = unverified ? Int(record.userCount) : record.noteUser(userHash, now: seconds, window: longSeconds)
             return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), users, repeated)
         }
         if ip.repeated {
@@ -287,12 +348,19 @@ public struct GuardEngine {
             let reason: Reason = self.deniedUsernames.contains(user) ? .deniedUsername : .defaultCredential
             if !decision.reasons.contains(reason) { decision.reasons.append(reason) }
         }
-        let (net, _) = self.prefixes.update(prefix.address, make: PrefixRecord.init) { record -> (short: Int, long: Int) in
-            record.failuresShort.add(weight, slot: shortSlot)
-            record.failuresLong.add(weight, slot: longSlot)
-            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot))
-        }
         let clientHash = client.stableHash
+        let net: (short: Int, long: Int, clients: Int)
+        if countPrefix {
+            let cap = min(self.policy.limits.prefixMinClients, PrefixRecord.clientsKept)
+            net = self.prefixes.update(prefix.address, make: PrefixRecord.init) { record -> (short: Int, long: Int, clients: Int) in
+                record.failuresShort.add(weight, slot: shortSlot)
+                record.failuresLong.add(weight, slot: longSlot)
+                let clients = record.noteClient(clientHash, now: seconds, window: longSeconds, cap: cap)
+                return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), clients)
+            }.result
+        } else {
+            net = (0, 0, 0)
+        }
         let cap = self.policy.limits.ipsPerUsername + 1
         let account: (short: Int, long: Int, clients: Int)
         if countUsername {
@@ -317,7 +385,9 @@ public struct GuardEngine {
             decision.bans.append(ban)
             decision.reasons.append(ipReason)
         }
+        // A prefix is banned for what several of its addresses did, never for one of them.
         if net.short > limits.prefixFailuresShort || net.long > limits.prefixFailuresLong,
+            net.clients >= limits.prefixMinClients,
             let ban = self.issueBan(.prefix(prefix), reason: .prefixFailures, base: self.policy.bans.prefix, now: now)
         {
             decision.bans.append(ban)

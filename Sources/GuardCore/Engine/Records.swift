@@ -76,6 +76,27 @@ struct ClientRecord {
 struct PrefixRecord {
     var failuresShort = FailureWindow()
     var failuresLong = FailureWindow()
+    /// Distinct client addresses that failed here in the long window (hashes), kept up to
+    /// `guard.limits.prefix_min_clients`: a prefix is banned only for several of them.
+    var clients = InlineArray<8, UInt32>(repeating: 0)
+    var clientCount: UInt8 = 0
+    var clientsSince: UInt32 = 0
+
+    static let clientsKept = 8
+
+    /// Counts `client` as a distinct failing address (up to `cap`); returns the distinct count.
+    mutating func noteClient(_ client: UInt32, now: UInt32, window: UInt32, cap: Int) -> Int {
+        if now &- self.clientsSince > window || now < self.clientsSince {
+            self.clientCount = 0
+            self.clientsSince = now
+        }
+        let known = Int(self.clientCount)
+        for i in 0..<known where self.clients[i] == client { return known }
+        guard known < min(cap, Self.clientsKept) else { return known }
+        self.clients[known] = client
+        self.clientCount += 1
+        return known + 1
+    }
 }
 
 /// Per normalised username.

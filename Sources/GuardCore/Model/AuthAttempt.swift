@@ -22,8 +22,15 @@ public enum AuthOutcome: String, Sendable, Hashable {
     case failure
     /// The backend could not decide (454): neither a guess nor a login.
     case tempFailure = "temp_failure"
-    /// Allowed, but the client went away before the backend answered.
+    /// Allowed, but the exchange ended before the credentials reached the backend (the
+    /// client went away in the tarpit, the backend died first): nothing was checked.
     case abandoned
+    /// The credentials reached the backend but no verdict came back: it answered 4xx (454)
+    /// after them, or the connection ended before its answer. The password may well have been
+    /// checked (Dovecot under its auth penalty checks it, and Postfix still answers 454), so
+    /// it counts against the client's and the pair's guess budget, but not against the
+    /// username and not as a failure in the reports.
+    case unverified
 }
 
 /// Which evidence source saw the attempt.

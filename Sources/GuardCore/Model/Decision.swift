@@ -18,6 +18,12 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case distributedAttack = "distributed_attack"
     case rateLimited = "rate_limited"
     case parallelAttempts = "parallel_attempts"
+    /// The client has used up its guess budget (failures and unverified guesses in the
+    /// window): refused here, never sent to the backend.
+    case guessBudget = "guess_budget"
+    /// The backend got the credentials but gave no verdict (4xx after them, or the
+    /// connection ended first): counted as a guess against the client and the pair.
+    case unverifiedGuess = "unverified_guess"
     case tarpit = "tarpit"
     case weakCredentialAccepted = "weak_credential_accepted"
     case possibleCompromise = "possible_compromise"
@@ -88,6 +94,8 @@ public struct Alert: Sendable, Hashable {
         case distributedAttack = "distributed_attack"
         /// Failed logins across all clients over `alerts.volume_threshold` per minute.
         case attackVolume = "attack_volume"
+        /// The backend slows or refuses AUTH for the guard's own address (backend.identity none).
+        case backendPenalty = "backend_penalty"
     }
 
     public enum Severity: String, Sendable, Hashable {

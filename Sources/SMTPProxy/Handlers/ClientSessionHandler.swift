@@ -29,11 +29,14 @@ public struct ProxyContext: Sendable {
     public var backendTLS: BackendTLS?
     /// smtpguard_backend_errors_total: sessions ended by trouble with the backend.
     public var backendErrors = Counter(label: "smtpguard_backend_errors_total")
+    /// Watches the backend's AUTH answers for a penalty on the guard's own address (set when
+    /// `backend.identity` is none: then the backend sees every client as the guard).
+    public var penaltyMonitor: BackendPenaltyMonitor?
 
     public init(
         configuration: ProxyConfiguration, session: SessionConfiguration, guardEngine: Guard, events: any EventSink,
         registry: ConnectionRegistry, logger: Logger, connector: any BackendConnector = TCPBackendConnector(),
-        tls: TLSContextStore? = nil, backendTLS: BackendTLS? = nil
+        tls: TLSContextStore? = nil, backendTLS: BackendTLS? = nil, penaltyMonitor: BackendPenaltyMonitor? = nil
     ) {
         self.configuration = configuration
         self.session = session
@@ -44,6 +47,7 @@ public struct ProxyContext: Sendable {
         self.connector = connector
         self.tls = tls
         self.backendTLS = backendTLS
+        self.penaltyMonitor = penaltyMonitor
     }
 }
 
@@ -177,6 +181,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     private var backendWritable = true
     /// A read the channel asked for while the session did not want more input.
     private var heldRead = false
+    /// When the last AUTH credentials went to the backend (for the penalty watch).
+    private var credentialsSentAt: NIODeadline?
     private let sessionID: String
     /// The client came to an implicit TLS listener (a TLS handler is already in front).
     private let implicitTLS: Bool
@@ -460,6 +466,23 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                     "guard.delay": .string(decision.delay.compactText),
                 ]) }
             self.send { $0.verdictReceived(decision) }
+        case .confirm(var attempt):
+            attempt.time = self.shared.guardEngine.clock.now()
+            let confirmation = self.shared.guardEngine.confirm(attempt)
+            if confirmation.verdict != .allow {
+                self.logger.info(
+                    "an attempt that waited in the tarpit was stopped: a ban came meanwhile",
+                    metadata: ["guard.reasons": .string(confirmation.reasons.map(\.rawValue).joined(separator: ","))])
+            }
+            self.send { $0.confirmationReceived(confirmation) }
+        case .authCredentialsSent:
+            if self.shared.penaltyMonitor != nil { self.credentialsSentAt = .now() }
+        case .backendAuthAnswered(let code):
+            if let monitor = self.shared.penaltyMonitor, let sent = self.credentialsSentAt {
+                self.credentialsSentAt = nil
+                let waited = Duration.nanoseconds((NIODeadline.now() - sent).nanoseconds)
+                monitor.note(code: code, waited: waited, at: self.shared.guardEngine.clock.now())
+            }
         case .checkSending(var request):
             request.time = self.shared.guardEngine.clock.now()
             let decision = self.shared.guardEngine.checkSending(request)

@@ -36,6 +36,13 @@ public enum SessionAction: Equatable, Sendable {
     case sendToClient(SMTPReply)
     /// Ask the engine; the handler stamps the time and answers with `verdictReceived`.
     indirect case decide(AuthAttempt)
+    /// An attempt allowed before its tarpit is about to go to the backend: ask the engine
+    /// whether a ban came meanwhile; the handler answers with `confirmationReceived`.
+    indirect case confirm(AuthAttempt)
+    /// The last credential line of an AUTH went to the backend (the handler notes the time).
+    case authCredentialsSent
+    /// The backend answered those credentials with this code (the handler measures the wait).
+    case backendAuthAnswered(code: Int)
     /// One AUTH attempt is settled: write it to the event log.
     indirect case recordAttempt(AuthAttempt, replyCode: Int, decision: Decision)
     /// Ask the guard whether the authenticated user may send this (answer with
@@ -95,6 +102,8 @@ public struct SMTPSessionStateMachine {
         case authChallenge  // CRAM-MD5: waiting for the backend's challenge
         case authDeciding(AuthFlight)
         case authTarpit(AuthFlight, Decision)
+        /// After the tarpit, waiting for the engine to confirm the attempt may still go ahead.
+        case authConfirming(AuthFlight, Decision)
         case authBackend(AuthFlight)
         case authReporting(AuthFlight, code: Int)
         case data
@@ -308,7 +317,7 @@ public struct SMTPSessionStateMachine {
     /// abandoned (it is no longer in flight) and the event log records it.
     private func abandonFlight(replyCode: Int) -> [SessionAction] {
         switch self.phase {
-        case .authTarpit(var flight, let decision):
+        case .authTarpit(var flight, let decision), .authConfirming(var flight, let decision):
             if decision.verdict == .allow {
                 flight.attempt.outcome = .abandoned
                 return [.decide(flight.attempt), .recordAttempt(flight.attempt, replyCode: replyCode, decision: decision)]
@@ -316,7 +325,8 @@ public struct SMTPSessionStateMachine {
             flight.attempt.outcome = .failure  // refused by the guard, counted already
             return [.recordAttempt(flight.attempt, replyCode: replyCode, decision: decision)]
         case .authBackend(var flight):
-            flight.attempt.outcome = .abandoned
+            // Once the credentials are out, the backend may have checked them: unverified.
+            flight.attempt.outcome = flight.backendLines.isEmpty ? .unverified : .abandoned
             return [.decide(flight.attempt), .recordAttempt(flight.attempt, replyCode: replyCode, decision: Decision(verdict: .allow, delay: flight.delay))]
         default:
             return []
@@ -341,6 +351,12 @@ public struct SMTPSessionStateMachine {
                 log: (.info, "client idle for \(self.configuration.commandTimeout.compactText): disconnected"))
         case .tarpit:
             guard case .authTarpit(let flight, let decision) = self.phase else { return [] }
+            if decision.verdict == .allow {
+                // A ban decided while this attempt waited (another connection of the client
+                // spent its budget) must stop it before the backend sees it.
+                self.phase = .authConfirming(flight, decision)
+                return [.confirm(flight.attempt)]
+            }
             return self.act(on: decision, for: flight)
         case .tlsHandshake:
             guard case .clientTLS = self.phase else { return [] }
@@ -444,6 +460,15 @@ public struct SMTPSessionStateMachine {
         default:
             return []
         }
+    }
+
+    /// The engine's answer to `.confirm`: go ahead as decided before the tarpit, or refuse.
+    public mutating func confirmationReceived(_ confirmation: Decision) -> [SessionAction] {
+        guard case .authConfirming(let flight, let decision) = self.phase else { return [] }
+        if confirmation.verdict == .allow { return self.act(on: decision, for: flight) }
+        var refusal = confirmation
+        refusal.delay = flight.delay
+        return self.act(on: refusal, for: flight)
     }
 
     // MARK: - Commands
@@ -717,7 +742,7 @@ public struct SMTPSessionStateMachine {
             flight.backendLines = lines  // what is left to send (LOGIN's password)
             self.phase = .authBackend(flight)
             let kind: Pending = flight.mechanism == .login ? .authLoginPrompt : .authResult
-            return self.sendLine(first, expecting: kind)
+            return self.sendLine(first, expecting: kind) + (lines.isEmpty ? [.authCredentialsSent] : [])
         case .refuse, .tempFail:
             var actions: [SessionAction] = []
             if flight.mechanism == .cramMD5 { actions += self.sendLine("*", expecting: .swallow) }
@@ -732,14 +757,18 @@ public struct SMTPSessionStateMachine {
     /// The backend's answer to the credentials: ask the engine what to make of it.
     private mutating func authResult(_ reply: SMTPReply, flight: AuthFlight) -> [SessionAction] {
         var flight = flight
+        // Were the credentials out? (A LOGIN refused at its username has not sent the password.)
+        let sent = flight.backendLines.isEmpty
         flight.backendLines = []
-        let outcome: AuthOutcome = reply.code == 235 ? .success : (reply.code < 500 && reply.code >= 400 ? .tempFailure : .failure)
+        let outcome: AuthOutcome =
+            reply.code == 235 ? .success : (reply.code < 500 && reply.code >= 400 ? (sent ? .unverified : .tempFailure) : .failure)
+        let answered: [SessionAction] = sent ? [.backendAuthAnswered(code: reply.code)] : []
         if reply.code == 334 {
             // A mechanism step the guard did not expect: end the exchange at the backend. The
             // engine hears the attempt ended without a verdict; the client hears it failed.
             self.phase = .commands
-            var actions = self.sendLine("*", expecting: .swallow)
-            flight.attempt.outcome = .abandoned
+            var actions = answered + self.sendLine("*", expecting: .swallow)
+            flight.attempt.outcome = sent ? .unverified : .abandoned
             actions.append(.decide(flight.attempt))
             flight.attempt.outcome = .failure
             actions += self.finishAuth(flight, decision: Decision(verdict: .refuse))
@@ -748,7 +777,7 @@ public struct SMTPSessionStateMachine {
         }
         flight.attempt.outcome = outcome
         self.phase = .authReporting(flight, code: reply.code)
-        return [.decide(flight.attempt)]
+        return answered + [.decide(flight.attempt)]
     }
 
     /// The engine's verdict on a reported outcome.
@@ -781,7 +810,8 @@ public struct SMTPSessionStateMachine {
     private mutating func finishAuth(_ flight: AuthFlight, decision: Decision) -> [SessionAction] {
         var decision = decision
         decision.delay = max(decision.delay, flight.delay)
-        let reply = flight.attempt.outcome == .tempFailure ? self.configuration.tempFailureReply : self.configuration.failureReply
+        let temporary = flight.attempt.outcome == .tempFailure || flight.attempt.outcome == .unverified
+        let reply = temporary ? self.configuration.tempFailureReply : self.configuration.failureReply
         var actions: [SessionAction] = [.sendToClient(reply), .recordAttempt(flight.attempt, replyCode: reply.code, decision: decision)]
         if decision.bansClient || decision.reasons.contains(.ipBanned) || decision.reasons.contains(.prefixBanned) {
             actions += self.closeBoth(
@@ -901,7 +931,7 @@ public struct SMTPSessionStateMachine {
                 if prompt.hasPrefix("pass"), let password = flight.backendLines.first {
                     flight.backendLines = []
                     self.phase = .authBackend(flight)
-                    return self.sendLine(password, expecting: .authResult)
+                    return self.sendLine(password, expecting: .authResult) + [.authCredentialsSent]
                 }
             }
             return self.authResult(reply, flight: flight)

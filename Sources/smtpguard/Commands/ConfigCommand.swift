@@ -23,14 +23,15 @@ struct ConfigCommand: ParsableCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a configuration file; name the line and key of every error.",
-            discussion: "Exit status 0 when the file is valid, 1 when it is not.")
+            discussion: "Also prints warnings for settings that are valid but likely to hurt (backend.identity none). Exit status 0 when the file is valid (warnings or not), 1 when it is not.")
 
         @Argument(help: ArgumentHelp("The configuration file.", valueName: "file"))
         var file: String
 
         func run() throws {
             do {
-                _ = try ConfigurationLoader.load(path: self.file)
+                let configuration = try ConfigurationLoader.load(path: self.file)
+                for warning in configuration.warnings { print("\(self.file): warning: \(warning.key): \(warning.message)") }
                 print("\(self.file): valid")
             } catch let failure as ConfigurationLoader.Failure {
                 for issue in failure.issues { print(issue.description) }

@@ -56,7 +56,10 @@ struct RunCommand: AsyncParsableCommand {
             registry: ConnectionRegistry(maxTotal: configuration.proxy.maxConnections, maxPerClient: configuration.proxy.maxConnectionsPerIP),
             logger: logger,
             connector: TCPBackendConnector(implicitTLS: configuration.proxy.backendTLS == .tls ? backendTLS : nil),
-            tls: tlsStore, backendTLS: backendTLS)
+            tls: tlsStore, backendTLS: backendTLS,
+            penaltyMonitor: configuration.proxy.identity == .none
+                ? BackendPenaltyMonitor(backend: configuration.proxy.backend.description, events: sink, logger: logger) : nil)
+        for warning in configuration.warnings { logger.warning("\(warning.key): \(warning.message)") }
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
