@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the Swift tests (engine, wire, proxy, TLS, the golden transcripts,
 # the fuzz corpus, the command line), the integration run against real Postfix + Dovecot
-# driven by swaks and Python's smtplib, two guards sharing a real PostgreSQL, the log watcher on
+# driven by swaks and Python's smtplib, the guess budget under hydra -t 16 and -t 64 with Dovecot's
+# auth penalty off and on (and a backend answering 454, and one that is down), two guards sharing a real PostgreSQL, the log watcher on
 # the lab's real logs and with nftables in a network namespace, Dovecot and Postfix asking the
 # guard through their policy protocols, the dashboard driven in headless Chromium against a
 # guard under a scripted attack, the password audit on hashes Dovecot made and check-password,
@@ -14,6 +15,7 @@ bash scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build
 bash tests/integration/run.sh
+bash tests/integration/budget.sh
 bash tests/integration/cluster.sh
 bash tests/integration/watch.sh
 bash tests/integration/policy.sh
