@@ -191,14 +191,14 @@ public struct GuardEngine {
         if !self.bans.isEmpty, let lock = self.activeBan(.username(user), now: now), !(lock.exemptKnownPlaces && known) {
             // Refusals of a locked account count against the client, not the account: an
             // attacker hammering a lock must not stretch it for the owner.
-            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked], counting: .refusedHere, countUsername: false))
+            return refused(self.recordFailure(attempt, locallyRefused: [.usernameLocked], counting: .refusedForClient))
         }
         if known {
             self.takeOff(client, now: seconds)
             return Decision(verdict: .allow, reasons: [.knownPlace])
         }
         if counts.pair >= self.policy.limits.pairFailures {
-            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit], counting: .refusedHere))
+            return refused(self.recordFailure(attempt, locallyRefused: [.pairLimit], counting: .refusedForClient))
         }
         // The guess budget: no more password checks reach the backend than the limits allow.
         // Spent (the failures and unverified guesses counted reach a limit): refused here and
@@ -208,7 +208,7 @@ public struct GuardEngine {
         let budget = min(
             self.policy.limits.ipFailuresShort - counts.failures, self.policy.limits.ipFailuresLong - counts.failuresLong)
         if budget <= 0 {
-            return refused(self.recordFailure(attempt, locallyRefused: [.guessBudget], counting: .refusedHere))
+            return refused(self.recordFailure(attempt, locallyRefused: [.guessBudget], counting: .budgetSpent))
         }
         if counts.attempts > self.policy.limits.attemptsPerIP {
             return Decision(verdict: .tempFail, reasons: [.rateLimited])
@@ -279,19 +279,25 @@ public struct GuardEngine {
     enum Counting {
         /// The backend checked the password and said no: everywhere.
         case checked
-        /// Refused here before the backend saw it (a denied username, a spent budget …).
+        /// Refused here before the backend saw it (a denied username): everywhere.
         case refusedHere
+        /// Refused here for the client's doing (a locked username, the pair limit): the client
+        /// and its prefix, not the username (hammering a lock must not stretch it).
+        case refusedForClient
+        /// Refused here because the client's budget is spent: the client only (which bans it).
+        case budgetSpent
         /// The backend had the credentials but gave no verdict: the client and the pair only.
         case unverified
+
+        var countsUsername: Bool { self == .checked || self == .refusedHere }
+        var countsPrefix: Bool { self != .budgetSpent && self != .unverified }
     }
 
     /// Counts a failure (reported by a source, refused here, or unverified) and issues what it
     /// earns. Refusals here count for the network prefix only while the client is not banned
     /// yet (`check` refuses banned clients before counting), and a spent budget not at all:
     /// one persistent address must not get its neighbours banned.
-    private mutating func recordFailure(
-        _ attempt: AuthAttempt, locallyRefused: [Reason], counting: Counting, countUsername: Bool = true
-    ) -> Decision {
+    private mutating func recordFailure(_ attempt: AuthAttempt, locallyRefused: [Reason], counting: Counting) -> Decision {
         var decision = Decision(verdict: .refuse, reasons: locallyRefused)
         if self.isTrusted(attempt.client) {
             decision.reasons.append(.trustedNetwork)
@@ -300,8 +306,6 @@ public struct GuardEngine {
         let now = attempt.time
         let seconds = now.seconds
         let unverified = counting == .unverified
-        let countUsername = countUsername && !unverified && !locallyRefused.contains(.guessBudget)
-        let countPrefix = !unverified && !locallyRefused.contains(.guessBudget)
         if unverified { decision.reasons.append(.unverifiedGuess) } else { self.noteVolume(at: now, into: &decision) }
         let user = self.normalize(attempt.username)
         let userHash = fnv1a(user.utf8)
@@ -350,7 +354,7 @@ public struct GuardEngine {
         }
         let clientHash = client.stableHash
         let net: (short: Int, long: Int, clients: Int)
-        if countPrefix {
+        if counting.countsPrefix {
             let cap = min(self.policy.limits.prefixMinClients, PrefixRecord.clientsKept)
             net = self.prefixes.update(prefix.address, make: PrefixRecord.init) { record -> (short: Int, long: Int, clients: Int) in
                 record.failuresShort.add(weight, slot: shortSlot)
@@ -363,7 +367,7 @@ public struct GuardEngine {
         }
         let cap = self.policy.limits.ipsPerUsername + 1
         let account: (short: Int, long: Int, clients: Int)
-        if countUsername {
+        if counting.countsUsername {
             account = self.users.update(user, make: UserRecord.init) { record -> (short: Int, long: Int, clients: Int) in
                 record.failuresShort.add(weight, slot: shortSlot)
                 record.failuresLong.add(weight, slot: longSlot)
