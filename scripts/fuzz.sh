@@ -17,12 +17,22 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(session lines sasl replies proxy-header)
 
 build_flags=(-c debug --scratch-path .build-fuzz -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING)
+build_log=$(mktemp /tmp/smtpguard-fuzz-build.XXXXXX)
 for target in "${TARGETS[@]}"; do
-  # A compiler error or warning fails the run; SwiftPM's notice about a dependency's own
-  # package layout (swift-distributed-tracing, pulled in by Hummingbird) is not ours to fix.
-  swift build "${build_flags[@]}" --product "fuzz-$target" 2>&1 | grep -E "error|warning: " \
-    | grep -vE "^warning: '[^']+': found [0-9]+ file\(s\) which are unhandled" && { echo "fuzz: building fuzz-$target failed"; exit 1; }
+  # A failed build fails the run (a stale binary from an earlier build is never fuzzed), and
+  # so does a compiler warning; SwiftPM's notice about a dependency's own package layout
+  # (swift-distributed-tracing, pulled in by Hummingbird) is not ours to fix.
+  if ! swift build "${build_flags[@]}" --product "fuzz-$target" >"$build_log" 2>&1; then
+    grep -E "error" "$build_log" | head -20
+    echo "fuzz: building fuzz-$target failed (full output: $build_log)"
+    exit 1
+  fi
+  if grep -E "error|warning: " "$build_log" | grep -vE "^warning: '[^']+': found [0-9]+ file\(s\) which are unhandled"; then
+    echo "fuzz: building fuzz-$target printed errors or warnings (full output: $build_log)"
+    exit 1
+  fi
 done
+rm -f "$build_log"
 BIN=$(swift build "${build_flags[@]}" --show-bin-path)
 
 export SWIFT_BACKTRACE=enable=no  # libFuzzer and ASan report crashes themselves
