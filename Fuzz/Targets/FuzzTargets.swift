@@ -243,7 +243,7 @@ struct SessionRun {
                 precondition(self.input.readableBytes == 0, "TLS started with client bytes waiting (STARTTLS injection)")
                 self.clientTLSPending = true
             case .startBackendTLS:
-                self.apply(self.machine.backendTLSEstablished(clientWaiting: self.input.readableBytes > 0))
+                self.apply(self.machine.backendTLSEstablished())
             case .decide(var attempt):
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)

@@ -186,10 +186,10 @@ struct LoopbackTests {
                 .channelOption(.autoRead, value: false)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4096)
                 .connect(host: "127.0.0.1", port: port).get()
-            // After the greeting (talking before it is refused at once), commands that are not
-            // junk (so the junk-command limit does not end it first).
+            // After the greeting, commands that are not junk (so the junk-command limit does
+            // not end it first) and that go to the backend (MAIL opens the link).
             try await Task.sleep(for: .milliseconds(300))
-            let commands = ByteBuffer(string: "EHLO x\r\n" + String(repeating: "RCPT TO:<a@example.org>\r\n", count: 100_000))
+            let commands = ByteBuffer(string: "EHLO x\r\nMAIL FROM:<a@example.org>\r\n" + String(repeating: "RCPT TO:<a@example.org>\r\n", count: 100_000))
             client.writeAndFlush(commands, promise: nil)
             // A client that never reads cannot see the close itself: watch the guard's side.
             let began = ContinuousClock.now

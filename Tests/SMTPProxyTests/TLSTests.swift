@@ -475,6 +475,9 @@ struct TLSTests {
             }
         ) { ports in
             var client = try await TestClient.connect(port: ports[0], group: group)
+            await client.expectReply(prefix: "220 mx.test")  // the guard's own: the backend is asked at MAIL
+            try await client.send("EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n")
+            #expect(await client.reply().contains("PIPELINING"))
             await client.expectReply(prefix: "421 4.3.0")
         }
         // A certificate from a CA the guard does not trust (the system's roots only).
@@ -486,6 +489,9 @@ struct TLSTests {
             backendHandler: { try $0.pipeline.syncOperations.addHandler(TLSBackendHandler(recorder: recorder, tls: serverContext)) }
         ) { ports in
             var client = try await TestClient.connect(port: ports[0], group: group)
+            await client.expectReply(prefix: "220 mx.test")  // the guard's own: the backend is asked at MAIL
+            try await client.send("EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n")
+            #expect(await client.reply().contains("PIPELINING"))
             await client.expectReply(prefix: "421 4.3.0")
         }
         try await group.shutdownGracefully()

@@ -278,7 +278,7 @@ struct SessionDriver {
                 self.clientTLSPending = true
             case .startBackendTLS:
                 self.transcript.append("# TLS handshake with the backend")
-                self.run(self.machine.backendTLSEstablished(clientWaiting: self.input.readableBytes > 0))
+                self.run(self.machine.backendTLSEstablished())
             case .sendToClient(let reply):
                 for line in reply.encoded.split(separator: "\r\n", omittingEmptySubsequences: false) where !line.isEmpty {
                     self.transcript.append("S: " + line)

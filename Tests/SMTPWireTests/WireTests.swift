@@ -160,6 +160,8 @@ struct SessionTroubleTests {
             configuration: SessionConfiguration(.plainAuth, hasher: PasswordHasher(nonce: [])),
             client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
         _ = machine.start()
+        _ = machine.clientLine(.line(SMTPLine("EHLO x")), more: false)
+        #expect(machine.clientLine(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: false).contains(.connectBackend))
         let actions = machine.backendConnectFailed("connection refused")
         #expect(actions.contains { if case .sendToClient(let reply) = $0 { reply.code == 421 && reply.lines[0].hasPrefix("4.3.0") } else { false } })
         #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("connection refused") } else { false } })
@@ -169,9 +171,7 @@ struct SessionTroubleTests {
 
     @Test("a slow backend gives 421 4.3.0")
     func backendSlow() {
-        var driver = SessionDriver()
-        driver.start()
-        var machine = driver.machine
+        var machine = self.openedMachine()
         _ = machine.clientLine(.line(SMTPLine("NOOP")), more: false)
         let actions = machine.timerFired(.backendReply)
         #expect(actions.contains { if case .sendToClient(let reply) = $0 { reply.code == 421 } else { false } })
@@ -180,9 +180,7 @@ struct SessionTroubleTests {
 
     @Test("a backend reply to no command closes both sides")
     func unsolicitedReply() {
-        var driver = SessionDriver()
-        driver.start()
-        var machine = driver.machine
+        var machine = self.openedMachine()
         let actions = machine.backendReply(SMTPReply(code: 250, "surprise"), clientWaiting: false)
         #expect(actions.contains(.closeBackend))
         #expect(actions.contains(.closeClient))
@@ -194,6 +192,7 @@ struct SessionTroubleTests {
         var driver = SessionDriver()
         driver.backend.greeting = SMTPReply(code: 554, "backend.internal ESMTP Postfix 3.7.11 go away")
         driver.start()
+        driver.client("EHLO x\r\nMAIL FROM:<a@example.org>\r\n")
         #expect(!driver.transcript.joined().contains("Postfix"))
         #expect(driver.transcript.contains { $0.hasPrefix("S: 421 4.3.0") })
     }
@@ -205,6 +204,7 @@ struct SessionTroubleTests {
         var driver = SessionDriver(proxy: proxy)
         driver.backend.xclientAllowed = false
         driver.start()
+        driver.client("EHLO x\r\nMAIL FROM:<a@example.org>\r\n")
         #expect(driver.transcript.contains { $0.contains("smtpd_authorized_xclient_hosts") })
         #expect(driver.transcript.contains { $0.hasPrefix("S: 421 4.3.0") })
     }
@@ -235,16 +235,80 @@ struct SessionTroubleTests {
         #expect(driver.records.count == 2)
     }
 
-    func openedMachine() -> SMTPSessionStateMachine {
+    func freshMachine() -> SMTPSessionStateMachine {
         var machine = SMTPSessionStateMachine(
             configuration: SessionConfiguration(.plainAuth, hasher: PasswordHasher(nonce: [])),
             client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
         _ = machine.start()
+        _ = machine.clientLine(.line(SMTPLine("EHLO x")), more: false)
+        return machine
+    }
+
+    /// A session whose link to the backend is up (a MAIL opened it, an RSET ended that).
+    func openedMachine() -> SMTPSessionStateMachine {
+        var machine = self.freshMachine()
+        _ = machine.clientLine(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: false)
         _ = machine.backendConnected()
         _ = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
-        _ = machine.clientLine(.line(SMTPLine("EHLO x")), more: false)
         _ = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
+        _ = machine.backendReply(SMTPReply(code: 250, "2.1.0 Ok"), clientWaiting: false)
+        _ = machine.clientLine(.line(SMTPLine("RSET")), more: false)
+        _ = machine.backendReply(SMTPReply(code: 250, "2.0.0 Ok"), clientWaiting: false)
         return machine
+    }
+
+    @Test("an idle client never costs a backend connection; MAIL opens it, and the backend hears the client's EHLO first")
+    func lazyLink() {
+        var machine = self.freshMachine()
+        for command in ["NOOP", "RSET", "HELP", "VRFY bob", "EHLO again.example", "HELO last.example"] {
+            let actions = machine.clientLine(.line(SMTPLine(command)), more: false)
+            #expect(!actions.contains(.connectBackend), "\(command)")
+            #expect(!actions.contains { if case .sendToBackend = $0 { true } else { false } }, "\(command)")
+            #expect(actions.contains { if case .sendToClient = $0 { true } else { false } }, "\(command)")
+        }
+        let mail = machine.clientLine(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: true)
+        #expect(mail.contains(.connectBackend))
+        #expect(!mail.contains { if case .sendToBackend = $0 { true } else { false } })
+        // Pipelined behind it: kept in order, nothing sent before the link is up.
+        let rcpt = machine.clientLine(.line(SMTPLine("RCPT TO:<b@example.org>")), more: false)
+        #expect(!rcpt.contains(.connectBackend) && !rcpt.contains { if case .sendToBackend = $0 { true } else { false } })
+        #expect(!machine.backendConnected().contains { if case .sendToBackend = $0 { true } else { false } })
+        let greeted = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        #expect(greeted.contains(.sendToBackend(ByteBuffer(string: "HELO last.example\r\n"))))
+        let up = machine.backendReply(SMTPReply(code: 250, "backend"), clientWaiting: false)
+        #expect(up == [
+            .cancelTimer(.backendReply), .sendToBackend(ByteBuffer(string: "MAIL FROM:<a@example.org>\r\n")),
+            .sendToBackend(ByteBuffer(string: "RCPT TO:<b@example.org>\r\n")), .startTimer(.backendReply, .seconds(300)),
+        ])
+        #expect(machine.backendReply(SMTPReply(code: 250, "2.1.0 Ok"), clientWaiting: false).contains(.sendToClient(SMTPReply(code: 250, "2.1.0 Ok"))))
+    }
+
+    @Test("an AUTH waiting for the link: its credentials count as sent only when they go out; a mechanism the backend lacks is a 454, not a guess")
+    func authWaitsForLink() {
+        var machine = self.freshMachine()
+        _ = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
+        let allowed = machine.verdictReceived(Decision(verdict: .allow))
+        #expect(allowed.contains(.connectBackend))
+        #expect(!allowed.contains(.authCredentialsSent))
+        // The client goes before the link is up: nothing reached the backend.
+        var gone = machine
+        let closed = gone.clientClosed()
+        #expect(closed.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
+        _ = machine.backendConnected()
+        _ = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        let up = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
+        #expect(up.contains(.authCredentialsSent))
+
+        var lacking = self.freshMachine()
+        _ = lacking.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
+        _ = lacking.verdictReceived(Decision(verdict: .allow))
+        _ = lacking.backendConnected()
+        _ = lacking.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        let refused = lacking.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH LOGIN"]), clientWaiting: false)
+        #expect(!refused.contains { if case .sendToBackend = $0 { true } else { false } })
+        #expect(refused.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
+        #expect(refused.contains { if case .sendToClient(let reply) = $0 { reply.code == 454 } else { false } })
+        #expect(refused.contains { if case .log(.error, let text) = $0 { text.contains("AUTH PLAIN") } else { false } })
     }
 
     @Test("a client that goes away once its credentials are at the backend leaves an unverified guess; before, an abandoned attempt")
@@ -286,7 +350,7 @@ struct SessionTroubleTests {
         var machine = self.openedMachine()
         var forwarded = 0
         for _ in 0..<150 where machine.wantsInput {
-            forwarded += machine.clientLine(.line(SMTPLine("NOOP")), more: false).filter { if case .sendToBackend = $0 { true } else { false } }.count
+            forwarded += machine.clientLine(.line(SMTPLine("RCPT TO:<b@example.org>")), more: false).filter { if case .sendToBackend = $0 { true } else { false } }.count
         }
         #expect(forwarded == SMTPSessionStateMachine.maxPipelined)
         #expect(!machine.wantsInput)

@@ -356,8 +356,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     }
 
     func backendTLSEstablished() {
-        let waiting = self.inbound.readableBytes > 0
-        self.send { $0.backendTLSEstablished(clientWaiting: waiting) }
+        self.send { $0.backendTLSEstablished() }
         self.processInput()
         self.flushAll()
         self.readIfWanted()

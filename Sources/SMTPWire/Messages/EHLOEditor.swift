@@ -1,4 +1,5 @@
-// Editing the backend's EHLO reply before the client sees it: the guard's own name in the
+// The EHLO reply the client sees: the guard's own while the backend is not connected yet
+// (`local`), or the backend's, edited (`edit`): the guard's own name in the
 // first line, AUTH shown only to clients in the AUTH networks and only with the mechanisms
 // the guard understands, and the extensions the guard does not relay (XCLIENT, XFORWARD,
 // CHUNKING/BDAT) removed. STARTTLS is the guard's own: the backend's is never shown, the
@@ -46,6 +47,19 @@ public struct EHLOEditor: Sendable {
 
     public static func offers(_ keyword: String, in reply: SMTPReply) -> Bool {
         reply.lines.dropFirst().contains { $0.split(separator: " ").first?.uppercased() == keyword }
+    }
+
+    /// The guard's own reply, while the backend is not connected: the extensions every
+    /// backend the guard fronts (Postfix, Exim, Exchange) has, and the guard's own.
+    public func local() -> (reply: SMTPReply, mechanisms: [AuthMechanism]) {
+        var lines = [self.hostname]
+        if self.offerSTARTTLS { lines.append("STARTTLS") }
+        lines.append("PIPELINING")
+        if let limit = self.maxMessageSize { lines.append("SIZE \(limit)") }
+        let mechanisms = self.offerAuth ? self.mechanisms : []
+        if !mechanisms.isEmpty { lines.append((["AUTH"] + mechanisms.map(\.rawValue)).joined(separator: " ")) }
+        lines += ["ENHANCEDSTATUSCODES", "8BITMIME"]
+        return (SMTPReply(code: 250, lines: lines), mechanisms)
     }
 
     /// The reply the client sees. `backend` is the backend's positive EHLO reply.

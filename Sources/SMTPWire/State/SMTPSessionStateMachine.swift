@@ -7,6 +7,14 @@
 // timers to start, the engine to ask, events to record, connections to close. It never
 // touches a channel, never sleeps and never reads a clock: the handler does those things.
 //
+// Like Postfix's postscreen, the guard greets the client and answers EHLO, HELO, NOOP, RSET,
+// QUIT and STARTTLS itself: the backend connection (the link) is opened only when the client
+// starts something the backend must see (MAIL, an AUTH the engine has let through, CRAM-MD5's
+// challenge). An idle bot, a banned one or one waiting in the tarpit holds one descriptor of
+// the guard's and no process of the mail server's. When the link opens, the guard says its
+// own steps (PROXY header, STARTTLS, XCLIENT), then the client's EHLO or HELO again, then
+// what was waiting for the link.
+//
 // Trusts: nothing the client sends; the backend's replies only for their code and, where
 // relayed, their text (the greeting and EHLO domain are always replaced).
 
@@ -90,13 +98,8 @@ public struct SMTPSessionStateMachine {
     enum Phase: Equatable {
         case idle
         /// Waiting for the client's TLS handshake: after STARTTLS's 220, or at connect on an
-        /// implicit TLS port (then the backend is connected only once it is done).
+        /// implicit TLS port (then the guard greets only once it is done).
         case clientTLS(implicit: Bool)
-        case connecting
-        /// Waiting for the guard's own TLS handshake with the backend.
-        case backendTLS
-        case greeting
-        case identifying
         case commands
         case authClient(AuthStep)
         case authChallenge  // CRAM-MD5: waiting for the backend's challenge
@@ -111,14 +114,38 @@ public struct SMTPSessionStateMachine {
         case closed
     }
 
-    /// What a backend reply answers.
-    enum Pending: Equatable {
+    /// The guard's connection to the backend, opened only when the client needs it.
+    enum Link: Equatable {
+        case down
+        case connecting
+        /// Waiting for the backend's answer to a step of the guard's own.
+        case setup(LinkStep)
+        /// Waiting for the guard's own TLS handshake with the backend.
+        case tls
+        case up
+    }
+
+    /// The guard's own steps when the link opens, in order (each waits for its answer).
+    enum LinkStep: Equatable {
         case greeting
+        /// The guard's EHLO before its STARTTLS to the backend.
+        case tlsEHLO
+        case starttls
         case identityEHLO
         case identityXCLIENT
-        /// The guard's EHLO before its STARTTLS to the backend.
-        case backendTLSEHLO
-        case backendSTARTTLS
+        /// The client's EHLO or HELO, said again to the backend.
+        case hello
+    }
+
+    /// Bytes for the backend that wait until the link is up, in order. `credentials`: the
+    /// last line of an AUTH's credentials.
+    struct Deferred: Equatable {
+        var bytes: ByteBuffer
+        var credentials: Bool
+    }
+
+    /// What a backend reply answers.
+    enum Pending: Equatable {
         case ehlo
         case helo
         case mail
@@ -138,6 +165,15 @@ public struct SMTPSessionStateMachine {
     public let configuration: SessionConfiguration
     public let client: ClientInfo
     private var phase: Phase = .idle
+    private var link: Link = .down
+    /// What the client sent while the link was not up yet, for the backend once it is.
+    private var deferred: [Deferred] = []
+    /// The client's last EHLO or HELO line as it came, said again to the backend at link-up.
+    private var hello: ByteBuffer?
+    private var helloIsEHLO = false
+    /// The mechanisms the backend offers the guard (from its answer to the client's EHLO
+    /// said again), once known.
+    private var backendMechanisms: Set<AuthMechanism>?
     private var pending = CircularBuffer<Pending>(initialCapacity: 8)
     /// Commands a client may have waiting for replies at once; past that the guard reads no
     /// more until replies come back (pipelining cannot make a session's queue grow without end).
@@ -211,16 +247,24 @@ public struct SMTPSessionStateMachine {
 
     // MARK: - Events
 
-    /// The client is connected (and admitted). On an implicit TLS port the session waits for
-    /// the TLS handshake before it connects the backend.
+    /// The client is connected (and admitted): the guard greets it. On an implicit TLS port
+    /// the session waits for the TLS handshake first.
     public mutating func start() -> [SessionAction] {
         let lifetime = SessionAction.startTimer(.session, self.configuration.sessionTimeout)
         if self.client.implicitTLS {
             self.phase = .clientTLS(implicit: true)
             return [lifetime, .startTimer(.tlsHandshake, self.configuration.tlsHandshakeTimeout)]
         }
-        self.phase = .connecting
-        return [lifetime, .connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+        return [lifetime] + self.greet()
+    }
+
+    /// The guard's own greeting: the backend is not connected for it.
+    private mutating func greet() -> [SessionAction] {
+        self.phase = .commands
+        return [
+            .sendToClient(SMTPReply(code: 220, self.configuration.banner)),
+            .startTimer(.clientIdle, self.configuration.commandTimeout),
+        ]
     }
 
     /// The client's TLS handshake is done. From here on the session knows nothing of what
@@ -234,8 +278,7 @@ public struct SMTPSessionStateMachine {
         self.inTransaction = false
         var actions: [SessionAction] = [.cancelTimer(.tlsHandshake)]
         if implicit {
-            self.phase = .connecting
-            actions += [.connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+            actions += self.greet()
         } else {
             self.phase = .commands
             actions.append(.startTimer(.clientIdle, self.configuration.commandTimeout))
@@ -259,15 +302,13 @@ public struct SMTPSessionStateMachine {
     }
 
     /// The guard's TLS handshake with the backend is done (after STARTTLS to it).
-    /// `clientWaiting`: the client has sent bytes meanwhile (before its greeting).
-    public mutating func backendTLSEstablished(clientWaiting: Bool) -> [SessionAction] {
-        guard self.phase == .backendTLS else { return [] }
-        self.clientWaiting = clientWaiting
-        return [.cancelTimer(.backendConnect)] + self.identifyOrReady()
+    public mutating func backendTLSEstablished() -> [SessionAction] {
+        guard self.link == .tls, self.phase != .closed else { return [] }
+        return [.cancelTimer(.backendConnect)] + self.identifyOrHello()
     }
 
     public mutating func backendConnected() -> [SessionAction] {
-        guard self.phase == .connecting else { return [] }
+        guard self.link == .connecting, self.phase != .closed else { return [] }
         var actions: [SessionAction] = [.cancelTimer(.backendConnect)]
         let client = self.client
         switch self.configuration.identity {
@@ -283,14 +324,13 @@ public struct SMTPSessionStateMachine {
         case .none, .xclient:
             break
         }
-        self.phase = .greeting
-        self.pending = [.greeting]
+        self.link = .setup(.greeting)
         actions.append(.startTimer(.backendReply, self.configuration.replyTimeout))
         return actions
     }
 
     public mutating func backendConnectFailed(_ reason: String) -> [SessionAction] {
-        guard self.phase == .connecting else { return [] }
+        guard self.link == .connecting, self.phase != .closed else { return [] }
         return self.backendTrouble("cannot connect to the backend: \(reason)")
     }
 
@@ -326,7 +366,8 @@ public struct SMTPSessionStateMachine {
             return [.recordAttempt(flight.attempt, replyCode: replyCode, decision: decision)]
         case .authBackend(var flight):
             // Once the credentials are out, the backend may have checked them: unverified.
-            flight.attempt.outcome = flight.backendLines.isEmpty ? .unverified : .abandoned
+            // (While the link was still opening they were not out.)
+            flight.attempt.outcome = flight.backendLines.isEmpty && self.link == .up ? .unverified : .abandoned
             return [.decide(flight.attempt), .recordAttempt(flight.attempt, replyCode: replyCode, decision: Decision(verdict: .allow, delay: flight.delay))]
         default:
             return []
@@ -336,13 +377,16 @@ public struct SMTPSessionStateMachine {
     public mutating func timerFired(_ timer: SessionTimer) -> [SessionAction] {
         switch timer {
         case .backendConnect:
-            if self.phase == .backendTLS {
+            guard self.phase != .closed else { return [] }
+            if self.link == .tls {
                 return self.backendTrouble("the TLS handshake with the backend did not finish within \(self.configuration.connectTimeout.compactText)")
             }
-            guard self.phase == .connecting else { return [] }
+            guard self.link == .connecting else { return [] }
             return self.backendTrouble("the backend did not accept a connection within \(self.configuration.connectTimeout.compactText)")
         case .backendReply:
-            guard !self.pending.isEmpty, self.phase != .closed else { return [] }
+            let settingUp: Bool
+            if case .setup = self.link { settingUp = true } else { settingUp = false }
+            guard settingUp || (self.link == .up && !self.pending.isEmpty), self.phase != .closed else { return [] }
             return self.backendTrouble("the backend did not answer within \(self.configuration.replyTimeout.compactText)")
         case .clientIdle:
             guard self.phase != .closed else { return [] }
@@ -430,7 +474,8 @@ public struct SMTPSessionStateMachine {
     public mutating func backendReply(_ reply: SMTPReply, clientWaiting: Bool) -> [SessionAction] {
         guard self.phase != .closed, !self.closing else { return [] }
         self.clientWaiting = clientWaiting
-        guard !self.pending.isEmpty else {
+        if case .setup(let step) = self.link { return self.linkReply(reply, to: step) }
+        guard self.link == .up, !self.pending.isEmpty else {
             if reply.code == 421 {
                 return self.backendTrouble("the backend ended the session (421)")
             }
@@ -495,6 +540,7 @@ public struct SMTPSessionStateMachine {
         default:
             break
         }
+        if self.link == .down, let actions = self.answerLocally(command, line) { return actions }
         switch command.verb {
         case .auth, .startTLS:
             if !self.pending.isEmpty {
@@ -530,6 +576,62 @@ public struct SMTPSessionStateMachine {
         }
     }
 
+    /// The commands the guard answers itself while the link is down (nil: not one of them).
+    private mutating func answerLocally(_ command: SMTPCommand, _ line: SMTPLine) -> [SessionAction]? {
+        switch command.verb {
+        case .ehlo, .helo:
+            let verb = command.verb == .ehlo ? "EHLO" : "HELO"
+            guard command.argument.contains(where: { $0 != " " }) else {
+                return self.localReply(SMTPReply(code: 501, "5.5.4 Syntax: \(verb) hostname"), error: true)
+            }
+            self.hello = line.wire
+            self.helloIsEHLO = command.verb == .ehlo
+            self.ehloSeen = true
+            self.inTransaction = false
+            self.mailRefused = false
+            if command.verb == .helo {
+                self.offeredMechanisms = []
+                return self.localReply(SMTPReply(code: 250, self.configuration.hostname))
+            }
+            let (reply, mechanisms) = self.ehloEditor.local()
+            self.offeredMechanisms = mechanisms
+            return self.localReply(reply)
+        case .noop:
+            return self.localReply(SMTPReply(code: 250, "2.0.0 Ok"))
+        case .rset:
+            self.mailRefused = false
+            self.inTransaction = false
+            return self.localReply(SMTPReply(code: 250, "2.0.0 Ok"))
+        case .quit:
+            return self.closeBoth(with: SMTPReply(code: 221, "2.0.0 Bye"), log: nil)
+        case .rcpt:
+            return self.localReply(SMTPReply(code: 503, "5.5.1 Error: need MAIL command"), error: true)
+        case .data:
+            return self.localReply(SMTPReply(code: 503, "5.5.1 Error: need RCPT command"), error: true)
+        case .help:
+            return self.localReply(SMTPReply(code: 214, "2.0.0 Commands: EHLO HELO AUTH STARTTLS MAIL RCPT DATA RSET NOOP QUIT"))
+        case .vrfy, .expn:
+            // Before MAIL the backend is not asked: no address probing at the mail server's cost.
+            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not available before MAIL"))
+        case .etrn:
+            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not available before MAIL"))
+        case .other:
+            return self.localReply(SMTPReply(code: 502, "5.5.2 Error: command not recognized"), error: true)
+        case .mail, .auth, .startTLS, .bdat, .xclient, .xforward:
+            return nil
+        }
+    }
+
+    /// What the client is offered in reply to EHLO, now.
+    private var ehloEditor: EHLOEditor {
+        EHLOEditor(
+            hostname: self.configuration.hostname,
+            offerAuth: self.client.authAllowed && !self.authenticated && (self.tls || !self.configuration.requireTLS),
+            mechanisms: self.configuration.mechanisms,
+            offerSTARTTLS: self.configuration.tlsAvailable && !self.tls,
+            maxMessageSize: self.configuration.maxMessageSize)
+    }
+
     /// Holds a MAIL or RCPT of an authenticated user until the guard has counted it.
     private mutating func checkSending(_ line: SMTPLine, _ pending: Pending, kind: SendingRequest.Kind) -> [SessionAction] {
         self.sendingCheck = (line, pending)
@@ -558,22 +660,35 @@ public struct SMTPSessionStateMachine {
         self.sendToBackend(line.wire, expecting: kind)
     }
 
-    private mutating func sendToBackend(_ bytes: ByteBuffer, expecting kind: Pending) -> [SessionAction] {
+    /// `credentials`: this is the last line of an AUTH's credentials (the handler hears when
+    /// it goes out, which is later if the link is not up yet).
+    private mutating func sendToBackend(_ bytes: ByteBuffer, expecting kind: Pending, credentials: Bool = false) -> [SessionAction] {
         let wasEmpty = self.pending.isEmpty
         self.pending.append(kind)
+        guard self.link == .up else {
+            // The reply's place in the order is kept; the bytes wait for the link.
+            self.deferred.append(Deferred(bytes: bytes, credentials: credentials))
+            var actions: [SessionAction] = [.cancelTimer(.clientIdle)]
+            if self.link == .down {
+                self.link = .connecting
+                actions += [.connectBackend, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+            }
+            return actions
+        }
         // While the backend owes a reply, its timer runs, not the client's: a slow end of
         // data must not be taken for an idle client.
         var actions: [SessionAction] = [.sendToBackend(bytes), .cancelTimer(.clientIdle)]
+        if credentials { actions.append(.authCredentialsSent) }
         if wasEmpty {
             actions.append(.startTimer(.backendReply, kind == .dataEnd ? self.configuration.dataTimeout : self.configuration.replyTimeout))
         }
         return actions
     }
 
-    private mutating func sendLine(_ text: String, expecting kind: Pending) -> [SessionAction] {
+    private mutating func sendLine(_ text: String, expecting kind: Pending, credentials: Bool = false) -> [SessionAction] {
         var buffer = ByteBuffer(string: text)
         buffer.writeStaticString("\r\n")
-        return self.sendToBackend(buffer, expecting: kind)
+        return self.sendToBackend(buffer, expecting: kind, credentials: credentials)
     }
 
     /// A reply of the guard's own, in its place in the reply order.
@@ -742,7 +857,7 @@ public struct SMTPSessionStateMachine {
             flight.backendLines = lines  // what is left to send (LOGIN's password)
             self.phase = .authBackend(flight)
             let kind: Pending = flight.mechanism == .login ? .authLoginPrompt : .authResult
-            return self.sendLine(first, expecting: kind) + (lines.isEmpty ? [.authCredentialsSent] : [])
+            return self.sendLine(first, expecting: kind, credentials: lines.isEmpty)
         case .refuse, .tempFail:
             var actions: [SessionAction] = []
             if flight.mechanism == .cramMD5 { actions += self.sendLine("*", expecting: .swallow) }
@@ -825,50 +940,11 @@ public struct SMTPSessionStateMachine {
 
     private mutating func handle(_ reply: SMTPReply, for pending: Pending) -> [SessionAction] {
         switch pending {
-        case .greeting:
-            guard reply.code == 220 else {
-                return self.backendTrouble("the backend refused the session with \(reply.code)")
-            }
-            if self.configuration.backendTLS == .starttls {
-                self.phase = .identifying
-                return self.sendLine("EHLO \(self.configuration.hostname)", expecting: .backendTLSEHLO)
-            }
-            return self.identifyOrReady()
-        case .backendTLSEHLO:
-            guard reply.code == 250, EHLOEditor.offers("STARTTLS", in: reply) else {
-                return self.backendTrouble("the backend does not offer STARTTLS (EHLO answered \(reply.code)); set backend.tls to none or tls")
-            }
-            return self.sendLine("STARTTLS", expecting: .backendSTARTTLS)
-        case .backendSTARTTLS:
-            guard reply.code == 220 else {
-                return self.backendTrouble("the backend refused STARTTLS with \(reply.code)")
-            }
-            self.phase = .backendTLS
-            return [.startBackendTLS, .startTimer(.backendConnect, self.configuration.connectTimeout)]
-        case .identityEHLO:
-            guard reply.code == 250, EHLOEditor.offers("XCLIENT", in: reply) else {
-                return self.backendTrouble(
-                    "the backend does not offer XCLIENT to the guard (EHLO answered \(reply.code)); "
-                        + "add the guard's address to Postfix's smtpd_authorized_xclient_hosts, or set backend.identity")
-            }
-            return self.sendLine(
-                ClientIdentity.xclientCommand(client: self.client.address, port: self.client.port), expecting: .identityXCLIENT)
-        case .identityXCLIENT:
-            guard reply.code == 220 else {
-                return self.backendTrouble("the backend refused XCLIENT with \(reply.code)")
-            }
-            return self.ready()
         case .ehlo:
             guard reply.isPositive else { return [.sendToClient(reply)] }
             self.ehloSeen = true
             self.inTransaction = false
-            let editor = EHLOEditor(
-                hostname: self.configuration.hostname,
-                offerAuth: self.client.authAllowed && !self.authenticated && (self.tls || !self.configuration.requireTLS),
-                mechanisms: self.configuration.mechanisms,
-                offerSTARTTLS: self.configuration.tlsAvailable && !self.tls,
-                maxMessageSize: self.configuration.maxMessageSize)
-            let (edited, mechanisms) = editor.edit(reply)
+            let (edited, mechanisms) = self.ehloEditor.edit(reply)
             self.offeredMechanisms = mechanisms
             return [.sendToClient(edited)]
         case .helo:
@@ -931,7 +1007,7 @@ public struct SMTPSessionStateMachine {
                 if prompt.hasPrefix("pass"), let password = flight.backendLines.first {
                     flight.backendLines = []
                     self.phase = .authBackend(flight)
-                    return self.sendLine(password, expecting: .authResult) + [.authCredentialsSent]
+                    return self.sendLine(password, expecting: .authResult, credentials: true)
                 }
             }
             return self.authResult(reply, flight: flight)
@@ -970,27 +1046,126 @@ public struct SMTPSessionStateMachine {
         return actions
     }
 
-    /// After the greeting (and STARTTLS to the backend): XCLIENT if configured, then ready.
-    private mutating func identifyOrReady() -> [SessionAction] {
-        if self.configuration.identity == .xclient {
-            self.phase = .identifying
-            return self.sendLine("EHLO \(self.configuration.hostname)", expecting: .identityEHLO)
+    // MARK: - The link
+
+    /// The backend's answer to one of the guard's own steps while the link opens.
+    private mutating func linkReply(_ reply: SMTPReply, to step: LinkStep) -> [SessionAction] {
+        switch step {
+        case .greeting:
+            guard reply.code == 220 else {
+                return self.backendTrouble("the backend refused the session with \(reply.code)")
+            }
+            if self.configuration.backendTLS == .starttls {
+                return self.linkLine("EHLO \(self.configuration.hostname)", step: .tlsEHLO)
+            }
+            return self.identifyOrHello()
+        case .tlsEHLO:
+            guard reply.code == 250, EHLOEditor.offers("STARTTLS", in: reply) else {
+                return self.backendTrouble("the backend does not offer STARTTLS (EHLO answered \(reply.code)); set backend.tls to none or tls")
+            }
+            return self.linkLine("STARTTLS", step: .starttls)
+        case .starttls:
+            guard reply.code == 220 else {
+                return self.backendTrouble("the backend refused STARTTLS with \(reply.code)")
+            }
+            self.link = .tls
+            return [.cancelTimer(.backendReply), .startBackendTLS, .startTimer(.backendConnect, self.configuration.connectTimeout)]
+        case .identityEHLO:
+            guard reply.code == 250, EHLOEditor.offers("XCLIENT", in: reply) else {
+                return self.backendTrouble(
+                    "the backend does not offer XCLIENT to the guard (EHLO answered \(reply.code)); "
+                        + "add the guard's address to Postfix's smtpd_authorized_xclient_hosts, or set backend.identity")
+            }
+            return self.linkLine(
+                ClientIdentity.xclientCommand(client: self.client.address, port: self.client.port), step: .identityXCLIENT)
+        case .identityXCLIENT:
+            guard reply.code == 220 else {
+                return self.backendTrouble("the backend refused XCLIENT with \(reply.code)")
+            }
+            return self.sayHello()
+        case .hello:
+            guard reply.isPositive else {
+                // The client was told 250 by the guard; what it asked for cannot be done now.
+                return self.closeBoth(
+                    with: SMTPReply(code: reply.code >= 500 ? 554 : 421, "\(reply.code >= 500 ? "5.7.0" : "4.3.0") \(self.configuration.hostname) Error: the mail server refused this session, closing"),
+                    log: (.info, "the backend refused the client's EHLO/HELO with \(reply.code): session closed"))
+            }
+            if self.helloIsEHLO { self.backendMechanisms = EHLOEditor.backendMechanisms(reply) }
+            return self.linkUp()
         }
-        return self.ready()
     }
 
-    private mutating func ready() -> [SessionAction] {
-        if self.clientWaiting {
-            // A client that talks before the greeting is a bot, not a mail client.
-            return self.closeBoth(
-                with: SMTPReply(code: 554, "5.5.1 \(self.configuration.hostname) Error: talking before the greeting, closing"),
-                log: (.info, "client sent commands before the greeting: disconnected"))
+    /// One line of the guard's own to the backend, and the step its answer belongs to.
+    private mutating func linkLine(_ text: String, step: LinkStep) -> [SessionAction] {
+        self.link = .setup(step)
+        var buffer = ByteBuffer(string: text)
+        buffer.writeStaticString("\r\n")
+        return [.sendToBackend(buffer), .startTimer(.backendReply, self.configuration.replyTimeout)]
+    }
+
+    /// After the greeting (and STARTTLS to the backend): XCLIENT if configured, then the
+    /// client's EHLO.
+    private mutating func identifyOrHello() -> [SessionAction] {
+        if self.configuration.identity == .xclient {
+            return self.linkLine("EHLO \(self.configuration.hostname)", step: .identityEHLO)
         }
-        self.phase = .commands
-        return [
-            .sendToClient(SMTPReply(code: 220, self.configuration.banner)),
-            .startTimer(.clientIdle, self.configuration.commandTimeout),
-        ]
+        return self.sayHello()
+    }
+
+    /// The client's EHLO or HELO again, as it came, so the backend knows its name (none if the
+    /// client gave none).
+    private mutating func sayHello() -> [SessionAction] {
+        guard let hello = self.hello else { return self.linkUp() }
+        self.link = .setup(.hello)
+        return [.sendToBackend(hello), .startTimer(.backendReply, self.configuration.replyTimeout)]
+    }
+
+    /// The link is up: what waited for it goes out, in order.
+    private mutating func linkUp() -> [SessionAction] {
+        self.link = .up
+        var actions: [SessionAction] = [.cancelTimer(.backendReply)]
+        if let refused = self.mechanismNotAtBackend() { return actions + refused }
+        for item in self.deferred {
+            actions.append(.sendToBackend(item.bytes))
+            if item.credentials { actions.append(.authCredentialsSent) }
+        }
+        self.deferred.removeAll()
+        if !self.pending.isEmpty {
+            actions.append(.startTimer(.backendReply, self.configuration.replyTimeout))
+        }
+        return actions
+    }
+
+    /// The AUTH waiting for the link uses a mechanism the backend does not offer the guard
+    /// (the client was offered the configured ones before the backend was asked): it is not
+    /// passed on, and nothing is counted against the client.
+    private mutating func mechanismNotAtBackend() -> [SessionAction]? {
+        guard let offered = self.backendMechanisms else { return nil }
+        let log = { (mechanism: AuthMechanism) -> SessionAction in
+            .log(.error, "the backend does not offer AUTH \(mechanism.rawValue) to the guard; remove it from smtp.auth_mechanisms or enable it at the backend")
+        }
+        switch self.phase {
+        case .authBackend(var flight) where !offered.contains(flight.mechanism):
+            self.pending.removeAll()
+            self.deferred.removeAll()
+            self.phase = .commands
+            flight.attempt.outcome = .abandoned
+            var actions: [SessionAction] = [log(flight.mechanism), .decide(flight.attempt)]
+            flight.attempt.outcome = .tempFailure
+            actions += self.finishAuth(flight, decision: Decision(verdict: .tempFail, delay: flight.delay))
+            if !self.closing { actions.append(.startTimer(.clientIdle, self.configuration.commandTimeout)) }
+            return actions
+        case .authChallenge where !offered.contains(.cramMD5):
+            self.pending.removeAll()
+            self.deferred.removeAll()
+            self.phase = .commands
+            return [
+                log(.cramMD5), .sendToClient(SMTPReply(code: 504, "5.5.4 Unrecognized authentication type")),
+                .startTimer(.clientIdle, self.configuration.commandTimeout),
+            ]
+        default:
+            return nil
+        }
     }
 
     // MARK: - DATA
