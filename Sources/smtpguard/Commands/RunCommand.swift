@@ -35,6 +35,20 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The mail server to protect, HOST:PORT.", valueName: "host:port"))
     var backend: String?
 
+    /// Raises the soft RLIMIT_NOFILE toward what smtp.max_connections needs, and says so, with
+    /// the numbers, when even the hard limit is too low.
+    static func raiseDescriptorLimit(maxConnections: Int, logger: Logger) {
+        guard let (plan, error) = DescriptorLimit.apply(maxConnections: maxConnections) else {
+            logger.warning("cannot read the open-file limit (RLIMIT_NOFILE)")
+            return
+        }
+        if let error {
+            logger.warning("cannot raise the soft open-file limit (RLIMIT_NOFILE) from \(plan.soft) to \(plan.target): \(error)")
+        } else if let (warning, text) = plan.message {
+            if warning { logger.warning("\(text)") } else { logger.info("\(text)") }
+        }
+    }
+
     func run() async throws {
         let logger = try CommandSupport.bootstrapLogging(self.options.logLevel)
         let configuration = try self.loadConfiguration()
@@ -60,6 +74,7 @@ struct RunCommand: AsyncParsableCommand {
             penaltyMonitor: configuration.proxy.identity == .none
                 ? BackendPenaltyMonitor(backend: configuration.proxy.backend.description, events: sink, logger: logger) : nil)
         for warning in configuration.warnings { logger.warning("\(warning.key): \(warning.message)") }
+        Self.raiseDescriptorLimit(maxConnections: configuration.proxy.maxConnections, logger: logger)
         let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
