@@ -166,6 +166,23 @@ struct PolicySocketTests {
         }
     }
 
+    @Test("a unix socket's group that does not exist stops the start with an error naming it")
+    func unknownSocketGroup() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sg-policy-group-\(getpid()).sock").path
+        var configuration = PostfixPolicyConfiguration()
+        configuration.listen = ["unix:" + path]
+        configuration.socketGroup = "no-such-group-sg"
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try PostfixPolicyService(
+            configuration: configuration, answer: { _ in "DUNNO" }, group: group, logger: Logger(label: "test"))
+        await #expect {
+            try await server.run()
+        } throws: { error in
+            "\(error)".contains("postfix_policy.socket_group: no group named \"no-such-group-sg\"")
+        }
+        try await group.shutdownGracefully()
+    }
+
     @Test("no credential configured would admit nobody (the configuration refuses it earlier)")
     func noCredentials() {
         #expect(!PolicyCredentials(DovecotPolicyConfiguration()).admits(.init([("X-API-Key", "")])))
@@ -174,7 +191,14 @@ struct PolicySocketTests {
     @Test("several requests per connection; a protocol error closes without an answer; a client gone mid-request harms no one; a Unix socket")
     func postfix() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sg-policy-\(getpid()).sock").path
-        try await self.withServers(dovecot: Self.dovecot, postfix: Self.postfix(["unix:" + path])) { _, port in
+        var configuration = Self.postfix(["unix:" + path])
+        let group = try #require(getgrgid(getgid()))
+        configuration.socketGroup = String(cString: group.pointee.gr_name)
+        try await self.withServers(dovecot: Self.dovecot, postfix: configuration) { _, port in
+            var info = stat()
+            #expect(stat(path, &info) == 0)
+            #expect(info.st_mode & 0o777 == 0o660, "mode \(String(info.st_mode & 0o777, radix: 8)): other local users must not connect")
+            #expect(info.st_gid == getgid())
             let socket = try LoopbackSocket(port: port)
             defer { socket.close() }
             let rcpt = "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.4\nsasl_username=alice\ninstance=1\n"

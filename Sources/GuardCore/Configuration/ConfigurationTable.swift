@@ -283,7 +283,7 @@ extension GuardConfiguration {
             .int("dovecot_policy.max_body_size", "Largest request body in bytes; larger requests get 413.", \.dovecotPolicy.maxBodySize, 256...1_048_576),
             ConfigurationKey(
                 path: "postfix_policy.listen",
-                help: "Where Postfix's check_policy_service connects: HOST:PORT (inet:HOST:PORT in Postfix) or unix:/path (a socket created mode 0666); empty: off.",
+                help: "Where Postfix's check_policy_service connects: HOST:PORT (inet:HOST:PORT in Postfix) or unix:/path (a socket created mode 0660, group postfix_policy.socket_group); empty: off.",
                 render: { yamlList($0.postfixPolicy.listen) },
                 apply: { config, value in
                     let items = try ConfigurationKey.list(value)
@@ -293,6 +293,10 @@ extension GuardConfiguration {
             .string(
                 "postfix_policy.ban_action", "The access(5) action for a banned client (421 disconnects; DEFER or REJECT answer and keep the session).",
                 \.postfixPolicy.banAction, validate: postfixAction),
+            .string(
+                "postfix_policy.socket_group",
+                "The group of a unix: policy socket (mode 0660): Postfix's smtpd must be in it, other local users are not; empty: the guard's own group. The guard's user must be a member (systemd: SupplementaryGroups=).",
+                \.postfixPolicy.socketGroup),
             .int("postfix_policy.max_request_size", "Largest request in bytes (all its lines); a larger one is logged and its connection closed.", \.postfixPolicy.maxRequestSize, 512...1_048_576),
             .duration("postfix_policy.idle_timeout", "How long a Postfix connection may wait between requests (Postfix keeps its own for 300s).", \.postfixPolicy.idleTimeout, min: .seconds(1)),
 

@@ -42,6 +42,9 @@ public struct PostfixPolicyConfiguration: Sendable, Equatable {
     public var maxRequestSize = 16_384
     /// How long a connection may stay idle between requests (Postfix keeps it 300s).
     public var idleTimeout: Duration = .seconds(330)
+    /// The group a `unix:` socket is given (mode 0660: that group and the guard's user may
+    /// connect, nobody else); empty: the guard's own group.
+    public var socketGroup = "postfix"
 
     public init() {}
 

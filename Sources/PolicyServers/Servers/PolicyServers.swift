@@ -124,12 +124,14 @@ public struct PostfixPolicyService: Service {
                     // A socket left by a previous run would make bind fail.
                     if Self.isSocket(path) { unlink(path) }
                     let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-                    // Postfix's smtpd runs as another user.
-                    chmod(path, 0o666)
                     channels.append(channel)
+                    // Postfix's smtpd runs as another user: it is let in by the group, and
+                    // no other local user may ask about bans and limits.
+                    try Self.restrict(path, group: self.configuration.socketGroup)
                 }
             } catch {
                 for channel in channels { try? await channel.close() }
+                if let error = error as? PolicyStartError { throw error }
                 throw PolicyStartError(description: "postfix_policy.listen \(endpoint): cannot listen (\(error))")
             }
             self.logger.info("postfix policy on \(endpoint)")
@@ -138,6 +140,23 @@ public struct PostfixPolicyService: Service {
         try? await gracefulShutdown()
         for channel in channels { try? await channel.close() }
         for case .unix(let path) in self.endpoints where Self.isSocket(path) { unlink(path) }
+    }
+
+    /// Mode 0660 and the group; an unknown group or a failed change is an error that says so.
+    static func restrict(_ path: String, group: String) throws {
+        if !group.isEmpty {
+            guard let entry = getgrnam(group) else {
+                throw PolicyStartError(description: "postfix_policy.socket_group: no group named \"\(group)\" on this system (for \(path))")
+            }
+            guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                let reason = String(cString: strerror(errno))
+                throw PolicyStartError(
+                    description: "postfix_policy.socket_group: cannot give \(path) to group \(group): \(reason) (the guard's user must be a member of it)")
+            }
+        }
+        guard chmod(path, 0o660) == 0 else {
+            throw PolicyStartError(description: "postfix_policy.listen unix:\(path): cannot set mode 0660: \(String(cString: strerror(errno)))")
+        }
     }
 
     static func isSocket(_ path: String) -> Bool {
