@@ -1,6 +1,7 @@
 import AdminServer
 import Foundation
 import GuardCore
+import GuardStore
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -181,6 +182,46 @@ func json(_ response: TestResponse) throws -> [String: Any] {
             #expect(!fixture.guardEngine.isTrusted(IPAddress("10.1.2.3")!))
             #expect(try await client.execute(uri: "/api/trusted/10.0.0.0/8", method: .delete, headers: auth).status == .notFound)
         }
+    }
+
+    /// A database that fails the way PostgreSQL does: with text that names the query.
+    struct BrokenStore: StateStore {
+        static let detail = #"server: relation "trusted_networks" does not exist (INSERT INTO trusted_networks (network, comment) VALUES ($1, $2)) postgres://guard:s3cret@db/guard"#
+        func load(now: Timestamp, since: Timestamp, successesSince: Timestamp, bansSince: Timestamp) async throws -> StoredState { throw StoreError(Self.detail) }
+        func write(_ events: [GuardEvent]) async throws { throw StoreError(Self.detail) }
+        func prune(before: Timestamp) async throws { throw StoreError(Self.detail) }
+        func migrate() async throws -> (before: Int, after: Int) { throw StoreError(Self.detail) }
+        func status(now: Timestamp) async throws -> StoreStatus { throw StoreError(Self.detail) }
+        func close() async {}
+        func trustedNetworks() async throws -> [TrustedNetwork] { [] }
+        func addTrustedNetwork(_ entry: TrustedNetwork) async throws { throw StoreError(Self.detail) }
+        func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool { throw StoreError(Self.detail) }
+        func recentAlerts(limit: Int) async throws -> [Alert] { [] }
+    }
+
+    @Test func aStateErrorIsA503WithAFixedMessageAndCodeNeverTheDatabaseText() async throws {
+        let clock = ManualClock()
+        let logger = Logger(label: "test")
+        let components = AdminComponents(configuration: GuardConfiguration(), registry: MetricsRegistry(), clock: clock, logger: logger)
+        let guardEngine = Guard(policy: GuardPolicy(), clock: clock, seed: 1)
+        let trusted = TrustedNetworkBook(configured: [], store: BrokenStore(), guardEngine: guardEngine)
+        try await trusted.load()
+        let api = AdminAPI(
+            guardEngine: guardEngine, feed: components.feed, stats: components.stats, alerts: components.alertLog, trusted: trusted,
+            metrics: components.metrics, registry: components.registry, token: AdminFixture.token, maxBodySize: 1024, logger: logger)
+        try await Application(router: api.router()).test(.router) { client in
+            let added = try await client.execute(uri: "/api/trusted", method: .post, headers: auth, body: ByteBuffer(string: #"{"network":"10.0.0.0/8"}"#))
+            let removed = try await client.execute(uri: "/api/trusted/10.0.0.0/8", method: .delete, headers: auth)
+            for response in [added, removed] {
+                #expect(response.status == .serviceUnavailable)
+                let body = String(buffer: response.body)
+                #expect(!body.contains("INSERT") && !body.contains("relation") && !body.contains("s3cret") && !body.contains("postgres:"), "\(body)")
+                let fields = try json(response)
+                #expect(fields["code"] as? String == "state_unavailable")
+                #expect((fields["error"] as? String)?.hasPrefix("the state cannot be written, nothing changed (see the guard's log, ref ") == true)
+            }
+        }
+        #expect(!guardEngine.isTrusted(IPAddress("10.1.2.3")!))
     }
 
     @Test func alertsAreListedNewestFirst() async throws {

@@ -371,7 +371,7 @@ public struct AdminAPI: Sendable {
         do {
             entry = try await self.trusted.add(network, comment: comment, now: self.guardEngine.clock.now())
         } catch {
-            throw APIError(.serviceUnavailable, "the state cannot be written, nothing changed: \(error)")
+            throw APIError.stateUnavailable(error, doing: "adding trusted network \(network)", logger: self.logger)
         }
         self.logger.notice("admin API: trusted network \(network) added")
         return JSONResponse.make(entry.origin == .api ? .created : .ok, Self.json(entry))
@@ -385,7 +385,7 @@ public struct AdminAPI: Sendable {
         do {
             removal = try await self.trusted.remove(network)
         } catch {
-            throw APIError(.serviceUnavailable, "the state cannot be written, nothing changed: \(error)")
+            throw APIError.stateUnavailable(error, doing: "removing trusted network \(network)", logger: self.logger)
         }
         switch removal {
         case .removed:
