@@ -28,7 +28,8 @@ public struct AdminToken: Sendable {
     /// The token of a guard configured so; the file is created when `create` is true.
     public static func resolve(_ configuration: AdminConfiguration, statePath: String, create: Bool) throws -> AdminToken {
         if !configuration.token.isEmpty { return AdminToken(value: configuration.token, origin: .configuration) }
-        let path = configuration.effectiveTokenFile(statePath: statePath)
+        let path = configuration.effectiveTokenFile(
+            statePath: statePath, stateDirectory: getenv("STATE_DIRECTORY").map { String(cString: $0) })
         if let text = try self.read(path) {
             return AdminToken(value: text, origin: .file(path))
         }
@@ -54,6 +55,13 @@ public struct AdminToken: Sendable {
             throw Failure(description: "admin token file \(path): cannot be read (\(String(cString: strerror(errno))))")
         }
         defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & 0o077 != 0 {
+            // Like ssh with a private key: a token others can read is not used.
+            throw Failure(
+                description: "admin token file \(path): mode \(String(info.st_mode & 0o777, radix: 8)) lets other users read it; "
+                    + "chmod 600 \(path) (or delete it to have a new one made)")
+        }
         var bytes = [UInt8](repeating: 0, count: 4096)
         let count = Glibc.read(fd, &bytes, bytes.count)
         guard count >= 0 else { throw Failure(description: "admin token file \(path): cannot be read (\(String(cString: strerror(errno))))") }

@@ -6,8 +6,9 @@ public struct AdminConfiguration: Sendable, Equatable {
     public var listen = "127.0.0.1:8025"
     /// The bearer token every request needs; empty: read from `tokenFile` (created on first run).
     public var token = ""
-    /// File of the token; empty: `smtpguard-admin.token` beside `state.path` (or in the
-    /// working folder when the state is not a file).
+    /// File of the token; empty: `smtpguard-admin.token` beside `state.path`, or, when the
+    /// state is not a file (PostgreSQL, memory only), in systemd's state directory
+    /// (`$STATE_DIRECTORY`) or else the working folder.
     public var tokenFile = ""
     /// The largest request body (JSON) accepted.
     public var maxBodySize = 65_536
@@ -16,11 +17,18 @@ public struct AdminConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    /// The token file in use, given where the state is kept.
-    public func effectiveTokenFile(statePath: String) -> String {
+    public static let tokenFileName = "smtpguard-admin.token"
+
+    /// The token file in use, given where the state is kept (`statePath` empty: not in a
+    /// file) and systemd's `$STATE_DIRECTORY` (its first entry).
+    public func effectiveTokenFile(statePath: String, stateDirectory: String? = nil) -> String {
         if !self.tokenFile.isEmpty { return self.tokenFile }
-        guard let slash = statePath.lastIndex(of: "/") else { return "smtpguard-admin.token" }
-        return String(statePath[...slash]) + "smtpguard-admin.token"
+        if statePath.isEmpty {
+            guard let directory = stateDirectory?.split(separator: ":").first, !directory.isEmpty else { return Self.tokenFileName }
+            return directory.hasSuffix("/") ? directory + Self.tokenFileName : directory + "/" + Self.tokenFileName
+        }
+        guard let slash = statePath.lastIndex(of: "/") else { return Self.tokenFileName }
+        return String(statePath[...slash]) + Self.tokenFileName
     }
 }
 

@@ -233,7 +233,7 @@ extension GuardConfiguration {
                 "The bearer token every admin request needs. A secret: never logged. Empty: read from admin.token_file, which is created with a new random token on first run.",
                 \.admin.token, validate: { $0.isEmpty || ($0.count >= 16 && !$0.contains(" ")) ? nil : "must be at least 16 characters without spaces" }),
             .string(
-                "admin.token_file", "File holding the admin token (mode 0600); empty: smtpguard-admin.token beside state.path.", \.admin.tokenFile),
+                "admin.token_file", "File holding the admin token (mode 0600; a file others can read is refused); empty: smtpguard-admin.token beside state.path, or in $STATE_DIRECTORY (else the working folder) when the state is not a file.", \.admin.tokenFile),
             .int("admin.max_body_size", "Largest JSON request body in bytes.", \.admin.maxBodySize, 1024...16_777_216),
             .int("admin.event_buffer", "Recent events kept in memory for GET /api/events and the dashboard.", \.admin.eventBuffer, 100...1_000_000),
 
