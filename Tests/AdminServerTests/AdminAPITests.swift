@@ -224,6 +224,15 @@ func json(_ response: TestResponse) throws -> [String: Any] {
         #expect(!guardEngine.isTrusted(IPAddress("10.1.2.3")!))
     }
 
+    @Test func theAdminServiceAsServiceLifecycleLogsItShowsNoToken() async throws {
+        let fixture = try await AdminFixture()
+        let service = AdminServerService(api: fixture.api, address: HostPort("127.0.0.1:8025")!, logger: Logger(label: "test"))
+        // ServiceLifecycle writes "sl-service=\(service)" at debug level.
+        let text = "\(service) \(String(describing: service)) \([service])"
+        #expect(!text.contains(AdminFixture.token), "\(text)")
+        #expect(text.contains("AdminServerService"))
+    }
+
     @Test func alertsAreListedNewestFirst() async throws {
         let fixture = try await AdminFixture()
         let base = fixture.clock.now()

@@ -143,3 +143,9 @@ public struct AdminServerService: Service {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension AdminServerService: CustomStringConvertible {
+    public var description: String { "AdminServerService" }
+}

@@ -126,3 +126,9 @@ public final class AlertService: Service, EventSink, Sendable {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension AlertService: CustomStringConvertible {
+    public var description: String { "AlertService" }
+}

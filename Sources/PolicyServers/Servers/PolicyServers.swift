@@ -164,3 +164,15 @@ public struct PostfixPolicyService: Service {
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension DovecotPolicyService: CustomStringConvertible {
+    public var description: String { "DovecotPolicyService" }
+}
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension PostfixPolicyService: CustomStringConvertible {
+    public var description: String { "PostfixPolicyService" }
+}

@@ -112,3 +112,9 @@ extension SocketAddress {
         return ip.contains(":") ? "[\(ip)]:\(self.port ?? 0)" : "\(ip):\(self.port ?? 0)"
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension SMTPProxyService: CustomStringConvertible {
+    public var description: String { "SMTPProxyService" }
+}

@@ -16,3 +16,9 @@ struct BanExpiryService: Service {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension BanExpiryService: CustomStringConvertible {
+    var description: String { "BanExpiryService" }
+}

@@ -75,3 +75,9 @@ final class BanListHandler: ChannelInboundHandler, @unchecked Sendable {  // use
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension BanListService: CustomStringConvertible {
+    var description: String { "BanListService" }
+}

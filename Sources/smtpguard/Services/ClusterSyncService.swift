@@ -146,3 +146,9 @@ final class TrustedChange: Sendable {
 final class OutageFlag: Sendable {
     let down = Atomic<Bool>(false)
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension ClusterSyncService: CustomStringConvertible {
+    var description: String { "ClusterSyncService" }
+}

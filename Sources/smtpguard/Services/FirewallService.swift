@@ -111,3 +111,9 @@ struct FirewallService: Service {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension FirewallService: CustomStringConvertible {
+    var description: String { "FirewallService" }
+}

@@ -60,3 +60,9 @@ enum CertificateLog {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension ReloadService: CustomStringConvertible {
+    var description: String { "ReloadService" }
+}

@@ -56,3 +56,9 @@ struct StoreFlushService: Service {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension StoreFlushService: CustomStringConvertible {
+    var description: String { "StoreFlushService" }
+}

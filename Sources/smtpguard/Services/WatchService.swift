@@ -77,3 +77,9 @@ struct WatchService: Service {
         }
     }
 }
+
+/// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
+/// admin token, webhook secret, database URL and policy credentials live in them).
+extension WatchService: CustomStringConvertible {
+    var description: String { "WatchService" }
+}
