@@ -391,8 +391,16 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             let more = self.inbound.readableBytes > 0
             self.send { $0.clientLine(framed, more: more) }
         }
-        if self.inbound.readerIndex > 16_384 { self.inbound.discardReadBytes() }
+        if self.inbound.readableBytes == 0 {
+            // Nothing waiting: let the read buffer go, so that an idle client holds no memory
+            // for its next read (the next one is taken as it comes).
+            self.inbound = Self.noInput
+        } else if self.inbound.readerIndex > 16_384 {
+            self.inbound.discardReadBytes()
+        }
     }
+
+    private static let noInput = ByteBuffer()
 
     /// Back-pressure: reads pass while the buffered input is small and the backend keeps up;
     /// otherwise they wait until `readIfWanted` lets them go.

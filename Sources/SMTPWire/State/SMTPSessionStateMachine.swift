@@ -584,7 +584,9 @@ public struct SMTPSessionStateMachine {
             guard command.argument.contains(where: { $0 != " " }) else {
                 return self.localReply(SMTPReply(code: 501, "5.5.4 Syntax: \(verb) hostname"), error: true)
             }
-            self.hello = line.wire
+            // A copy of its own: a slice would keep the whole read buffer alive for as long as
+            // the client idles.
+            self.hello = ByteBuffer(bytes: line.wire.readableBytesView)
             self.helloIsEHLO = command.verb == .ehlo
             self.ehloSeen = true
             self.inTransaction = false
