@@ -10,7 +10,11 @@
 #      codes and reasons, not listed, IPv6 nibbles, refusals, rewritten answers, SERVFAIL, timeouts.
 #   4. `smtpguard audit` against the lab's real Postfix + Dovecot configured badly on purpose
 #      (leaking banner, AUTH before TLS, admin/admin, open relay, no failure delay), configured
-#      well, and with SMTPGuard in front of the bad one: the audit tells them apart.
+#      well, and with SMTPGuard in front of the bad one: the audit tells them apart. Through
+#      the guard, admin/admin (which the bad server accepts: the same audit straight at it
+#      says so, the positive control) is really tried: the guard's event log has the backend's
+#      yes turned into a refusal by the weak-credential firewall, Postfix's log the accepted
+#      AUTH from the audit's address (XCLIENT), and the audit reports no default login accepted.
 #
 # Environment: SMTPGUARD_BIN (default .build/debug/smtpguard). Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero when a check failed.
@@ -198,6 +202,7 @@ admin:
   listen: ""
 backend:
   address: 127.0.0.1:$BAD_PORT
+  identity: xclient
 smtp:
   hostname: mx.guard.test
 tls:
@@ -207,6 +212,12 @@ state:
   path: $WORK/guard-state
 events:
   path: $WORK/guard-events.jsonl
+guard:
+  credentials:
+    # The audit's three guest logins count once each, not three times, so that they leave
+    # the audit's admin/admin within the guess budget: it reaches the backend, which accepts
+    # it, and the weak-credential firewall is what refuses it.
+    default_credential_weight: 1
 YAML
 "$BIN" run --config "$WORK/guard.yaml" >"$WORK/guard.log" 2>&1 &
 GUARD_PID=$!
@@ -216,12 +227,32 @@ wait_port "$GUARD_TLS_PORT"
 check "implicit TLS (--tls): the handshake comes first, then the greeting; TLS 1.3 and the guard's certificate name" \
   bash -c 'grep -q "^pass implicit TLS negotiates TLS 1.3" <<<"$1" && grep -q "^pass the certificate is for 127.0.0.1" <<<"$2" && grep -q "\"greeting\":\"mx.guard.test" "$3"' _ \
   "$(finding "$WORK/implicit.json" tls-version)" "$(finding "$WORK/implicit.json" certificate-name)" "$WORK/implicit.json"
-"$BIN" audit "127.0.0.1:$GUARD_PORT" --source 127.0.41.1 --ca-file "$LAB_BAD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
-  --lockout-probes 8 --json >"$WORK/guarded.json" 2>&1; status=$?
+# The same audit with default logins, through the guard and (the positive control) straight
+# at the bad server: admin/admin is valid there.
+default_audit() {  # default_audit HOST:PORT SOURCE REPORT
+  "$BIN" audit "$1" --source "$2" --ca-file "$LAB_BAD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
+    --lockout-probes 8 --json >"$3" 2>&1
+}
+default_audit "127.0.0.1:$BAD_PORT" 127.0.42.1 "$WORK/direct.json"
+check "positive control: the same audit straight at the bad server finds admin/admin accepted, and Postfix logged the AUTH" \
+  bash -c 'grep -q "^fail the login admin with the username as password is accepted" <<<"$1" && grep -q "disconnect from unknown\[127.0.42.1\].* auth=1 " "$2"' _ \
+  "$(finding "$WORK/direct.json" default-credentials)" "$LAB_BAD/postfix.log"
+default_audit "127.0.0.1:$GUARD_PORT" 127.0.41.1 "$WORK/guarded.json"
 check "audit through SMTPGuard: AUTH not offered before TLS" bash -c 'grep -q "^pass" <<<"$1"' _ "$(finding "$WORK/guarded.json" auth-before-tls)"
-check "audit through SMTPGuard: admin/admin not accepted (the guest logins already had the client banned)" \
-  bash -c 'grep -Eq "^(pass none of 3|info the server refuses this client)" <<<"$1" && grep -q "\"event\":\"ban\".*\"key\":\"127.0.41.1\"" "$2"' _ \
-  "$(finding "$WORK/guarded.json" default-credentials)" "$WORK/guard-events.jsonl"
+check "audit through SMTPGuard: admin/admin reached the backend, which accepted it (Postfix, through XCLIENT)" \
+  grep -q "disconnect from unknown\[127.0.41.1\] .*xclient=.* auth=1 " "$LAB_BAD/postfix.log"
+check "audit through SMTPGuard: the guard's event log has the audit's admin/admin, accepted by the backend, refused by the weak-credential firewall" \
+  python3 -c '
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+tried = [e for e in events if e["event"] == "auth" and e["client_ip"] == "127.0.41.1" and e["username"] == "admin"]
+refused = [e for e in tried if e["outcome"] == "success" and e["reply"] == 535 and e["decision"] == "refuse"
+           and "weak_credential_accepted" in e["reasons"] and e.get("default_credential")]
+alerts = [e for e in events if e["event"] == "alert" and e["kind"] == "weak_credential_accepted" and e["severity"] == "critical"
+          and e["username"] == "admin" and e.get("client_ip") == "127.0.41.1"]
+sys.exit(0 if len(tried) == 1 and refused and alerts else 1)' "$WORK/guard-events.jsonl"
+check "audit through SMTPGuard: the report says no default login was accepted (admin/admin among the 3 tried)" \
+  bash -c '[ "$1" = "pass none of 3 default logins of the seed lists is accepted" ]' _ "$(finding "$WORK/guarded.json" default-credentials)"
 check "audit through SMTPGuard: failed logins slowed or blocked" bash -c 'grep -Eq "^pass failed logins are (slowed|blocked)" <<<"$1"' _ "$(finding "$WORK/guarded.json" lockout)"
 check "audit through SMTPGuard: the open relay behind it is still reported" bash -c 'grep -q "^fail" <<<"$1"' _ "$(finding "$WORK/guarded.json" open-relay)"
 

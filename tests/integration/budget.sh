@@ -174,7 +174,10 @@ check "one backend_penalty alert names the cause and the fixes" \
 # 3. A scripted backend: first down (nothing listens), then answering 454 to every password.
 guard stub "127.0.0.1:$STUB_PORT"
 python3 tests/integration/guess.py 127.0.10.1 "127.0.0.1:$PORT" 8 >"$WORK/down.out"
-check "with the backend down the client is told 421, and no AUTH happens" bash -c '[ "$(grep -c "^connect-421$\|^closed$" "$1")" -eq 8 ]' _ "$WORK/down.out"
+# The guard greets and takes EHLO itself; the AUTH it lets through cannot reach the backend.
+check "with the backend down every AUTH is told 421 (the backend link cannot open)" bash -c '[ "$(grep -c "^421$" "$1")" -eq 8 ]' _ "$WORK/down.out"
+check "and the events record them as abandoned, not as failures" \
+  bash -c '[ "$(grep "\"client_ip\":\"127.0.10.1\"" "$1" | grep -c "\"outcome\":\"abandoned\"")" -eq 8 ] && ! grep "\"client_ip\":\"127.0.10.1\"" "$1" | grep -q "\"outcome\":\"failure\""' _ "$EVENTS"
 python3 scripts/smtp-stub.py "127.0.0.1:$STUB_PORT" --auth-reply "454 4.7.0 Temporary authentication failure" --count "$WORK/stub-checks" >"$WORK/stub.log" 2>&1 &
 STUB_PID=$!
 wait_port "$STUB_PORT"

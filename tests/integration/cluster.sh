@@ -6,7 +6,12 @@
 # mid-attack loses nothing; a network trusted or no longer trusted on one guard is so on the
 # other at its next poll (checked within 2 s, swaks included); a database that stops answering (SIGSTOP) holds nothing up past
 # state.timeout and loses nothing; a restarted guard lists the alerts raised before (from the
-# database); `smtpguard db status` and `db migrate` for PostgreSQL.
+# database); `smtpguard db status` and `db migrate` for PostgreSQL. The guesses go in as AUTH
+# PLAIN and AUTH LOGIN through both guards (logging at debug level), each with its own
+# password, and none of them leaks: no clear password, PLAIN payload or LOGIN line (base64 of
+# the username, of the password) in the events, the guards' logs or the database rows
+# (pg_dump --data-only) — and the same sweep over what the clients sent (swaks' transcripts)
+# finds every one of them, so a sweep that looks for the wrong strings fails.
 #
 #   tests/integration/cluster.sh          (root; prints "N passed, N failed")
 set -uo pipefail
@@ -65,15 +70,19 @@ done
 out=$("$BIN" db migrate --config "$WORK/guard1.yaml" 2>&1)
 check "db migrate creates the schema in PostgreSQL" grep -q "schema version 0 → 2" <<<"$out"
 for n in 1 2; do
-  "$BIN" run --config "$WORK/guard$n.yaml" >"$WORK/guard$n.log" 2>&1 &
+  "$BIN" run --config "$WORK/guard$n.yaml" --log-level debug >"$WORK/guard$n.log" 2>&1 &
   PIDS+=($!)
 done
 GUARD1=${PIDS[1]}
 wait_port 12841 && wait_port 12842 && wait_port 12851 && wait_port 12852
 
-guess() {  # guess PORT FROM USER
-  timeout 20 swaks --server "127.0.0.1:$1" --local-interface "$2" --auth PLAIN --auth-user "$3" --auth-password wrong \
-    --quit-after AUTH --timeout 10 2>&1
+guess() {  # guess PORT FROM USER [MECH]: one wrong password, by AUTH PLAIN (the default) or LOGIN; what it
+  # sends goes to secrets.tsv (auth_secrets), the command line and swaks' transcript to clients.log
+  local mech=${4:-PLAIN} password="Wr0ng-for-$3"
+  auth_secrets "$mech" "$3" "$password" >>"$WORK/secrets.tsv"
+  echo "swaks --auth $mech --auth-user $3 --auth-password $password" >>"$WORK/clients.log"
+  timeout 20 swaks --server "127.0.0.1:$1" --local-interface "$2" --auth "$mech" --auth-user "$3" --auth-password "$password" \
+    --quit-after AUTH --timeout 10 2>&1 | tee -a "$WORK/clients.log"
 }
 refused_at_connect() {  # refused_at_connect PORT FROM (swaks exits non-zero on a 554 greeting)
   local out
@@ -104,10 +113,10 @@ within() {  # within MS COMMAND…: polls COMMAND until it succeeds; true when t
 }
 
 # 1. A run of guesses split over both guards: 3 on the first, 3 on the second: banned at the
-# 6th failure in all, as on one guard (the limit is 5).
+# 6th failure in all, as on one guard (the limit is 5). AUTH PLAIN on the first, LOGIN on the second.
 for i in 1 2 3; do guess 12841 127.0.30.1 "u$i" >/dev/null; done
 sleep 1.5
-for i in 4 5; do guess 12842 127.0.30.1 "u$i" >/dev/null; done
+for i in 4 5; do guess 12842 127.0.30.1 "login$i" LOGIN >/dev/null; done
 check "after 5 failures spread over two guards, no ban yet" bash -c '! grep -q "\"event\":\"ban\"" "$1" "$2"' _ "$WORK/events1.jsonl" "$WORK/events2.jsonl"
 guess 12842 127.0.30.1 u6 >/dev/null
 began=$(date +%s%N)
@@ -121,7 +130,9 @@ check "the other guard enforces the ban within a second (${took_ms} ms)" bash -c
 # 3. The database goes away mid-attack: both guards go on deciding; nothing is lost.
 bash tests/integration/pg.sh stop >/dev/null 2>&1
 for i in 1 2 3; do guess 12841 127.0.31.1 "v$i" >/dev/null; done
-for i in 1 2 3 4 5 6; do guess 12842 127.0.31.1 "w$i" >/dev/null; done
+for i in 1 2 3 4 5 6; do
+  if [ $((i % 2)) -eq 0 ]; then guess 12842 127.0.31.1 "login-w$i" LOGIN; else guess 12842 127.0.31.1 "w$i"; fi >/dev/null
+done
 check "with the database down, a guard bans on its own count" refused_at_connect 12842 127.0.31.1
 sleep 1
 check "the outage is logged once, not once per attempt" bash -c '[ "$(grep -c "state store: .*decisions go on from memory" "$1")" -eq 1 ]' _ "$WORK/guard1.log"
@@ -136,7 +147,7 @@ check "and the ban decided during the outage too" [ "${bans:-0}" -ge 1 ]
 # 4. A restarted guard gets its bans, and the alerts it raised, back from the database.
 kill "$GUARD1"; wait "$GUARD1" 2>/dev/null
 restarted_ms=$(( $(date +%s%N) / 1000000 ))
-"$BIN" run --config "$WORK/guard1.yaml" >>"$WORK/guard1.log" 2>&1 &
+"$BIN" run --config "$WORK/guard1.yaml" --log-level debug >>"$WORK/guard1.log" 2>&1 &
 PIDS+=($!)
 wait_port 12841
 check "a restarted guard enforces the cluster's bans at once" refused_at_connect 12841 127.0.31.1
@@ -164,11 +175,17 @@ check "trusted remove on the second guard: the first refuses the banned client a
 postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
 PG_STOPPED="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
 kill -STOP $PG_STOPPED
-for i in 1 2 3 4 5 6; do guess 12841 127.0.33.1 "h$i" >/dev/null; done
+for i in 1 2 3 4 5 6; do
+  if [ $((i % 2)) -eq 0 ]; then guess 12841 127.0.33.1 "login-h$i" LOGIN; else guess 12841 127.0.33.1 "h$i"; fi >/dev/null
+done
 check "with the database not answering, a guard still bans on its own count" refused_at_connect 12841 127.0.33.1
 out=$("$BIN" trusted add 127.0.34.0/24 --config "$WORK/guard1.yaml" 2>&1); status=$?
-check "trusted add then fails with the reason (503, state.timeout) instead of hanging" \
-  bash -c '[ "$1" -ne 0 ] && grep -q "503" <<<"$2" && grep -q "no answer within 3s (state.timeout)" <<<"$2"' _ "$status" "$out"
+check "trusted add then fails with a 503 instead of hanging" bash -c '[ "$1" -ne 0 ] && grep -q "503" <<<"$2"' _ "$status" "$out"
+ref=$(grep -o "ref [0-9a-f]*" <<<"$out" | head -1 | cut -d" " -f2)
+check "the 503 says only a fixed message and a reference, not the database's text" \
+  bash -c '[ -n "$1" ] && grep -q "the state cannot be written, nothing changed" <<<"$2" && ! grep -qi "state.timeout\|postgres\|select\|insert\|no answer" <<<"$2"' _ "$ref" "$out"
+check "the guard's log has the detail under that reference" \
+  bash -c 'grep "error.ref=$1" "$2" | grep -q "no answer within 3s (state.timeout)"' _ "$ref" "$WORK/guard1.log"
 check "the stalled database is logged, naming state.timeout" grep -q "no answer within 3s (state.timeout)" "$WORK/guard1.log"
 kill -CONT $PG_STOPPED
 PG_STOPPED=""
@@ -178,9 +195,21 @@ out=$("$BIN" trusted list --config "$WORK/guard1.yaml" 2>&1)
 check "and the failed trusted add changed nothing" bash -c '! grep -q "127.0.34.0/24" <<<"$1"' _ "$out"
 out=$("$BIN" db status --config "$WORK/guard1.yaml" 2>&1)
 check "db status reads the PostgreSQL state" bash -c 'grep -q "schema version: 2 of 2" <<<"$1" && grep -Eq "bans in force: +[2-9]" <<<"$1"' _ "$out"
-psql "$PG_URL" -Atc "SELECT * FROM attempts" -c "SELECT * FROM bans" -c "SELECT * FROM alerts" >"$WORK/database.txt" 2>&1
-check "no password in any log, event or database row" bash -c '[ -s "$1" ] && ! grep -q "wrong\|d3Jvbmc" "$@"' _ "$WORK/database.txt" "$WORK"/guard*.log "$WORK"/events*.jsonl
-check "no admin token in any log, event or database row" bash -c '! grep -qF "$1" "${@:2}"' _ "$(cat "$WORK/admin-token")" "$WORK/database.txt" "$WORK"/guard*.log "$WORK"/events*.jsonl
+# 7. No secret anywhere: every guess's clear password, PLAIN payload and LOGIN lines, swept
+# through the events, the guards' debug logs and every table's rows; the same sweep over what
+# the clients sent finds them all (its positive control).
+"$PG_BIN/pg_dump" --data-only "$PG_URL" >"$WORK/database.sql" 2>&1
+sort -u "$WORK/secrets.tsv" -o "$WORK/secrets.tsv"
+check "the guesses went through both guards as AUTH PLAIN and as AUTH LOGIN" bash -c \
+  'for f in "$@"; do grep -q "\"event\":\"auth\".*\"mechanism\":\"PLAIN\"" "$f" && grep -q "\"event\":\"auth\".*\"mechanism\":\"LOGIN\"" "$f" || exit 1; done' _ "$WORK"/events1.jsonl "$WORK"/events2.jsonl
+check "the guards logged at debug level" bash -c 'grep -q " debug smtpguard: .*guard decided" "$1" && grep -q " debug smtpguard: .*guard decided" "$2"' _ "$WORK/guard1.log" "$WORK/guard2.log"
+check "the database dump has the attempts of every username the clients sent" every_username_in "$WORK/secrets.tsv" "$WORK/database.sql" '\t%s\t'
+check "positive control: the sweep finds every PLAIN payload and LOGIN line in swaks' transcripts" all_found "$WORK/secrets.tsv" wire "$WORK/clients.log"
+check "positive control: and every clear password in the clients' command lines" all_found "$WORK/secrets.tsv" clear "$WORK/clients.log"
+check "no clear password, PLAIN payload or LOGIN line in any event, debug log or database row" \
+  leak_sweep "$WORK/secrets.tsv" "$WORK/database.sql" "$WORK"/guard*.log "$WORK"/events*.jsonl
+printf 'token\tthe admin token\t%s\n' "$(cat "$WORK/admin-token")" >"$WORK/token.tsv"
+check "no admin token in any debug log, event or database row" leak_sweep "$WORK/token.tsv" "$WORK/database.sql" "$WORK"/guard*.log "$WORK"/events*.jsonl
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
