@@ -3,7 +3,7 @@
 # the fuzz corpus, the command line), the integration run against real Postfix + Dovecot
 # driven by swaks and Python's smtplib, the guess budget under hydra -t 16 and -t 64 with Dovecot's
 # auth penalty off and on (and a backend answering 454, and one that is down), two guards sharing a real PostgreSQL, the log watcher on
-# the lab's real logs and with nftables in a network namespace, Dovecot and Postfix asking the
+# the lab's real logs, with nftables in a network namespace and with a private systemd-journald, Dovecot and Postfix asking the
 # guard through their policy protocols, the dashboard driven in headless Chromium against a
 # guard under a scripted attack, the password audit on hashes Dovecot made and check-password,
 # then each libFuzzer target for a short bounded time

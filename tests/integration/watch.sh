@@ -3,12 +3,22 @@
 #   1. Postfix + Dovecot SASL of the lab (tests/integration/lab.sh) write their logs; swaks
 #      guesses passwords straight at Postfix; `smtpguard watch` follows both logs and bans the
 #      attacker after the configured failures (each guess is in both logs: counted once), in
-#      the shared state and the ban list. A restart resumes where it stopped.
+#      the shared state and the ban list. That each log is really read is shown by an event
+#      only it can yield: a guess that doveadm sends straight to Dovecot's auth socket (in
+#      Dovecot's log only) and a login that Postfix logs as a success (in Postfix's log only).
+#      A restart resumes where it stopped.
 #   2. In a network namespace created here, the watcher drives nftables: bans become set
-#      elements with their timeouts, IPv6 clients as /64s, trusted networks never, elements
-#      go when the ban runs out; 100,000 bans are applied in a handful of nft commands.
-#   3. journald through systemd-cat when a journal runs here (otherwise the Swift tests cover
-#      journald with a stand-in journalctl, and this check says it is skipped).
+#      elements with their timeouts, IPv6 clients as /64s, trusted networks never (while an
+#      address written after them is banned), elements go when the ban runs out (while one
+#      banned later is still there); 100,000 bans are applied in a handful of nft commands.
+#   3. journald for real: a systemd-journald of our own in a private mount namespace (its /run
+#      and /var/log/journal are directories of this run); lines written with systemd-cat and
+#      logger --journald are read by the watcher's journald source (the real journalctl
+#      --follow --output=json, inside that namespace), and a restart resumes after the saved
+#      cursor. Never skipped: a journald that cannot be started is a failure.
+# Every check that says something does not happen is paired with one that shows, in the same
+# run and at that moment, that the thing it watches works (a no-ban with the failures counted,
+# a trusted network with an address banned after it …).
 #
 # Environment: SMTPGUARD_BIN (default .build/debug/smtpguard). Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero when a check failed.
@@ -26,10 +36,12 @@ export LAB_DIR="$WORK/lab"
 export LAB_SMTP_PORT=10035
 NS="sgwatch$$"
 WATCH_PID=""
+JOURNALD_PID=""
 . tests/integration/checks.sh
 
 cleanup() {
   [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
+  [ -n "$JOURNALD_PID" ] && kill "$JOURNALD_PID" 2>/dev/null && wait "$JOURNALD_PID" 2>/dev/null
   ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
   ip netns del "$NS" 2>/dev/null
   bash tests/integration/lab.sh stop >/dev/null 2>&1
@@ -43,6 +55,30 @@ stop_watch() {
   wait "$WATCH_PID" 2>/dev/null
   WATCH_PID=""
 }
+
+events() {  # events FILE FIELD=VALUE...: how many events (JSON lines) of FILE have all these
+  # fields (a list field, e.g. reasons, when it holds VALUE)
+  python3 -c '
+import json, sys
+wanted = [a.split("=", 1) for a in sys.argv[2:]]
+def has(event, key, value):
+    field = event.get(key)
+    return value in field if isinstance(field, list) else str(field) == value
+n = 0
+try:
+    for line in open(sys.argv[1]):
+        event = json.loads(line)
+        n += all(has(event, k, v) for k, v in wanted)
+except FileNotFoundError:
+    pass
+print(n)' "$@"
+}
+events_are() {  # events_are N FILE FIELD=VALUE...: exactly N such events
+  local n=$1
+  shift
+  [ "$(events "$@")" -eq "$n" ]
+}
+export -f events events_are wait_for  # for the checks run with bash -c
 
 # ---------------------------------------------------------------------------------------
 # 1. Real Postfix + Dovecot logs.
@@ -76,7 +112,7 @@ EOF
 check "config check accepts the watcher configuration" "$BIN" config check "$WORK/watch.yaml"
 "$BIN" watch --config "$WORK/watch.yaml" >"$WORK/watch.log" 2>&1 &
 WATCH_PID=$!
-wait_for 10 grep -q "following $DC_LOG" "$WORK/watch.log"
+wait_for 10 grep -qs "following $DC_LOG" "$WORK/watch.log"
 
 guess() {  # guess FROM USER PASSWORD
   local out
@@ -89,9 +125,21 @@ failures_seen() { [ "$(grep -c '"event":"auth"' "$WORK/events.jsonl" 2>/dev/null
 for i in 1 2 3 4; do guess 127.0.5.1 bob "guess-$i" || echo "watch: swaks guess $i was not refused"; done
 wait_for 10 failures_seen 4
 sleep 0.5
-check "four guesses, each in Postfix's and Dovecot's log, count as four (no ban yet)" \
-  bash -c '[ "$(grep -c "\"event\":\"auth\"" "$1")" -eq 4 ] && ! grep -q "\"event\":\"ban\"" "$1"' _ "$WORK/events.jsonl"
-check "both logs were matched" bash -c 'grep -q "SASL PLAIN authentication failed" "$1" && grep -q "Password mismatch" "$2"' _ "$PF_LOG" "$DC_LOG"
+# "No ban yet" holds only together with its control: at this moment the watcher has counted
+# the four (a watcher that reads nothing bans nobody either).
+check "four guesses, each in Postfix's and Dovecot's log, count as four failures (no ban yet)" \
+  bash -c '[ "$(grep -c "unknown\[127.0.5.1\]: SASL PLAIN authentication failed" "$1")" -eq 4 ] &&
+    [ "$(grep -c "passwd-file(bob,127.0.5.1[,)].*Password mismatch" "$2")" -eq 4 ] &&
+    events_are 4 "$3" event=auth client_ip=127.0.5.1 outcome=failure && ! grep -q "\"event\":\"ban\"" "$3"' \
+  _ "$PF_LOG" "$DC_LOG" "$WORK/events.jsonl"
+# A guess that only Dovecot's log holds: doveadm asks the auth socket Postfix uses, for a client
+# Postfix never saw, so its event can only come from the Dovecot source.
+doveadm -c "$LAB_DOVECOT_CONF" auth test -a "$LAB_DIR/dovecot/run/auth-postfix" -x service=smtp -x rip=127.0.5.9 \
+  bob dovecot-only-guess >"$WORK/doveadm.log" 2>&1
+check "a guess only Dovecot's log holds is counted: the Dovecot log is read" \
+  bash -c 'grep -q "passwd-file(bob,127.0.5.9[,)].*Password mismatch" "$1" && ! grep -q "127\.0\.5\.9" "$2" &&
+    wait_for 10 events_are 1 "$3" event=auth session=dovecot/password_mismatch client_ip=127.0.5.9 outcome=failure' \
+  _ "$DC_LOG" "$PF_LOG" "$WORK/events.jsonl"
 guess 127.0.5.1 bob "guess-5"
 check "the fifth guess bans the attacker" wait_for 10 grep -q '"event":"ban".*"key":"127.0.5.1"' "$WORK/events.jsonl"
 check "the ban list names it" wait_for 5 bash -c 'curl -s http://127.0.0.1:12680/bans | grep -qx 127.0.5.1'
@@ -102,8 +150,12 @@ sys.exit(0 if rows >= 1 else 1)' "$WORK/state.db"
 # Postfix logs a success with the username when the client starts a message.
 out=$(timeout 30 swaks --server "$LAB_SMTP" --local-interface 127.0.5.2 --auth PLAIN --auth-user alice --auth-password "$LAB_PASS_ALICE" \
   --from alice@example.test --to "$LAB_RCPT" 2>&1)
-check "a legitimate login is seen as a success" wait_for 10 grep -q '"event":"auth".*"client_ip":"127.0.5.2".*"outcome":"success"' "$WORK/events.jsonl"
-check "no password reaches the events" bash -c '! grep -q "guess-\|$1" "$2"' _ "$LAB_PASS_ALICE" "$WORK/events.jsonl"
+check "a legitimate login is seen as a success (only Postfix's log has it: the Postfix log is read)" \
+  wait_for 10 events_are 1 "$WORK/events.jsonl" event=auth session=postfix/sasl_success client_ip=127.0.5.2 username=alice outcome=success
+# No password, with its control: the events that were written for those very attempts are there.
+check "no password reaches the events (that hold the attempts it was sent with)" \
+  bash -c 'events_are 1 "$3" event=auth username=alice outcome=success && [ "$(events "$3" event=auth username=bob)" -ge 6 ] &&
+    ! grep -q "guess-\|$1\|$2" "$3"' _ "$LAB_PASS_ALICE" dovecot-only-guess "$WORK/events.jsonl"
 
 # Restart: positions resume; lines written while it was down are read once.
 stop_watch
@@ -178,14 +230,27 @@ check "the watcher creates its nftables table" wait_for 10 bash -c 'ip netns exe
 for n in 1 2 3; do
   fail_line 192.0.2.7 $n; fail_line 2001:db8:5:6::77 $n; fail_line 198.51.100.9 $n
 done >>"$WORK/nft.log"
+# Written after the trusted address's lines: once it is banned, those were read and judged.
+fail_line 192.0.2.8 1 >>"$WORK/nft.log"; fail_line 192.0.2.8 2 >>"$WORK/nft.log"
 check "a banned IPv4 client is an element with its timeout" wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -Eq "192\.0\.2\.7 timeout [1-5]s"' _ "$NS"
 check "a banned IPv6 client is its /64" wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v6 | grep -q "2001:db8:5:6::/64 timeout"' _ "$NS"
-check "a trusted network is never banned" bash -c '! ip netns exec "$1" nft list ruleset | grep -q "198.51.100"' _ "$NS"
+check "a trusted network is never banned (while 192.0.2.8, written after it, is; its failures were counted)" \
+  wait_for 5 bash -c 'rules=$(ip netns exec "$1" nft list ruleset) && grep -Eq "192\.0\.2\.8 timeout" <<<"$rules" &&
+    ! grep -q "198.51.100" <<<"$rules" && events_are 3 "$2" event=auth client_ip=198.51.100.9 outcome=failure reasons=trusted_network &&
+    events_are 0 "$2" event=ban key=198.51.100.9' _ "$NS" "$WORK/nft-events.jsonl"
 check "the drop rule covers the mail ports" bash -c 'ip netns exec "$1" nft list chain inet smtpguard input | grep -q "ip saddr @v4 tcp dport { 25, 465, 587 } drop"' _ "$NS"
-check "the element is gone when the ban runs out" wait_for 10 bash -c '! ip netns exec "$1" nft list set inet smtpguard v4 | grep -q "192.0.2.7"' _ "$NS"
+# 192.0.2.9, banned 2 s after 192.0.2.7, is still in the set when 192.0.2.7's element has gone:
+# the element ran out, the set did not.
+sleep 2
+fail_line 192.0.2.9 1 >>"$WORK/nft.log"; fail_line 192.0.2.9 2 >>"$WORK/nft.log"
+wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -q "192\.0\.2\.9 timeout"' _ "$NS"
+check "the element is gone when the ban runs out (while 192.0.2.9, banned 2 s later, is still there)" \
+  wait_for 10 bash -c 'set=$(ip netns exec "$1" nft list set inet smtpguard v4) && grep -q "192\.0\.2\.9 timeout" <<<"$set" &&
+    ! grep -q "192\.0\.2\.7" <<<"$set"' _ "$NS"
 wait_for 10 grep -q '"event":"unban".*"key":"192.0.2.7"' "$WORK/nft-events.jsonl"
 fail_line 192.0.2.7 9 >>"$WORK/nft.log"; fail_line 192.0.2.7 10 >>"$WORK/nft.log"
-check "a second ban escalates and is put in again" wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -Eq "192\.0\.2\.7 timeout [0-9]+s"' _ "$NS"
+check "a second ban escalates (longer than the first's 4 s) and is put in again" \
+  wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -Eq "192\.0\.2\.7 timeout ([5-9]|[1-9][0-9]+)s"' _ "$NS"
 
 stop_watch
 
@@ -223,28 +288,80 @@ check "they were applied in a few batches, not one by one" bash -c '[ "$1" -ge 1
 stop_watch
 
 # ---------------------------------------------------------------------------------------
-# 3. journald.
-if [ -S /run/systemd/journal/socket ] && command -v systemd-cat >/dev/null; then
-  cat >"$WORK/journal.yaml" <<EOF
+# 3. journald, for real: a systemd-journald of our own in a private mount namespace, whose /run
+# (the journal's sockets, its volatile files, the configuration below) and /var/log/journal are
+# directories of this run, so it needs no journald here and touches none that runs. Lines go in
+# through systemd-cat (the stdout stream) and logger --journald (the native socket); the watcher,
+# started in that namespace, reads them through its journald source with the real journalctl.
+JDIR="$WORK/journal"
+mkdir -p "$JDIR/run/systemd/journald.conf.d" "$JDIR/var"
+cat >"$JDIR/run/systemd/journald.conf.d/smtpguard-watch-test.conf" <<EOF
+[Journal]
+Storage=volatile
+ReadKMsg=no
+Audit=no
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+RateLimitBurst=0
+EOF
+JOURNALD=$(ls /usr/lib/systemd/systemd-journald /lib/systemd/systemd-journald 2>/dev/null | head -1)
+unshare --mount --propagation private sh -c '
+  [ -d "$1/run" ] && [ -d "$1/var" ] || exit 1
+  mount --bind "$1/run" /run || exit 1
+  [ ! -d /var/log/journal ] || mount --bind "$1/var" /var/log/journal || exit 1
+  exec "$2"' _ "$JDIR" "${JOURNALD:-systemd-journald}" >"$WORK/journald.log" 2>&1 &
+JOURNALD_PID=$!
+in_journal() { nsenter --target "$JOURNALD_PID" --mount -- "$@"; }
+wait_for 10 test -S "$JDIR/run/systemd/journal/stdout"
+echo "journal of watch.sh $$" | in_journal systemd-cat -t smtpguard-watch-test
+check "a journald of our own runs and keeps what systemd-cat writes to it" \
+  wait_for 5 bash -c 'nsenter --target "$1" --mount -- journalctl --no-pager --identifier=smtpguard-watch-test | grep -q "journal of watch.sh $2"' \
+  _ "$JOURNALD_PID" $$
+
+JEVENTS="$WORK/journal-events.jsonl"
+cat >"$WORK/journal.yaml" <<EOF
 admin:
   listen: ""
 watch:
-  sources: ["postfix journald:identifier=postfix/smtpd"]
-  positions: ""
+  sources: ["postfix,dovecot journald:identifier=postfix/smtpd,identifier=dovecot"]
+  positions: $WORK/journal-positions
+  poll_interval: 50ms
 state:
   path: ""
 events:
-  path: $WORK/journal-events.jsonl
+  path: $JEVENTS
 EOF
-  "$BIN" watch --config "$WORK/journal.yaml" >"$WORK/journal-watch.log" 2>&1 &
-  WATCH_PID=$!
-  sleep 2
-  echo "warning: unknown[192.0.2.99]: SASL PLAIN authentication failed: x, sasl_username=jj" | systemd-cat -t postfix/smtpd
-  check "a line written with systemd-cat is picked up from journald" wait_for 10 grep -q '"client_ip":"192.0.2.99"' "$WORK/journal-events.jsonl"
-  stop_watch
-else
-  echo "SKIP journald through systemd-cat: no journald runs here (the Swift tests cover journald with a stand-in journalctl)"
-fi
+# nsenter execs the watcher (a function run with & would be a subshell, and WATCH_PID its pid).
+nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal.yaml" >"$WORK/journal-watch.log" 2>&1 &
+WATCH_PID=$!
+# journalctl starts at the journal's end: a success line (no failure to count) is written until
+# the watcher has read one.
+wait_for 10 bash -c 'echo "4ABC: client=probe[192.0.2.200], sasl_method=PLAIN, sasl_username=probe" |
+  nsenter --target "$1" --mount -- systemd-cat -t postfix/smtpd; sleep 0.3; [ "$(events "$2" client_ip=192.0.2.200)" -ge 1 ]' \
+  _ "$JOURNALD_PID" "$JEVENTS"
+echo "warning: unknown[192.0.2.99]: SASL PLAIN authentication failed: x, sasl_username=jj" | in_journal systemd-cat -t postfix/smtpd
+check "a Postfix line written with systemd-cat is read from journald" \
+  wait_for 10 events_are 1 "$JEVENTS" event=auth session=postfix/sasl_failed client_ip=192.0.2.99 username=jj outcome=failure
+printf 'SYSLOG_IDENTIFIER=dovecot\nMESSAGE=auth: Info: passwd-file(kk,192.0.2.98): Password mismatch\n' | in_journal logger --journald
+check "a Dovecot line written with logger --journald is read from journald" \
+  wait_for 10 events_are 1 "$JEVENTS" event=auth session=dovecot/password_mismatch client_ip=192.0.2.98 username=kk outcome=failure
+stop_watch
+check "the journal's cursor was saved at shutdown" \
+  grep -q "^journald	identifier=postfix/smtpd,identifier=dovecot	s=" "$WORK/journal-positions"
+# Written while the watcher is down: read after the restart, from the saved cursor; what was
+# read before is not read again (it is earlier in the journal, so it would come first).
+echo "warning: unknown[192.0.2.97]: SASL LOGIN authentication failed: x, sasl_username=ll" | in_journal systemd-cat -t postfix/smtpd
+nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal.yaml" >>"$WORK/journal-watch.log" 2>&1 &
+WATCH_PID=$!
+check "a restart resumes after the saved cursor: what was written while it was down is read, once" \
+  bash -c 'wait_for 10 events_are 1 "$1" event=auth client_ip=192.0.2.97 username=ll outcome=failure &&
+    events_are 1 "$1" client_ip=192.0.2.99 && events_are 1 "$1" client_ip=192.0.2.98' _ "$JEVENTS"
+stop_watch
+kill "$JOURNALD_PID" 2>/dev/null
+wait "$JOURNALD_PID" 2>/dev/null
+JOURNALD_PID=""
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
