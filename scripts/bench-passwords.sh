@@ -3,8 +3,10 @@
 # (BENCHMARKS.md, "Password audit"): scripts/bench-passwords.py on the release build.
 #
 #   scripts/bench-passwords.sh [ACCOUNTS] [WORDS]     (defaults 4 accounts per scheme, 1000 words)
+# SMTPGUARD_BIN: the binary to measure (default .build/release/smtpguard, built only when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-swift build -c release --product smtpguard >/dev/null
-python3 scripts/bench-passwords.py "$(pwd)/.build/release/smtpguard" "$@"
+BIN="${SMTPGUARD_BIN:-$(pwd)/.build/release/smtpguard}"
+[ -x "$BIN" ] || swift build -c release --product smtpguard >/dev/null
+python3 scripts/bench-passwords.py "$(realpath "$BIN")" "$@"

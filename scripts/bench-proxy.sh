@@ -5,6 +5,8 @@
 #   direct   smtp-source -> smtp-sink                      (127.0.0.1:12525)
 #   haproxy  smtp-source -> HAProxy, mode tcp -> smtp-sink (127.0.0.1:12526)
 #   guard    smtp-source -> SMTPGuard         -> smtp-sink (127.0.0.1:12527)
+#            (the guard with its state, admin API and event log off, run in a mktemp folder:
+#            nothing is written into the repository)
 #
 # Throughput: smtp-source opens one TCP connection per message (HELO, MAIL, RCPT, DATA, ".",
 # QUIT, close; it only reuses connections with -d, which is not given), so messages/s is
@@ -203,13 +205,28 @@ fi
 
 if [[ " $setups " == *" guard "* ]]; then
   # The default limit of 20 connections per client address would refuse the benchmark itself.
-  printf 'smtp:\n  max_connections: 10000\n  max_connections_per_ip: 10000\n' >"$tmp/guard.yaml"
-  guard_cmd=("$guard_bin" run --config "$tmp/guard.yaml" --listen "$host:$guard_port"
-    --backend "$host:$sink_port" --events "" --log-level warning)
-  "${guard_cmd[@]}" >"$tmp/guard.log" 2>&1 &
+  # State (SQLite), admin API and event log off: this measures the proxy, and nothing is
+  # written into the repository (the defaults would put ./smtpguard.db and
+  # ./smtpguard-admin.token in the working folder). The guard also runs in $tmp, so any
+  # relative default lands there.
+  cat >"$tmp/guard.yaml" <<EOF
+smtp:
+  max_connections: 10000
+  max_connections_per_ip: 10000
+admin:
+  listen: ""
+state:
+  path: ""
+events:
+  path: ""
+EOF
+  guard_abs=$(realpath "$guard_bin")
+  guard_cmd=("$guard_abs" run --config "$tmp/guard.yaml" --listen "$host:$guard_port"
+    --backend "$host:$sink_port" --events "" --state "" --log-level warning)
+  (cd "$tmp" && exec "${guard_cmd[@]}") >"$tmp/guard.log" 2>&1 &
   pid_of[guard]=$!
   pids+=("${pid_of[guard]}")
-  cmd_of[guard]="$guard_bin run --config guard.yaml --listen $host:$guard_port --backend $host:$sink_port --events \"\" --log-level warning"
+  cmd_of[guard]="$guard_bin run --config guard.yaml --listen $host:$guard_port --backend $host:$sink_port --events \"\" --state \"\" --log-level warning (guard.yaml: admin.listen \"\", state.path \"\", events.path \"\"; working folder a mktemp directory)"
   wait_listen "$guard_port" "${pid_of[guard]}" smtpguard "$tmp/guard.log"
 fi
 

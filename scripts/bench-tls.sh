@@ -12,6 +12,8 @@
 #    BENCH_IDLE connections (each greeted and past EHLO, from 127.4.x.y) and keeps them; the
 #    guard's VmRSS is read before, while they are held, and 100 sessions are timed meanwhile.
 #
+# Both guards run with their state (SQLite), admin API and event log off, in a mktemp folder:
+# nothing is written into the repository.
 # Needs root (the lab, ulimit). Loopback only. Output: Markdown on stdout, progress on stderr.
 #   scripts/bench-tls.sh                       BENCH_RUNS=3 BENCH_SESSIONS=2000 BENCH_IDLE=10000
 set -euo pipefail
@@ -24,6 +26,7 @@ guard_bin=${SMTPGUARD_BIN:-.build/release/smtpguard}
 load_bin=${SMTP_LOAD_BIN:-.build/release/smtp-load}
 [ -x "$guard_bin" ] || swift build -c release --product smtpguard >&2
 [ -x "$load_bin" ] || swift build -c release --product smtp-load >&2
+guard_bin=$(realpath "$guard_bin") load_bin=$(realpath "$load_bin")  # the guards run in $work
 bash scripts/install-deps.sh >&2
 # Each held client connection costs the guard two descriptors (client and backend): with the
 # hard limit of this machine (20,000, not raisable in its container) at most ~9,900 fit.
@@ -66,8 +69,10 @@ smtp:
   max_connections_per_ip: 20000
 events:
   path: ""
+state:
+  path: ""
 YAML
-"$guard_bin" run --config "$work/guard.yaml" --log-level warning >"$work/guard.log" 2>&1 &
+(cd "$work" && exec "$guard_bin" run --config "$work/guard.yaml" --log-level warning) >"$work/guard.log" 2>&1 &
 guard_pid=$!; pids+=("$guard_pid")
 wait_port 12528
 
@@ -102,8 +107,10 @@ smtp:
   max_connections_per_ip: 20000
 events:
   path: ""
+state:
+  path: ""
 YAML
-"$guard_bin" run --config "$work/idle.yaml" --log-level warning >"$work/idle-guard.log" 2>&1 &
+(cd "$work" && exec "$guard_bin" run --config "$work/idle.yaml" --log-level warning) >"$work/idle-guard.log" 2>&1 &
 idle_pid=$!; pids+=("$idle_pid")
 wait_port 12530
 rss_before=$(rss_kib "$idle_pid")
@@ -120,7 +127,7 @@ held=$(cat "$work/held" 2>/dev/null || echo 0)
 cat <<MD
 ### STARTTLS sessions and idle connections ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r))
 
-Command: \`$0\` (BENCH_RUNS=$runs BENCH_SESSIONS=$sessions BENCH_CONCURRENCY=$concurrency BENCH_IDLE=$idle)
+Command: \`$0\` (BENCH_RUNS=$runs BENCH_SESSIONS=$sessions BENCH_CONCURRENCY=$concurrency BENCH_IDLE=$idle; guard \`$guard_bin\`, its state, admin API and event log off)
 
 | STARTTLS session (EHLO, STARTTLS, full handshake, EHLO, QUIT) | sessions/s, median of $runs | runs |
 |---|---|---|

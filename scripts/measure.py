@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs a command and prints its wall time and peak resident memory as JSON:
    scripts/measure.py COMMAND [ARG...]   ->   {"seconds": 1.23, "max_rss_mib": 45.6, "status": 0}
-The command's own output goes to /dev/null (its standard error to ours when it fails)."""
+The command's own output goes to /dev/null (its standard error to ours when it fails), or its
+standard output to the file MEASURE_STDOUT names when that is set."""
 import json
 import os
 import subprocess
@@ -9,7 +10,8 @@ import sys
 import time
 
 start = time.monotonic()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+out = open(os.environ["MEASURE_STDOUT"], "wb") if os.environ.get("MEASURE_STDOUT") else subprocess.DEVNULL
+proc = subprocess.Popen(sys.argv[1:], stdout=out, stderr=subprocess.PIPE)
 _, status, usage = os.wait4(proc.pid, 0)
 elapsed = time.monotonic() - start
 err = proc.stderr.read().decode(errors="replace")
