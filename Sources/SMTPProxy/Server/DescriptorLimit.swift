@@ -72,7 +72,8 @@ public enum DescriptorLimit {
 
     /// Sets the soft limit (the hard one stays). Returns the errno text on failure.
     public static func setSoft(_ soft: UInt64) -> String? {
-        guard var limit = Optional(rlimit()), getrlimit(Self.resource, &limit) == 0 else { return String(cString: strerror(errno)) }
+        var limit = rlimit()
+        guard getrlimit(Self.resource, &limit) == 0 else { return String(cString: strerror(errno)) }
         limit.rlim_cur = rlim_t(soft)
         guard setrlimit(Self.resource, &limit) == 0 else { return String(cString: strerror(errno)) }
         return nil

@@ -612,10 +612,8 @@ public struct SMTPSessionStateMachine {
             return self.localReply(SMTPReply(code: 503, "5.5.1 Error: need RCPT command"), error: true)
         case .help:
             return self.localReply(SMTPReply(code: 214, "2.0.0 Commands: EHLO HELO AUTH STARTTLS MAIL RCPT DATA RSET NOOP QUIT"))
-        case .vrfy, .expn:
+        case .vrfy, .expn, .etrn:
             // Before MAIL the backend is not asked: no address probing at the mail server's cost.
-            return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not available before MAIL"))
-        case .etrn:
             return self.localReply(SMTPReply(code: 502, "5.5.1 Error: command not available before MAIL"))
         case .other:
             return self.localReply(SMTPReply(code: 502, "5.5.2 Error: command not recognized"), error: true)
@@ -1099,10 +1097,14 @@ public struct SMTPSessionStateMachine {
 
     /// One line of the guard's own to the backend, and the step its answer belongs to.
     private mutating func linkLine(_ text: String, step: LinkStep) -> [SessionAction] {
-        self.link = .setup(step)
         var buffer = ByteBuffer(string: text)
         buffer.writeStaticString("\r\n")
-        return [.sendToBackend(buffer), .startTimer(.backendReply, self.configuration.replyTimeout)]
+        return self.linkSend(buffer, step: step)
+    }
+
+    private mutating func linkSend(_ bytes: ByteBuffer, step: LinkStep) -> [SessionAction] {
+        self.link = .setup(step)
+        return [.sendToBackend(bytes), .startTimer(.backendReply, self.configuration.replyTimeout)]
     }
 
     /// After the greeting (and STARTTLS to the backend): XCLIENT if configured, then the
@@ -1118,8 +1120,7 @@ public struct SMTPSessionStateMachine {
     /// client gave none).
     private mutating func sayHello() -> [SessionAction] {
         guard let hello = self.hello else { return self.linkUp() }
-        self.link = .setup(.hello)
-        return [.sendToBackend(hello), .startTimer(.backendReply, self.configuration.replyTimeout)]
+        return self.linkSend(hello, step: .hello)
     }
 
     /// The link is up: what waited for it goes out, in order.
