@@ -70,6 +70,10 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+
+    /// An IPv6 address (`[::]`, `[::1]`): its listener is bound IPv6-only, so that `[::]:587`
+    /// beside `0.0.0.0:587` is two sockets, not a clash (Linux makes `::` dual-stack by default).
+    public var isIPv6: Bool { self.host.contains(":") }
 }
 
 /// How the proxy tells the backend who the real client is.

@@ -57,12 +57,12 @@ public struct DovecotPolicyService: Service {
                             DovecotPolicyHandler(policy: policy, credentials: credentials, maxBodySize: maxBody, logger: logger, latency: latency))
                     }
                 }
-                .bind(host: self.address.host, port: self.address.port).get()
+                .bind(listening: self.address)
         } catch {
             throw PolicyStartError(description: "dovecot_policy.listen \(self.address): cannot listen (\(error))")
         }
         let port = channel.localAddress?.port ?? self.address.port
-        self.logger.info("dovecot auth policy on http://\(self.address.host):\(port)/")
+        self.logger.info("dovecot auth policy on http://\(HostPort(host: self.address.host, port: port))/")
         self.onListening?(port)
         try? await gracefulShutdown()
         try? await channel.close()
@@ -117,7 +117,7 @@ public struct PostfixPolicyService: Service {
             do {
                 switch endpoint {
                 case .tcp(let address):
-                    let channel = try await bootstrap.bind(host: address.host, port: address.port).get()
+                    let channel = try await bootstrap.bind(listening: address)
                     channels.append(channel)
                     ports.append(channel.localAddress?.port ?? address.port)
                 case .unix(let path):

@@ -65,7 +65,7 @@ public final class SMTPProxyService: Service {
         let wanted = shared.configuration.listen.map { ($0, false) } + shared.configuration.listenTLS.map { ($0, true) }
         for (listen, implicitTLS) in wanted {
             do {
-                let channel = try await bootstrap(implicitTLS: implicitTLS).bind(host: listen.host, port: listen.port).get()
+                let channel = try await bootstrap(implicitTLS: implicitTLS).bind(listening: listen)
                 listeners.append(channel)
                 shared.logger.info(
                     "SMTP proxy listening",

@@ -9,6 +9,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import PolicyServers
+import SMTPProxy
 import ServiceLifecycle
 
 struct BanListService: Service {
@@ -29,7 +30,7 @@ struct BanListService: Service {
                         try channel.pipeline.syncOperations.addHandler(BanListHandler(guardEngine: guardEngine))
                     }
                 }
-                .bind(host: self.address.host, port: self.address.port).get()
+                .bind(listening: self.address)
         } catch {
             throw StartupError("firewall.banlist_listen \(self.address): cannot listen (\(error))")
         }
