@@ -6,7 +6,10 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOPosix
 import Prometheus
+import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// A guard with the admin side wired as `smtpguard run` wires it, metrics in a registry of its own.
@@ -224,6 +227,34 @@ func json(_ response: TestResponse) throws -> [String: Any] {
         #expect(!guardEngine.isTrusted(IPAddress("10.1.2.3")!))
     }
 
+    @Test("the admin server on [::]:P starts beside another listener on 0.0.0.0:P (IPv6-only), answers over ::1, and stops gracefully with a connection open")
+    func adminServerIPv6Only() async throws {
+        let fixture = try await AdminFixture()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let probe = try await ServerBootstrap(group: group).bind(host: "::", port: 0).get()
+        let port = try #require(probe.localAddress?.port)
+        try await probe.close()
+        let ipv4 = try await ServerBootstrap(group: group).bind(host: "0.0.0.0", port: port).get()  // another server's IPv4 socket
+        let bound = Mutex<String?>(nil)
+        let service = AdminServerService(api: fixture.api, address: HostPort(host: "::", port: port), logger: Logger(label: "test")) { address in
+            bound.withLock { $0 = address }
+        }
+        let services = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            for _ in 0..<200 where bound.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(bound.withLock { $0 } == "[::]:\(port)")
+            let idle = try await ClientBootstrap(group: group).connect(host: "::1", port: port).get()  // stays open
+            let answer = try await ClientBootstrap(group: group).connect(host: "::1", port: port).get()
+            let reply = try await rawHTTP(answer, "GET /api/bans HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(AdminFixture.token)\r\nConnection: close\r\n\r\n")
+            #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
+            await services.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            try? await idle.close()
+        }
+        try await ipv4.close()
+    }
+
     @Test func theAdminServiceAsServiceLifecycleLogsItShowsNoToken() async throws {
         let fixture = try await AdminFixture()
         let service = AdminServerService(api: fixture.api, address: HostPort("127.0.0.1:8025")!, logger: Logger(label: "test"))
@@ -302,4 +333,27 @@ func json(_ response: TestResponse) throws -> [String: Any] {
             #expect(text.contains("event: ban\ndata: {\"id\":2,") && text.contains("198.51.100.1"))
         }
     }
+}
+
+/// Sends a raw HTTP request and collects everything until the server closes (or 5 s).
+func rawHTTP(_ channel: any Channel, _ request: String) async throws -> String {
+    let collector = RawCollector(closed: channel.eventLoop.makePromise(of: Void.self))
+    try await channel.pipeline.addHandler(collector).get()
+    try await channel.writeAndFlush(ByteBuffer(string: request))
+    let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+    try await collector.closed.futureResult.get()
+    timeout.cancel()
+    return collector.text.withLock { $0 }
+}
+
+final class RawCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let text = Mutex<String>("")
+    let closed: EventLoopPromise<Void>
+    init(closed: EventLoopPromise<Void>) { self.closed = closed }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = String(buffer: Self.unwrapInboundIn(data))
+        self.text.withLock { $0 += part }
+    }
+    func channelInactive(context: ChannelHandlerContext) { self.closed.succeed() }
 }

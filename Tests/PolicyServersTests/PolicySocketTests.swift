@@ -28,6 +28,19 @@ struct LoopbackSocket {
         setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// To `[::1]:port`.
+    init(ipv6Port port: Int) throws {
+        self.fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = in_port_t(UInt16(port).bigEndian)
+        address.sin6_addr = in6addr_loopback
+        let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(self.fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     init(unixPath: String) throws {
         self.fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()
@@ -163,6 +176,28 @@ struct PolicySocketTests {
             // Too large: 413, connection closed.
             socket.send(Self.post("/?command=allow", body: String(repeating: " ", count: 2000) + Self.body))
             #expect(socket.read { _ in false }.hasPrefix("HTTP/1.1 413"))
+        }
+    }
+
+    @Test("Dovecot's endpoint on [::]:P beside Postfix's on 0.0.0.0:P: both start (IPv6 listeners are IPv6-only), each answers its family")
+    func dualStack() async throws {
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "::", port: 0).get()
+        let port = try #require(probe.localAddress?.port)
+        try await probe.close()
+        var dovecot = Self.dovecot
+        dovecot.listen = "[::]:\(port)"
+        var postfix = Self.postfix()
+        postfix.listen = ["0.0.0.0:\(port)"]
+        try await self.withServers(dovecot: dovecot, postfix: postfix) { dovecotPort, postfixPort in
+            #expect(dovecotPort == port && postfixPort == port)
+            let v4 = try LoopbackSocket(port: port)
+            defer { v4.close() }
+            v4.send("request=smtpd_access_policy\nprotocol_state=CONNECT\nclient_address=198.51.100.9\n\n")
+            #expect(v4.read { $0.hasSuffix("\n\n") } == "action=DUNNO\n\n")
+            let v6 = try LoopbackSocket(ipv6Port: port)
+            defer { v6.close() }
+            v6.send(Self.post("/?command=allow", body: Self.body))
+            #expect(v6.httpResponse().hasSuffix(#"{"status":0,"msg":""}"#))
         }
     }
 

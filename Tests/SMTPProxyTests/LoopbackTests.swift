@@ -129,8 +129,32 @@ func withProxyListeners(
     try await backend.close()
 }
 
+/// A port free for IPv4 and IPv6 at once (a dual-stack socket on `::` is given it, then let go).
+func freeDualStackPort(group: any EventLoopGroup) async throws -> Int {
+    let probe = try await ServerBootstrap(group: group).bind(host: "::", port: 0).get()
+    let port = try #require(probe.localAddress?.port)
+    try await probe.close()
+    return port
+}
+
 @Suite("Proxy on loopback")
 struct LoopbackTests {
+    @Test("0.0.0.0:P beside [::]:P: both listeners start (the IPv6 one is IPv6-only) and each greets its family", .timeLimit(.minutes(1)))
+    func dualStackListeners() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let port = try await freeDualStackPort(group: group)
+        let listeners = [HostPort(host: "0.0.0.0", port: port), HostPort(host: "::", port: port)]
+        try await withProxyListeners(group: group, proxy: { $0.listen = listeners }, policy: GuardPolicy(), registry: ConnectionRegistry(maxTotal: 10, maxPerClient: 10)) { ports in
+            #expect(ports == [port, port])
+            for host in ["127.0.0.1", "::1"] {
+                var client = try await TestClient.connect(port: port, group: group, host: host)
+                await client.expectReply(prefix: "220 mx.test")
+                try await client.channel.close()
+            }
+        }
+        try await group.shutdownGracefully()
+    }
+
     @Test("a thousand tarpitted connections at once cost no threads, and each gets its reply", .timeLimit(.minutes(1)))
     func manyTarpitted() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)

@@ -148,7 +148,7 @@ struct TestClient {
     let channel: any Channel
     var lines: AsyncStream<String>.AsyncIterator
 
-    static func connect(port: Int, group: any EventLoopGroup, implicitTLS: Bool = false) async throws -> TestClient {
+    static func connect(port: Int, group: any EventLoopGroup, implicitTLS: Bool = false, host: String = "127.0.0.1") async throws -> TestClient {
         let (stream, continuation) = AsyncStream.makeStream(of: String.self)
         let context = implicitTLS ? try Fixtures.clientContext() : nil
         let channel = try await ClientBootstrap(group: group)
@@ -158,7 +158,7 @@ struct TestClient {
                     try channel.pipeline.syncOperations.addHandler(LineCollector(continuation))
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
+            .connect(host: host, port: port).get()
         return TestClient(channel: channel, lines: stream.makeAsyncIterator())
     }
 
