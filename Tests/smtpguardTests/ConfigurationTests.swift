@@ -66,6 +66,49 @@ struct ConfigurationTests {
         } catch {}
     }
 
+    @Test("listeners of one configuration that would take the same address are named by both keys; 0.0.0.0:P beside [::]:P is not a clash")
+    func listenerClashes() throws {
+        func problems(_ text: String) -> [String] {
+            do {
+                _ = try ConfigurationLoader.load(text: text, file: "c.yaml")
+                return []
+            } catch let failure as ConfigurationLoader.Failure {
+                return failure.issues.map(\.description)
+            } catch {
+                return ["\(error)"]
+            }
+        }
+        #expect(problems("listen: [\"0.0.0.0:587\", \"[::]:587\"]\nlisten_tls: [\"0.0.0.0:465\", \"[::]:465\"]\ntls: {certificate: c, key: k}\n") == [])
+        let dovecot = problems("dovecot_policy:\n  listen: 127.0.0.1:8025\n  api_header: \"X-API-Key: 3f9c1d2e8a7b6c5d\"\n")
+        #expect(dovecot.count == 1)
+        #expect(dovecot.first?.hasPrefix("c.yaml:2: dovecot_policy.listen: 127.0.0.1:8025 and admin.listen 127.0.0.1:8025 are the same address") == true, "\(dovecot)")
+        // A wildcard takes every address of its family, on IPv6 too.
+        #expect(problems("admin: {listen: \"[::1]:8030\"}\nfirewall: {banlist_listen: \"[::]:8030\"}\n").first?.contains("firewall.banlist_listen: [::]:8030 and admin.listen [::1]:8030 are overlapping addresses") == true)
+        #expect(problems("admin: {listen: \"0.0.0.0:8030\"}\nfirewall: {banlist_listen: \"127.0.0.1:8030\"}\n").count == 1)
+        // Different families, different ports, port 0, or servers no command starts together: no clash.
+        #expect(problems("admin: {listen: \"0.0.0.0:8030\"}\nfirewall: {banlist_listen: \"[::]:8030\"}\n") == [])
+        #expect(problems("listen: [\"127.0.0.1:8030\"]\nfirewall: {banlist_listen: \"127.0.0.1:8030\"}\n") == [], "run does not serve the ban list, watch not the proxy")
+        #expect(problems("listen: [\"127.0.0.1:0\"]\nadmin: {listen: \"127.0.0.1:0\"}\n") == [])
+        #expect(problems("postfix_policy: {listen: [\"unix:/run/p.sock\", \"unix:/run/p.sock\"]}\n").first?.contains("Give each its own path") == true)
+    }
+
+    @Test("secrets left as the examples' placeholders are refused, by key, without showing them")
+    func placeholderSecrets() throws {
+        let text = "alerts:\n  webhooks: [\"https://hooks.example/x\"]\n  webhook_secret: change-me-to-a-long-random-secret\nadmin:\n  token: change-me-admin-token-000000\n"
+        do {
+            _ = try ConfigurationLoader.load(text: text, file: "p.yaml")
+            Issue.record("placeholders accepted")
+        } catch let failure as ConfigurationLoader.Failure {
+            let lines = failure.issues.map(\.description)
+            #expect(lines.count == 2, "\(lines)")
+            #expect(lines.contains { $0.hasPrefix("p.yaml:3: alerts.webhook_secret: is still the example's placeholder") })
+            #expect(lines.contains { $0.hasPrefix("p.yaml:5: admin.token: is still the example's placeholder") })
+            #expect(!lines.joined().contains("change-me-to") && !lines.joined().contains("change-me-admin"))
+        }
+        let real = "alerts:\n  webhooks: [\"https://hooks.example/x\"]\n  webhook_secret: 9b1f0c4e7d2a8f3b6e5c1d0a\n"
+        #expect(throws: Never.self) { try ConfigurationLoader.load(text: real, file: "p.yaml") }
+    }
+
     @Test("TLS settings that cannot work together are named")
     func tlsCrossKey() {
         let text = """

@@ -83,9 +83,43 @@ sending:
 EOF
 
 check "config check accepts the test configuration" "$BIN" config check "$WORK/smtpguard.yaml"
+# Each example as shipped is refused only for what the administrator must fill in (its
+# placeholder secrets, its certificate files, named by key); filled in as the administrator
+# would (a random secret, the lab's certificate), it is valid.
 for example in "$ROOT"/examples/*.yaml; do
-  check "config check accepts the example $(basename "$example")" "$BIN" config check "$example"
+  name=$(basename "$example")
+  "$BIN" config check "$example" >"$WORK/check-$name.out" 2>&1 || true
+  check "config check of the example $name as shipped names nothing but placeholders and certificate files" \
+    bash -c '! grep -v -e ": valid$" -e ": warning: " -e "is still the example.s placeholder" -e "^[^:]*: tls\.\(certificate\|key\) [^ ]*: no such file" -e ": [0-9]* errors\?$" "$1"' _ "$WORK/check-$name.out"
+  sed -E -e "s/change-me[-a-z]*/$(openssl rand -hex 16)/g" \
+    -e "s#^(  certificate:).*#\1 $WORK/cert.pem#" -e "s#^(  key:).*#\1 $WORK/key.pem#" "$example" >"$WORK/filled-$name"
+  check "config check accepts the example $name once its placeholders and certificate are filled in" "$BIN" config check "$WORK/filled-$name"
 done
+# The control: a planted clash, placeholder and missing certificate are each named by key.
+cat >"$WORK/clash.yaml" <<EOF
+listen: ["0.0.0.0:587", "[::]:587"]
+listen_tls: ["[::]:587"]
+tls: {certificate: $WORK/cert.pem, key: $WORK/key.pem}
+dovecot_policy: {listen: "127.0.0.1:8025", api_header: "X-API-Key: change-me-please"}
+EOF
+"$BIN" config check "$WORK/clash.yaml" >"$WORK/clash.out" 2>&1 && clash_rc=0 || clash_rc=$?
+check "config check refuses a planted listener clash and placeholder secret, naming each key (and not 0.0.0.0:587 beside [::]:587)" \
+  bash -c '[ "$1" = 1 ] && grep -q "listen_tls: \[::\]:587 and listen \[::\]:587 are the same address" "$2" \
+    && grep -q "dovecot_policy.listen: 127.0.0.1:8025 and admin.listen 127.0.0.1:8025" "$2" \
+    && grep -q "dovecot_policy.api_header: is still the example.s placeholder" "$2" && ! grep -q "0.0.0.0:587 and" "$2"' _ "$clash_rc" "$WORK/clash.out"
+sed "s#$WORK/cert.pem#$WORK/no-such-cert.pem#" "$WORK/smtpguard.yaml" >"$WORK/nocert.yaml"
+check "config check accepts the test configuration with its certificate (the control for the next check)" "$BIN" config check "$WORK/smtpguard.yaml"
+check "config check refuses a certificate file that does not exist, naming tls.certificate" \
+  bash -c '! "$1" config check "$2" >"$3" 2>&1 && grep -q "tls.certificate .*no-such-cert.pem: no such file" "$3"' _ "$BIN" "$WORK/nocert.yaml" "$WORK/nocert.out"
+# The key readable by root only, the rest by everyone: the check as another user (systemd runs
+# ExecStartPre as the unit's User=) must name the key it cannot read.
+mkdir -p "$WORK/perm" && chmod 711 "$WORK" && chmod 755 "$WORK/perm"
+install -m 0755 "$BIN" "$WORK/perm/smtpguard" && install -m 0644 "$WORK/cert.pem" "$WORK/perm/cert.pem" && install -m 0600 "$WORK/key.pem" "$WORK/perm/key.pem"
+sed -e "s#$WORK/cert.pem#$WORK/perm/cert.pem#" -e "s#$WORK/key.pem#$WORK/perm/key.pem#" "$WORK/smtpguard.yaml" >"$WORK/perm/smtpguard.yaml"
+chmod 644 "$WORK/perm/smtpguard.yaml"
+check "config check as root accepts it (the control)" "$BIN" config check "$WORK/perm/smtpguard.yaml"
+check "config check run as another user refuses a key it cannot read, naming tls.key" \
+  bash -c '! setpriv --reuid nobody --regid nogroup --clear-groups "$1" config check "$2" >"$3" 2>&1 && grep -q "tls.key .*perm/key.pem" "$3"' _ "$WORK/perm/smtpguard" "$WORK/perm/smtpguard.yaml" "$WORK/nokey.out"
 # The systemd units (deploy/), with ExecStart pointing at the binary under test.
 mkdir -p "$WORK/units"
 for unit in "$ROOT"/deploy/*.service; do sed "s#/usr/local/bin/smtpguard#$BIN#g" "$unit" >"$WORK/units/$(basename "$unit")"; done

@@ -402,6 +402,8 @@ extension GuardConfiguration {
         if self.firewall.backend == .command && self.firewall.banCommand.isEmpty {
             problems.append(("firewall.ban_command", "firewall.backend is command: give the command to run for a ban"))
         }
+        problems += ListenerPlan(self).clashes
+        problems += self.placeholderSecrets
         return problems
     }
 
