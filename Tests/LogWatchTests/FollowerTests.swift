@@ -168,7 +168,7 @@ struct FollowerTests {
             """
         try script.write(toFile: fixture, atomically: true, encoding: .utf8)
         chmod(fixture, 0o755)
-        let follower = JournalFollower(executable: fixture, units: ["postfix.service"], identifiers: ["dovecot"], cursor: nil)
+        let follower = JournalFollower(executable: fixture, units: ["postfix@-"], identifiers: ["dovecot"], cursor: nil)
         var parser = LogParser(formats: [PostfixFormat(), DovecotFormat()], parseTimes: false, now: Timestamp(seconds: 0))
         var found: [LogEvidence] = []
         var notices: [String] = []
@@ -189,7 +189,8 @@ struct FollowerTests {
         }
         follower.stop()
         let calls = try String(contentsOfFile: args, encoding: .utf8)
-        #expect(calls.contains("--follow --output=json --no-pager --lines=0 --unit=postfix.service --identifier=dovecot"))
+        // Postfix's unit OR Dovecot's identifier, as journalctl matches ("+"), the unit named in full.
+        #expect(calls.contains("--follow --output=json --no-pager --lines=0 _SYSTEMD_UNIT=postfix@-.service + SYSLOG_IDENTIFIER=dovecot"), "\(calls)")
         #expect(calls.contains("--after-cursor=s=1;i="))
         #expect(notices.contains { $0.contains("journalctl exited") })
     }

@@ -1,5 +1,5 @@
 // Follows journald through `journalctl --follow --output=json` (the guard starts it, and starts
-// it again with a growing pause if it exits), with unit and identifier filters. Each JSON
+// it again with a growing pause if it exits), with unit and identifier filters (any of them). Each JSON
 // line is one entry: its MESSAGE (text, or an array of bytes when not UTF-8) goes to the
 // formats with SYSLOG_IDENTIFIER as the program; its __CURSOR is kept so that a restart
 // resumes after the last entry read (--after-cursor).
@@ -50,13 +50,27 @@ public final class JournalFollower {
 
     deinit { self.stop() }
 
-    /// The journalctl arguments.
+    /// The journalctl arguments. Every filter is its own match joined by "+", so that several
+    /// mean OR: `unit=postfix@-.service,identifier=dovecot` is Postfix's lines and Dovecot's.
+    /// (`--unit=… --identifier=…` would AND them and select nothing.) A unit is matched as
+    /// `_SYSTEMD_UNIT`, the unit whose processes wrote the line, named as journalctl names
+    /// it: `postfix@-` is `postfix@-.service`.
     public var arguments: [String] {
         var arguments = ["--follow", "--output=json", "--no-pager"]
         if let cursor { arguments.append("--after-cursor=\(cursor)") } else { arguments.append("--lines=0") }
-        arguments += self.units.map { "--unit=\($0)" }
-        arguments += self.identifiers.map { "--identifier=\($0)" }
+        let matches = self.units.map { "_SYSTEMD_UNIT=\(Self.unitName($0))" } + self.identifiers.map { "SYSLOG_IDENTIFIER=\($0)" }
+        for (i, match) in matches.enumerated() {
+            if i > 0 { arguments.append("+") }
+            arguments.append(match)
+        }
         return arguments
+    }
+
+    /// A unit as systemd names it: without a type suffix it is a service.
+    static func unitName(_ name: String) -> String {
+        let types = ["service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path", "slice", "scope"]
+        if let dot = name.lastIndex(of: "."), types.contains(String(name[name.index(after: dot)...])) { return name }
+        return name + ".service"
     }
 
     /// Reads what journalctl wrote; starts it when it is not running (and its pause is over).
