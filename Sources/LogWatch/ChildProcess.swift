@@ -59,6 +59,25 @@ public struct ChildProcess {
         return (child.wait(), String(decoding: said, as: UTF8.self))
     }
 
+    /// Runs a program to its end; returns its exit status and its standard output (at most
+    /// `limit` bytes; standard error is discarded).
+    public static func output(_ executable: String, _ arguments: [String], limit: Int = 256 << 20) throws(Failure) -> (status: Int32, output: String) {
+        let child = try self.spawn(executable, arguments, captureError: false)
+        var said: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(child.output, $0.baseAddress, $0.count) }
+            if n > 0 {
+                if said.count < limit { said += buffer[0..<n] }
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        close(child.output)
+        return (child.wait(), String(decoding: said, as: UTF8.self))
+    }
+
     /// Waits for the child; its exit status (128 + signal when killed).
     @discardableResult
     public func wait() -> Int32 {

@@ -256,7 +256,7 @@ stop_watch
 
 # 100,000 bans: 100,000 addresses in distinct /24s, two failures each (the second bans), bans
 # of an hour; the time from the lines being written to the last element in the set.
-sed -e "s|$WORK/nft.log|$WORK/nft100k.log|" -e "s|ip: 4s|ip: 1h|" "$WORK/nft.yaml" >"$WORK/nft100k.yaml"
+sed -e "s|$WORK/nft.log|$WORK/nft100k.log|" -e "s|ip: 4s|ip: 1h|" -e "s|  backend: nftables|  backend: nftables\n  check_interval: 2s|" "$WORK/nft.yaml" >"$WORK/nft100k.yaml"
 : >"$WORK/nft100k.log"
 ip netns exec "$NS" "$BIN" watch --config "$WORK/nft100k.yaml" --log-level debug >"$WORK/nft100k-watch.log" 2>&1 &
 WATCH_PID=$!
@@ -285,9 +285,62 @@ check "100,000 bans reach the nftables set" [ "$count" -ge 100000 ]
 batches=$(grep -c "changes applied in one batch" "$WORK/nft100k-watch.log")
 echo "watch: 100,000 bans in the set $(python3 -c "print(round($end - $start, 1))") s after the lines were written, in $batches nft batches"
 check "they were applied in a few batches, not one by one" bash -c '[ "$1" -ge 1 ] && [ "$1" -le 100 ]' _ "$batches"
+# The table is put back when something flushes it (`systemctl restart nftables` runs `flush
+# ruleset`): within firewall.check_interval (2 s here) the table, its sets and chain are back
+# with every ban in force, all 100,000; an element deleted by hand is put back too.
+first=$(head -1 "$WORK/nft100k.lines" | sed -e 's/.*unknown\[//' -e 's/\].*//')
+check "before the flush, the first and last bans are elements (the control)" \
+  bash -c 'ip netns exec "$1" nft get element inet smtpguard v4 "{ $2 }" && ip netns exec "$1" nft get element inet smtpguard v4 "{ $3 }"' _ "$NS" "$first" "$last"
+in_ns nft flush ruleset
+check "nft flush ruleset leaves no table (the flush worked)" bash -c '! ip netns exec "$1" nft list table inet smtpguard >/dev/null 2>&1' _ "$NS"
+# A ban that comes while the table is gone: its batch fails, which sets the table up again at once.
+fail_line 203.0.113.50 1 >>"$WORK/nft100k.log"; fail_line 203.0.113.50 2 >>"$WORK/nft100k.log"
+check "after nft flush ruleset the watcher creates its table again with the 100,000 bans in force and the one banned meanwhile" \
+  wait_for 30 bash -c 'ip netns exec "$1" nft get element inet smtpguard v4 "{ $2 }" >/dev/null 2>&1 &&
+    ip netns exec "$1" nft get element inet smtpguard v4 "{ 203.0.113.50 }" >/dev/null 2>&1 &&
+    [ "$(ip netns exec "$1" nft -j list set inet smtpguard v4 | python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d[\"nftables\"][1][\"set\"].get(\"elem\", [])))")" -ge 100000 ] &&
+    ip netns exec "$1" nft list chain inet smtpguard input | grep -q "tcp dport { 25, 465, 587 } drop"' _ "$NS" "$last"
+check "… and says so in its log" grep -q "its table smtpguard was gone .*created it again with the [0-9]* bans in force" "$WORK/nft100k-watch.log"
+in_ns nft delete element inet smtpguard v4 "{ $first }"
+check "an element deleted by hand is put back" wait_for 10 in_ns nft get element inet smtpguard v4 "{ $first }"
+check "… and that is logged" grep -q "1 bans in force were missing from smtpguard; put them back" "$WORK/nft100k-watch.log"
 stop_watch
 
 # ---------------------------------------------------------------------------------------
+# 2b. A source that reads nothing raises an alert and shows in /metrics; one beside it that
+# keeps reading (the control) does not, and its lines are counted by result.
+TOKEN=$(openssl rand -hex 20)
+cat >"$WORK/silence.yaml" <<EOF
+admin:
+  listen: 127.0.0.1:12691
+  token: $TOKEN
+watch:
+  sources: ["postfix file:$WORK/busy.log", "postfix file:$WORK/quiet.log"]
+  positions: ""
+  poll_interval: 50ms
+  silence_alert: 2s
+state:
+  path: ""
+events:
+  path: $WORK/silence-events.jsonl
+EOF
+: >"$WORK/busy.log"; : >"$WORK/quiet.log"
+"$BIN" watch --config "$WORK/silence.yaml" >"$WORK/silence-watch.log" 2>&1 &
+WATCH_PID=$!
+wait_port 12691
+for n in $(seq 1 30); do fail_line 192.0.2.$((100 + n)) 1 >>"$WORK/busy.log"; echo "Nov 23 01:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]" >>"$WORK/busy.log"; sleep 0.1; done
+check "a source that read nothing for watch.silence_alert raises a source_silent alert naming it" \
+  wait_for 5 bash -c 'grep "\"event\":\"alert\"" "$1" | grep "\"kind\":\"source_silent\"" | grep -q "quiet.log"' _ "$WORK/silence-events.jsonl"
+check "… while the source that kept reading raised none" bash -c '! grep "source_silent" "$1" | grep -q "busy.log"' _ "$WORK/silence-events.jsonl"
+curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:12691/metrics >"$WORK/silence-metrics.txt"
+check "/metrics shows the quiet source silent and the busy one not" \
+  bash -c 'grep -Eq "smtpguard_watch_source_silent\{source=\"postfix file:$2/quiet.log\"\} 1(\.0)?$" "$1" && grep -Eq "smtpguard_watch_source_silent\{source=\"postfix file:$2/busy.log\"\} 0(\.0)?$" "$1"' _ "$WORK/silence-metrics.txt" "$WORK"
+check "/metrics counts the busy source's lines: 30 matched, 30 other" \
+  bash -c 'grep -q "smtpguard_watch_lines_total{source=\"postfix file:$2/busy.log\",result=\"matched\"} 30" "$1" && grep -q "smtpguard_watch_lines_total{source=\"postfix file:$2/busy.log\",result=\"other\"} 30" "$1"' _ "$WORK/silence-metrics.txt" "$WORK"
+echo "Nov 23 01:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]" >>"$WORK/quiet.log"
+check "a line in the quiet source is noticed: it reads again" wait_for 5 grep -q "quiet.log: reading lines again after" "$WORK/silence-watch.log"
+stop_watch
+
 # 3. journald, for real: a systemd-journald of our own in a private mount namespace, whose /run
 # (the journal's sockets, its volatile files, the configuration below) and /var/log/journal are
 # directories of this run, so it needs no journald here and touches none that runs. Lines go in
@@ -359,6 +412,35 @@ check "a restart resumes after the saved cursor: what was written while it was d
   bash -c 'wait_for 10 events_are 1 "$1" event=auth client_ip=192.0.2.97 username=ll outcome=failure &&
     events_are 1 "$1" client_ip=192.0.2.99 && events_are 1 "$1" client_ip=192.0.2.98' _ "$JEVENTS"
 stop_watch
+# A source naming a unit and an identifier reads the lines of either (`journalctl --unit=…
+# --identifier=…` would AND them and read nothing): Postfix's lines by the unit whose processes
+# wrote them (Debian's postfix@-.service), whatever syslog_name calls them, Dovecot's by its
+# identifier. The unit is a cgroup of our own, which journald names as systemd would. A
+# Postfix line from outside the unit is not read: the filter holds (the lines around it are).
+CGROOT=$(findmnt -t cgroup2 -n -o TARGET | head -1)
+UNITCG="$CGROOT/system.slice/smtpguard-test-postfix@-.service"
+mkdir -p "$UNITCG"
+in_unit() { nsenter --target "$JOURNALD_PID" --mount -- sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$UNITCG" "$@"; }
+OREVENTS="$WORK/journal-or-events.jsonl"
+sed -e "s#journald:identifier=postfix/smtpd,identifier=dovecot#journald:unit=smtpguard-test-postfix@-,identifier=dovecot#" \
+  -e "s#$WORK/journal-positions#$WORK/journal-or-positions#" -e "s#$JEVENTS#$OREVENTS#" "$WORK/journal.yaml" >"$WORK/journal-or.yaml"
+nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal-or.yaml" >"$WORK/journal-or-watch.log" 2>&1 &
+WATCH_PID=$!
+wait_for 10 bash -c 'echo "4ABD: client=probe[192.0.2.201], sasl_method=PLAIN, sasl_username=probe" |
+  nsenter --target "$1" --mount -- sh -c "echo \$\$ >\"$3/cgroup.procs\" && exec systemd-cat -t postfix/submission/smtpd"; sleep 0.3
+  [ "$(events "$2" client_ip=192.0.2.201)" -ge 1 ]' _ "$JOURNALD_PID" "$OREVENTS" "$UNITCG"
+echo "warning: unknown[192.0.2.81]: SASL PLAIN authentication failed: x, sasl_username=mm" | in_unit systemd-cat -t postfix/submission/smtpd
+printf 'SYSLOG_IDENTIFIER=dovecot\nMESSAGE=auth: Info: passwd-file(nn,192.0.2.82): Password mismatch\n' | in_journal logger --journald
+echo "warning: unknown[192.0.2.83]: SASL PLAIN authentication failed: x, sasl_username=oo" | in_journal systemd-cat -t postfix/smtpd
+echo "warning: unknown[192.0.2.84]: SASL PLAIN authentication failed: x, sasl_username=pp" | in_unit systemd-cat -t postfix/submission/smtpd
+check "journald:unit=…,identifier=… reads a line of the unit (renamed by syslog_name)" \
+  wait_for 10 events_are 1 "$OREVENTS" event=auth client_ip=192.0.2.81 username=mm outcome=failure
+check "… and, from the same source, a Dovecot line by its identifier (OR, not AND)" \
+  wait_for 10 events_are 1 "$OREVENTS" event=auth client_ip=192.0.2.82 username=nn outcome=failure
+check "… but not a Postfix line from outside the unit, written before one that was read" \
+  bash -c 'wait_for 10 events_are 1 "$1" client_ip=192.0.2.84 && events_are 0 "$1" client_ip=192.0.2.83' _ "$OREVENTS"
+stop_watch
+rmdir "$UNITCG" 2>/dev/null || true
 kill "$JOURNALD_PID" 2>/dev/null
 wait "$JOURNALD_PID" 2>/dev/null
 JOURNALD_PID=""

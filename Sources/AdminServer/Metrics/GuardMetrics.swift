@@ -27,7 +27,7 @@ public enum MetricNames {
         (decisions, "decision", "The engine's decisions on attempts: allow, refuse, temp_fail."),
         (bansIssued, "scope, reason", "Bans and locks issued, by scope (ip, prefix, username) and reason."),
         (activeBans, "scope", "Bans and locks in force now, by scope."),
-        (alerts, "kind", "Alerts raised, by kind (weak_credential_accepted, possible_compromise, distributed_attack, attack_volume)."),
+        (alerts, "kind", "Alerts raised, by kind (weak_credential_accepted, possible_compromise, distributed_attack, attack_volume, backend_penalty, source_silent)."),
         (sendingRefusals, "", "Messages or recipients refused to authenticated users (sending limits, locked accounts)."),
         (tarpitDelay, "", "Delays the tarpit imposed on AUTH attempts (only attempts that were delayed)."),
         (backendErrors, "", "Proxy sessions ended by trouble with the backend mail server (unreachable, timed out, protocol error)."),
@@ -130,7 +130,7 @@ public final class GuardMetrics: EventSink, Sendable {
         }
         self.bans = bans
         var alerts: [Alert.Kind: CoreMetrics.Counter] = [:]
-        for kind in [Alert.Kind.weakCredentialAccepted, .possibleCompromise, .distributedAttack, .attackVolume, .backendPenalty] {
+        for kind in [Alert.Kind.weakCredentialAccepted, .possibleCompromise, .distributedAttack, .attackVolume, .backendPenalty, .sourceSilent] {
             alerts[kind] = CoreMetrics.Counter(label: MetricNames.alerts, dimensions: [("kind", kind.rawValue)], factory: factory)
         }
         self.alerts = alerts

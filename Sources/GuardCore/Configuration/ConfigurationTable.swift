@@ -169,7 +169,7 @@ extension GuardConfiguration {
 
             ConfigurationKey(
                 path: "watch.sources",
-                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\"; formats: postfix, dovecot, exim, exchange, events (the guard's own event log), patterns.",
+                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\" (a journald source with several filters reads the lines that match any of them); formats: postfix, dovecot, exim, exchange, events (the guard's own event log), patterns.",
                 render: { yamlList($0.watch.sources.map(\.description)) },
                 apply: { config, value in
                     var sources: [WatchSource] = []
@@ -196,6 +196,10 @@ extension GuardConfiguration {
             .bool("watch.from_start", "Read a log from its start when no position is saved for it (default: from its end, as it is now).", \.watch.fromStart),
             .duration("watch.poll_interval", "How often the logs are checked for new lines.", \.watch.pollInterval, min: .milliseconds(10), max: .seconds(10)),
             .string("watch.journalctl", "The journalctl program for journald sources.", \.watch.journalctl),
+            .duration(
+                "watch.silence_alert",
+                "A source that has read no line for this long raises a source_silent alert and shows as silent in /metrics (smtpguard_watch_source_silent) until it reads again: a log that moved, cannot be read, or a filter that matches nothing. 0s: never.",
+                \.watch.silenceAlert),
             .int("watch.max_line_length", "Longer lines are cut to this many bytes.", \.watch.maxLineLength, 256...1_048_576),
 
             .choice(
@@ -221,6 +225,10 @@ extension GuardConfiguration {
                 "firewall.ban_command", "For backend command: run for each ban, with {address} (an address or prefix), {seconds} and {family} (inet, inet6) replaced; no shell.",
                 \.firewall.banCommand),
             .string("firewall.unban_command", "For backend command: run when a ban is lifted or runs out.", \.firewall.unbanCommand),
+            .duration(
+                "firewall.check_interval",
+                "How often the watcher reads back what nftables, ipset or iptables holds and puts back what is missing: its table, sets or chain (gone after `systemctl restart nftables`, which flushes the ruleset) with every ban in force, or single elements; each repair is logged and counted (smtpguard_firewall_repairs_total). 0s: never.",
+                \.firewall.checkInterval),
             .string(
                 "firewall.banlist_listen", "HOST:PORT for the ban list in plain text (GET /bans: one address or prefix per line) for external firewalls; empty: off.",
                 \.firewall.banlistListen, validate: { $0.isEmpty || HostPort($0) != nil ? nil : "expected HOST:PORT (IPv6 as [::1]:8026)" }),

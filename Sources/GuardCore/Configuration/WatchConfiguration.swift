@@ -15,7 +15,7 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
     public var path: String = ""
     /// dir: the file-name pattern ("*.LOG").
     public var pattern: String = "*"
-    /// journald: units and syslog identifiers to follow (none: everything).
+    /// journald: units and syslog identifiers to follow, any of them (none: everything).
     public var units: [String] = []
     public var identifiers: [String] = []
 
@@ -68,10 +68,12 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
             for filter in where_.dropFirst(9).split(separator: ",").map({ String($0).trimmingWhitespace() }) where !filter.isEmpty {
                 if filter.hasPrefix("identifier=") {
                     self.identifiers.append(String(filter.dropFirst(11)))
-                } else if filter.hasPrefix("unit=") {
-                    self.units.append(String(filter.dropFirst(5)))
-                } else if !filter.contains("=") {
-                    self.units.append(filter)
+                } else if filter.hasPrefix("unit=") || !filter.contains("=") {
+                    let unit = filter.hasPrefix("unit=") ? String(filter.dropFirst(5)) : filter
+                    guard !unit.isEmpty, !unit.contains(where: { "*?[".contains($0) }) else {
+                        throw ConfigValueError("\"\(text)\": name the unit exactly (postfix@-.service), patterns such as \"\(unit)\" are not matched")
+                    }
+                    self.units.append(unit)
                 } else {
                     throw ConfigValueError("\"\(text)\": journald filters are unit=NAME or identifier=NAME, got \"\(filter)\"")
                 }
@@ -103,6 +105,9 @@ public struct WatchConfiguration: Sendable, Equatable {
     /// With no saved position, read files from their start instead of their end.
     public var fromStart = false
     public var pollInterval: Duration = .milliseconds(100)
+    /// A source that reads no line for this long raises an alert (and shows as silent in the
+    /// metrics) until it reads again; zero: never.
+    public var silenceAlert: Duration = .seconds(3600)
     public var journalctl = "journalctl"
     public var maxLineLength = 16 * 1024
     public init() {}
@@ -125,5 +130,8 @@ public struct FirewallConfiguration: Sendable, Equatable {
     public var unbanCommand = ""
     /// Plain-text ban list over HTTP (GET /bans): HOST:PORT, empty for off.
     public var banlistListen = ""
+    /// How often the watcher reads back what the firewall holds and puts back what is missing
+    /// (its table after `systemctl restart nftables`, elements flushed by hand); zero: never.
+    public var checkInterval: Duration = .seconds(30)
     public init() {}
 }

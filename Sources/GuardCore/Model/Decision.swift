@@ -96,6 +96,8 @@ public struct Alert: Sendable, Hashable {
         case attackVolume = "attack_volume"
         /// The backend slows or refuses AUTH for the guard's own address (backend.identity none).
         case backendPenalty = "backend_penalty"
+        /// A log source of the watcher has read nothing for `watch.silence_alert`.
+        case sourceSilent = "source_silent"
     }
 
     public enum Severity: String, Sendable, Hashable {

@@ -22,15 +22,64 @@ public struct FirewallRunner: Sendable {
     /// Whether elements expire by themselves (no removal is needed when a ban runs out).
     public var hasTimeouts: Bool { self.configuration.backend == .nftables || self.configuration.backend == .ipset }
 
-    /// Creates the table / sets / chain, empty.
+    /// Creates the table / sets / chain, empty. The iptables jump from INPUT is added only when
+    /// it is not there yet, so restarts do not pile up jumps.
     public func setup() throws(FirewallFailure) {
         switch self.configuration.backend {
         case .nftables: try self.runScript("nft", ["-f"], NftablesScript.setup(self.names))
         case .ipset: try self.runScript("ipset", ["restore", "-file"], IpsetScript.setup(self.names))
         case .iptables:
-            try self.runScript("iptables-restore", ["--noflush"], IptablesScript.setup(self.names, ipv6: false))
-            try self.runScript("ip6tables-restore", ["--noflush"], IptablesScript.setup(self.names, ipv6: true))
+            for (list, restore) in [("iptables", "iptables-restore"), ("ip6tables", "ip6tables-restore")] {
+                let jumps = try Self.output(list, ["-S"]).flatMap { FirewallInventory.iptables(rules: $0, names: self.names)?.jumps } ?? 0
+                try self.runScript(restore, ["--noflush"], IptablesScript.setup(self.names, ipv6: list == "ip6tables", jump: jumps == 0))
+            }
         case .command, .none: return
+        }
+    }
+
+    /// Whether what the firewall holds can be read back (nftables, ipset, iptables).
+    public var canReadBack: Bool { [.nftables, .ipset, .iptables].contains(self.configuration.backend) }
+
+    /// What the firewall holds now; nil when the table, a set, the chain or its jump is gone
+    /// (or cannot be listed), so that it must be set up again.
+    public func held() throws(FirewallFailure) -> FirewallHeld? {
+        switch self.configuration.backend {
+        case .nftables:
+            return try Self.output("nft", ["-j", "list", "table", "inet", self.names.table]).flatMap {
+                FirewallInventory.nftables(json: $0, names: self.names)
+            }
+        case .ipset:
+            return try Self.output("ipset", ["save"]).flatMap { FirewallInventory.ipset(save: $0, names: self.names) }
+        case .iptables:
+            var held: FirewallHeld = [:]
+            for ipv6 in [false, true] {
+                guard let rules = try Self.output(ipv6 ? "ip6tables" : "iptables", ["-S"]),
+                    let found = FirewallInventory.iptables(rules: rules, names: self.names), found.jumps > 0
+                else { return nil }
+                for network in found.held {
+                    let set: FirewallSet =
+                        network.address.isIPv4
+                        ? (network.prefixLength == 32 ? .v4 : .v4Networks) : (network.prefixLength == 64 ? .v6 : .v6Networks)
+                    held[set, default: []].insert(network)
+                }
+            }
+            for set in FirewallSet.allCases where held[set] == nil { held[set] = [] }
+            return held
+        case .command, .none:
+            return nil
+        }
+    }
+
+    /// A tool's standard output, or nil when it fails (a missing table makes `nft list` fail).
+    static func output(_ tool: String, _ arguments: [String]) throws(FirewallFailure) -> String? {
+        guard let executable = ChildProcess.find(tool) else {
+            throw FirewallFailure("\(tool): not found in PATH, /usr/sbin or /sbin (install it, or choose another firewall.backend)")
+        }
+        do {
+            let result = try ChildProcess.output(executable, arguments)
+            return result.status == 0 ? result.output : nil
+        } catch {
+            throw FirewallFailure("\(tool): \(error)")
         }
     }
 

@@ -96,11 +96,12 @@ public enum IpsetScript {
 }
 
 public enum IptablesScript {
-    /// The chain, emptied, and a jump to it from INPUT for the mail ports (for iptables-restore
-    /// --noflush, per family).
-    public static func setup(_ names: FirewallNames, ipv6: Bool) -> String {
+    /// The chain, emptied, and (`jump`, when INPUT has none yet) a jump to it from INPUT for the
+    /// mail ports (for iptables-restore --noflush, per family).
+    public static func setup(_ names: FirewallNames, ipv6: Bool, jump: Bool = true) -> String {
         let ports = names.ports.map(String.init).joined(separator: ",")
-        return "*filter\n:\(names.table.uppercased()) - [0:0]\n-F \(names.table.uppercased())\n-I INPUT -p tcp -m multiport --dports \(ports) -j \(names.table.uppercased())\nCOMMIT\n"
+        let chain = names.table.uppercased()
+        return "*filter\n:\(chain) - [0:0]\n-F \(chain)\n" + (jump ? "-I INPUT -p tcp -m multiport --dports \(ports) -j \(chain)\n" : "") + "COMMIT\n"
     }
 
     public static func batch(_ changes: [FirewallChange], names: FirewallNames, ipv6: Bool) -> String {

@@ -38,6 +38,8 @@ public struct LogParser: Sendable {
     /// Matches per format (by position) and rule name.
     private var matches: [[String: Int]]
     public private(set) var suspectCount = 0
+    /// Lines that matched a rule.
+    public private(set) var matchedCount = 0
     /// The first suspects, cut to 300 bytes each, for people to look at.
     public private(set) var suspects: [String] = []
     public static let keptSuspects = 20
@@ -71,6 +73,7 @@ public struct LogParser: Sendable {
             switch self.formats[index].match(line: line, message: message, program: program) {
             case .attempt(let rule, let client, let username, let outcome, let count):
                 self.matches[index][rule, default: 0] += 1
+                self.matchedCount += 1
                 let time = self.parseTimes ? LineTime.parse(line, year: self.year, month: self.month) : nil
                 return LogEvidence(format: self.formats[index].name, rule: rule, client: client, username: username, outcome: outcome, count: count, time: time)
             case .suspect:

@@ -92,7 +92,7 @@ struct WatchCommand: AsyncParsableCommand {
         }
         services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
         services.append(.init(
-            service: WatchService(configuration: configuration.watch, feeder: feeder, clock: clock, logger: logger),
+            service: WatchService(configuration: configuration.watch, feeder: feeder, events: sink, clock: clock, logger: logger),
             successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(

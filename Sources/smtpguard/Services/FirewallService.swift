@@ -2,12 +2,15 @@
 // force is put in (one batch); then, every 50 ms, the bans and unbans the engine published since
 // are applied as one batch; while bans pour in (a batch of a hundred or more), every 500 ms,
 // so that a mass attack costs a few large commands rather than many small ones. A batch that fails is logged with what the tool said and kept for
-// the next try, so a firewall that comes back gets every ban. The commands run on a thread of
-// their own (FirewallWorker), never on Swift's cooperative pool.
+// the next try, so a firewall that comes back gets every ban. Every firewall.check_interval what
+// the firewall holds is read back: a table that is gone (a `systemctl restart nftables` flushes
+// the ruleset) is created again with every ban in force, missing elements are put back. The
+// commands run on a thread of their own (FirewallWorker), never on Swift's cooperative pool.
 
 import GuardCore
 import LogWatch
 import Logging
+import Metrics
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -38,7 +41,7 @@ struct FirewallWorker: Sendable {
         return FirewallWorker(pool: pool)
     }
 
-    func run(_ body: @escaping @Sendable () throws -> Void) async throws {
+    func run<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
         try await self.pool.runIfActive(body)
     }
 
@@ -52,6 +55,7 @@ struct FirewallService: Service {
     let queue: FirewallQueue
     let guardEngine: Guard
     let logger: Logger
+    let metrics = FirewallMetrics()
 
     func run() async throws {
         var model = FirewallModel()
@@ -83,7 +87,10 @@ struct FirewallService: Service {
         var retry: [FirewallChange] = []
         var failing = false
         var lastExpiry = ContinuousClock.now
+        var lastCheck = ContinuousClock.now
+        var lastWrite = ContinuousClock.now
         var pause = Duration.milliseconds(50)
+        let checkInterval = self.runner.canReadBack ? self.runner.configuration.checkInterval : .zero
         while !Task.isCancelled {
             try await Task.sleep(for: pause)
             let events = self.queue.take()
@@ -96,10 +103,12 @@ struct FirewallService: Service {
                     self.logger.debug("firewall: \(changes.count) changes applied in one batch (\((ContinuousClock.now - began).compactText))")
                     pause = changes.count >= 100 ? .milliseconds(500) : .milliseconds(50)
                     retry = []
+                    lastWrite = .now
                     if failing { self.logger.notice("firewall: applying bans again") }
                     failing = false
                 } catch {
                     if !failing { self.logger.error("firewall: \(error); the bans are kept and tried again") }
+                    self.metrics.failures.increment()
                     failing = true
                     retry = changes
                 }
@@ -108,8 +117,86 @@ struct FirewallService: Service {
                 lastExpiry = .now
                 model.expire(now: self.seconds())
             }
+            // Read back what the firewall holds: at once (at most every second) when a batch
+            // failed, since its table may be gone; otherwise every check interval once no batch
+            // has been written for that long (a batch the firewall took shows its table is
+            // there, and reading 100,000 elements back takes seconds).
+            guard checkInterval > .zero else { continue }
+            let since = ContinuousClock.now - lastCheck
+            let due = failing ? since >= .seconds(1) : since >= checkInterval && ContinuousClock.now - lastWrite >= checkInterval
+            guard due else { continue }
+            lastCheck = .now
+            do {
+                switch try await self.check(model: model, pending: !retry.isEmpty, worker: worker) {
+                case .remade(let fresh):
+                    model = fresh
+                    retry = []
+                    failing = false
+                    lastWrite = .now
+                case .elementsPutBack:
+                    lastWrite = .now
+                case .whole:
+                    break
+                }
+            } catch {
+                self.metrics.failures.increment()
+                if !failing { self.logger.error("firewall: checking what it holds: \(error)") }
+            }
         }
     }
+
+    enum CheckResult {
+        /// The table was gone and is made again, with every ban in force (the new model).
+        case remade(FirewallModel)
+        case elementsPutBack
+        case whole
+    }
+
+    /// Reads back what the firewall holds. A missing table (sets, chain, jump) is created again
+    /// with every ban in force; missing elements are put back (unless changes are still
+    /// pending, which the next batch brings).
+    private func check(model: FirewallModel, pending: Bool, worker: FirewallWorker) async throws -> CheckResult {
+        let runner = self.runner
+        let backend = runner.configuration.backend.rawValue
+        guard let held = try await worker.run({ try runner.held() }) else {
+            var fresh = FirewallModel()
+            let all = fresh.changes(
+                for: self.guardEngine.activeBans().map { GuardEvent.ban($0) }, policy: self.guardEngine.policy, now: self.seconds(),
+                timeouts: runner.hasTimeouts)
+            try await worker.run {
+                try runner.setup()
+                try runner.apply(all)
+            }
+            self.metrics.repairs(.table).increment()
+            self.metrics.restored.increment(by: all.count)
+            self.logger.warning(
+                "firewall \(backend): its table \(runner.names.table) was gone (a `systemctl restart nftables` or a flushed ruleset?); created it again with the \(all.count) bans in force")
+            return .remade(fresh)
+        }
+        guard !pending else { return .whole }
+        let now = self.seconds()
+        let missing: [FirewallChange] = model.entries.compactMap { entry, until in
+            // Elements about to run out may already be gone by their own timeout.
+            guard until > now + 2, held[entry.set]?.contains(entry.network) != true else { return nil }
+            return .add(entry, seconds: Int(until - now))
+        }
+        guard !missing.isEmpty else { return .whole }
+        try await worker.run { try runner.apply(missing) }
+        self.metrics.repairs(.elements).increment()
+        self.metrics.restored.increment(by: missing.count)
+        self.logger.warning("firewall \(backend): \(missing.count) bans in force were missing from \(runner.names.table); put them back")
+        return .elementsPutBack
+    }
+}
+
+/// The firewall's own counters on /metrics.
+struct FirewallMetrics: Sendable {
+    enum Missing: String { case table, elements }
+    let failures = Counter(label: "smtpguard_firewall_failures_total")
+    let restored = Counter(label: "smtpguard_firewall_restored_bans_total")
+    private let tableRepairs = Counter(label: "smtpguard_firewall_repairs_total", dimensions: [("missing", Missing.table.rawValue)])
+    private let elementRepairs = Counter(label: "smtpguard_firewall_repairs_total", dimensions: [("missing", Missing.elements.rawValue)])
+    func repairs(_ missing: Missing) -> Counter { missing == .table ? self.tableRepairs : self.elementRepairs }
 }
 
 /// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the

@@ -1,15 +1,18 @@
 // Polls every log source every `watch.poll_interval`, feeds what is new to the engine, and
 // saves the positions every second and at shutdown. With standard input as the only source,
-// the end of input ends the watcher.
+// the end of input ends the watcher. Each source's lines are counted in /metrics (matched,
+// suspect, other), and a source that reads nothing for `watch.silence_alert` raises an alert.
 
 import GuardCore
 import LogWatch
 import Logging
+import Metrics
 import ServiceLifecycle
 
 struct WatchService: Service {
     let configuration: WatchConfiguration
     let feeder: EvidenceFeeder
+    let events: any EventSink
     let clock: any GuardClock
     let logger: Logger
 
@@ -36,6 +39,8 @@ struct WatchService: Service {
                 throw StartupError("watch.sources \"\(source)\": \(error)")
             }
         }
+        var health = sources.map { SourceHealth(name: $0.source.description, silence: self.configuration.silenceAlert, start: now) }
+        let meters = sources.map { SourceMeters(source: $0.source.description) }
         let onlyStreams = sources.allSatisfy { $0.source.kind == .stdin }
         var lastSave = ContinuousClock.now
         var saveFailed = false
@@ -58,8 +63,24 @@ struct WatchService: Service {
             for source in sources { source.stop() }
         }
         while !Task.isCancelled {
-            for source in sources {
+            let polled = self.clock.now()
+            for (index, source) in sources.enumerated() {
+                let before = (source.parser.lines, source.parser.matchedCount, source.parser.suspectCount)
                 source.poll(feeder: self.feeder, clock: self.clock) { self.logger.notice("\(source.source): \($0)") }
+                let lines = source.parser.lines - before.0
+                meters[index].count(lines: lines, matched: source.parser.matchedCount - before.1, suspect: source.parser.suspectCount - before.2)
+                guard source.source.kind != .stdin else { continue }
+                switch health[index].note(lines: lines, at: polled) {
+                case .fellSilent(let alert)?:
+                    meters[index].silent.record(1)
+                    self.logger.warning("\(source.source): \(alert.message)")
+                    self.events.record(.alert(alert))
+                case .readAgain(let after)?:
+                    meters[index].silent.record(0)
+                    self.logger.notice("\(source.source): reading lines again after \(after.compactText) without one")
+                case nil:
+                    break
+                }
             }
             if onlyStreams && sources.allSatisfy(\.ended) {
                 self.logger.info("standard input ended")
@@ -75,6 +96,28 @@ struct WatchService: Service {
                 return  // shutting down: the deferred save runs
             }
         }
+    }
+}
+
+/// One source's series on /metrics.
+struct SourceMeters {
+    let matched: Counter
+    let suspect: Counter
+    let other: Counter
+    let silent: Gauge
+
+    init(source: String) {
+        self.matched = Counter(label: "smtpguard_watch_lines_total", dimensions: [("source", source), ("result", "matched")])
+        self.suspect = Counter(label: "smtpguard_watch_lines_total", dimensions: [("source", source), ("result", "suspect")])
+        self.other = Counter(label: "smtpguard_watch_lines_total", dimensions: [("source", source), ("result", "other")])
+        self.silent = Gauge(label: "smtpguard_watch_source_silent", dimensions: [("source", source)])
+        self.silent.record(0)
+    }
+
+    func count(lines: Int, matched: Int, suspect: Int) {
+        if matched > 0 { self.matched.increment(by: matched) }
+        if suspect > 0 { self.suspect.increment(by: suspect) }
+        if lines - matched - suspect > 0 { self.other.increment(by: lines - matched - suspect) }
     }
 }
 
