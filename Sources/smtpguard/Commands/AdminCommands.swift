@@ -1,6 +1,7 @@
 // `smtpguard bans`, `events`, `stats` and `trusted`: a running guard's admin API from the
-// command line. The guard's address and token come from its configuration (admin.listen,
-// admin.token or the token file), or from --admin / --token-file / SMTPGUARD_ADMIN_TOKEN.
+// command line. The guard's address and token come from its configuration (--config,
+// $SMTPGUARD_CONFIG or /etc/smtpguard/smtpguard.yaml: admin.listen, admin.token or the token
+// file), or from --admin / --token-file / SMTPGUARD_ADMIN_TOKEN.
 // Tables for people; --json prints the API's own JSON for scripts.
 
 import AdminServer
@@ -9,8 +10,17 @@ import Foundation
 import GuardCore
 
 struct AdminOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The guard's configuration file (for admin.listen and the token).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("The guard's configuration file, for admin.listen and the token (default: $SMTPGUARD_CONFIG, else /etc/smtpguard/smtpguard.yaml when it exists).", valueName: "file"))
     var config: String?
+
+    static let installedConfiguration = "/etc/smtpguard/smtpguard.yaml"
+
+    /// --config, else $SMTPGUARD_CONFIG, else the installed configuration when there is one.
+    var configurationFile: String? {
+        if let config = self.config { return config }
+        if let variable = ProcessInfo.processInfo.environment["SMTPGUARD_CONFIG"], !variable.isEmpty { return variable }
+        return FileManager.default.fileExists(atPath: Self.installedConfiguration) ? Self.installedConfiguration : nil
+    }
 
     @Option(name: .long, help: ArgumentHelp("The guard's admin API, HOST:PORT or a URL (default: admin.listen).", valueName: "address"))
     var admin: String?
@@ -22,7 +32,7 @@ struct AdminOptions: ParsableArguments {
     var json = false
 
     func client() throws -> AdminClient {
-        let configuration = try CommandSupport.loadFile(self.config)
+        let configuration = try CommandSupport.loadFile(self.configurationFile)
         let listen = self.admin ?? configuration.admin.listen
         guard !listen.isEmpty else { throw ValidationError("admin.listen is empty in the configuration: the admin API is off; give --admin HOST:PORT") }
         guard let base = AdminClient.baseURL(listen: listen) else { throw ValidationError("--admin: expected HOST:PORT or http://HOST:PORT, got \"\(listen)\"") }

@@ -14,7 +14,7 @@ struct WordlistOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("A list of common passwords, one per line (default: John the Ripper's \(Wordlist.johnDefaultPath) when installed, from Debian's john-data).", valueName: "file"))
     var wordlist: String?
 
-    @Flag(name: .long, help: "Use no wordlist: only the default list, the username rules (and the length).")
+    @Flag(name: .long, help: "Use no wordlist: only the default list and the username rules (and, for check-password, the length).")
     var noWordlist = false
 
     /// The wordlist asked for; nil when none is asked for or the default one is not installed.
@@ -198,7 +198,7 @@ struct AuditPasswordsCommand: ParsableCommand {
             capitalised, in capitals), the default list, then the wordlist. It stops at the first \
             match and names the rule that found it, not the password (unless --show-passwords).
 
-            Schemes: {SHA512-CRYPT} {SHA256-CRYPT} {BLF-CRYPT} {MD5-CRYPT} {CRYPT} and the shadow \
+            Schemes: {SHA512-CRYPT} {SHA256-CRYPT} {BLF-CRYPT} {MD5-CRYPT} {DES-CRYPT} {CRYPT} and the shadow \
             file's crypt(3) strings (yescrypt included) through the system's libcrypt; {SSHA256} \
             {SSHA512} {SHA256} {SHA512} (base64, or .HEX); {PLAIN} {CLEAR}. A blank shadow password \
             and Dovecot's nopassword count as guessable; locked accounts (! or *) are skipped.
@@ -221,7 +221,10 @@ struct AuditPasswordsCommand: ParsableCommand {
     var defaultScheme = "CRYPT"
 
     @Option(name: .long, help: ArgumentHelp("Accounts checked at once (default: one per core).", valueName: "n"))
-    var jobs = ProcessInfo.processInfo.activeProcessorCount
+    var jobs: Int?
+
+    /// --jobs, or one per core.
+    var jobCount: Int { self.jobs ?? ProcessInfo.processInfo.activeProcessorCount }
 
     @Option(name: .long, help: ArgumentHelp("The most time spent on one account.", valueName: "duration"))
     var timePerAccount = "60s"
@@ -233,7 +236,7 @@ struct AuditPasswordsCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard self.jobs >= 1 else { throw ValidationError("--jobs: expected 1 or more") }
+        guard self.jobCount >= 1 else { throw ValidationError("--jobs: expected 1 or more") }
         guard let limit = parseDuration(self.timePerAccount), limit > .zero else {
             throw ValidationError("--time-per-account: expected a duration such as 30s or 5m")
         }
@@ -250,7 +253,7 @@ struct AuditPasswordsCommand: ParsableCommand {
             }
             let wordlist = try self.wordlistOptions.load()
             let accounts = AccountFile(text: text, defaultScheme: self.defaultScheme)
-            let audit = PasswordAudit(rules: PasswordRules(wordlist: wordlist), jobs: self.jobs, timePerAccount: parseDuration(self.timePerAccount)!)
+            let audit = PasswordAudit(rules: PasswordRules(wordlist: wordlist), jobs: self.jobCount, timePerAccount: parseDuration(self.timePerAccount)!)
             let progress = ProgressLine(total: accounts.entries.count)
             let start = ContinuousClock.now
             let verdicts = audit.run(accounts.entries) { done, guessable in progress.update(done: done, guessable: guessable) }
