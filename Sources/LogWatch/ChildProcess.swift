@@ -44,38 +44,33 @@ public struct ChildProcess {
     /// Runs a program to its end; returns its exit status and what it wrote to standard error.
     public static func run(_ executable: String, _ arguments: [String]) throws(Failure) -> (status: Int32, errors: String) {
         let child = try self.spawn(executable, arguments, captureError: true)
-        var said: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(child.output, $0.baseAddress, $0.count) }
-            if n > 0 {
-                if said.count < 8192 { said += buffer[0..<n] }
-                continue
-            }
-            if n < 0 && errno == EINTR { continue }
-            break
-        }
-        close(child.output)
-        return (child.wait(), String(decoding: said, as: UTF8.self))
+        let said = child.readAll(limit: 8192)
+        return (child.wait(), said)
     }
 
     /// Runs a program to its end; returns its exit status and its standard output (at most
     /// `limit` bytes; standard error is discarded).
     public static func output(_ executable: String, _ arguments: [String], limit: Int = 256 << 20) throws(Failure) -> (status: Int32, output: String) {
         let child = try self.spawn(executable, arguments, captureError: false)
+        let said = child.readAll(limit: limit)
+        return (child.wait(), said)
+    }
+
+    /// Reads the captured output to its end (keeping at most `limit` bytes) and closes it.
+    private func readAll(limit: Int) -> String {
         var said: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(child.output, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { read(self.output, $0.baseAddress, $0.count) }
             if n > 0 {
-                if said.count < limit { said += buffer[0..<n] }
+                if said.count < limit { said += buffer[0..<min(n, limit - said.count)] }
                 continue
             }
             if n < 0 && errno == EINTR { continue }
             break
         }
-        close(child.output)
-        return (child.wait(), String(decoding: said, as: UTF8.self))
+        close(self.output)
+        return String(decoding: said, as: UTF8.self)
     }
 
     /// Waits for the child; its exit status (128 + signal when killed).

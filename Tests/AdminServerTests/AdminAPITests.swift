@@ -231,9 +231,15 @@ func json(_ response: TestResponse) throws -> [String: Any] {
     func adminServerIPv6Only() async throws {
         let fixture = try await AdminFixture()
         let group = MultiThreadedEventLoopGroup.singleton
-        let probe = try await ServerBootstrap(group: group).bind(host: "::", port: 0).get()
-        let port = try #require(probe.localAddress?.port)
-        try await probe.close()
+        // A port free for both families, below the ephemeral range other tests' :0 draw from.
+        var found = 0
+        for candidate in (0..<50).map({ _ in Int.random(in: 20_000..<32_000) }) where found == 0 {
+            if let probe = try? await ServerBootstrap(group: group).bind(host: "::", port: candidate).get() {
+                try await probe.close()
+                found = candidate
+            }
+        }
+        let port = found
         let ipv4 = try await ServerBootstrap(group: group).bind(host: "0.0.0.0", port: port).get()  // another server's IPv4 socket
         let bound = Mutex<String?>(nil)
         let service = AdminServerService(api: fixture.api, address: HostPort(host: "::", port: port), logger: Logger(label: "test")) { address in

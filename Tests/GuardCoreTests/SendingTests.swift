@@ -156,10 +156,10 @@ struct SendingTests {
 
     @Test("the Dovecot endpoint must be protected; actions for Postfix are checked")
     func policyConfiguration() {
-        let (_, open) = GuardConfiguration.from(values: [("dovecot_policy.listen", .scalar("127.0.0.1:8025"), 1)], file: "t.yaml")
+        let (_, open) = GuardConfiguration.from(values: [("dovecot_policy.listen", .scalar("127.0.0.1:8026"), 1)], file: "t.yaml")
         #expect(open.contains { $0.key == "dovecot_policy.listen" && $0.message.contains("must be protected") })
         let (protected, none) = GuardConfiguration.from(
-            values: [("dovecot_policy.listen", .scalar("127.0.0.1:8025"), 1), ("dovecot_policy.api_header", .scalar("k3y"), 2)], file: "t.yaml")
+            values: [("dovecot_policy.listen", .scalar("127.0.0.1:8026"), 1), ("dovecot_policy.api_header", .scalar("k3y"), 2)], file: "t.yaml")
         #expect(none.isEmpty)
         #expect(protected.dovecotPolicy.apiKey?.name == "x-api-key" && protected.dovecotPolicy.apiKey?.value == "k3y")
         let (_, action) = GuardConfiguration.from(values: [("postfix_policy.ban_action", .scalar("MAYBE later"), 1)], file: "t.yaml")

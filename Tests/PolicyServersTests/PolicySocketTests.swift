@@ -181,9 +181,15 @@ struct PolicySocketTests {
 
     @Test("Dovecot's endpoint on [::]:P beside Postfix's on 0.0.0.0:P: both start (IPv6 listeners are IPv6-only), each answers its family")
     func dualStack() async throws {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "::", port: 0).get()
-        let port = try #require(probe.localAddress?.port)
-        try await probe.close()
+        // A port free for both families, below the ephemeral range other tests' :0 draw from.
+        var found = 0
+        for candidate in (0..<50).map({ _ in Int.random(in: 20_000..<32_000) }) where found == 0 {
+            if let probe = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "::", port: candidate).get() {
+                try await probe.close()
+                found = candidate
+            }
+        }
+        let port = found
         var dovecot = Self.dovecot
         dovecot.listen = "[::]:\(port)"
         var postfix = Self.postfix()

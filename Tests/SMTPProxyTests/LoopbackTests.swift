@@ -116,25 +116,46 @@ func withProxyListeners(
     let service = SMTPProxyService(context: context, group: group, drainTimeout: .seconds(1)) { addresses in
         bound.withLock { $0 = addresses.compactMap(\.port) }
     }
+    let failure = FailureNote()
     try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await service.run() }
+        tasks.addTask {
+            do { try await service.run() } catch {
+                failure.text.withLock { $0 = "\(error)" }
+                throw error
+            }
+        }
         var ports: [Int]?
-        for _ in 0..<200 where ports == nil {
+        for _ in 0..<500 where ports == nil && failure.text.withLock({ $0 == nil }) {
             try await Task.sleep(for: .milliseconds(10))
             ports = bound.withLock { $0 }
         }
-        try await body(try #require(ports))
+        if ports == nil, let reason = failure.text.withLock({ $0 }) { throw ProxyDidNotStart(reason: reason) }
+        try await body(try #require(ports, "no listener within 5 s"))
         tasks.cancelAll()
     }
     try await backend.close()
 }
 
-/// A port free for IPv4 and IPv6 at once (a dual-stack socket on `::` is given it, then let go).
+struct ProxyDidNotStart: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "the proxy did not start: \(self.reason)" }
+}
+
+/// Why a service in a test stopped, for the test's message.
+final class FailureNote: Sendable {
+    let text = Mutex<String?>(nil)
+}
+
+/// A port free for IPv4 and IPv6 at once (a dual-stack socket on `::` can have it), below
+/// Linux's ephemeral range so that no other test's `:0` is given it meanwhile.
 func freeDualStackPort(group: any EventLoopGroup) async throws -> Int {
-    let probe = try await ServerBootstrap(group: group).bind(host: "::", port: 0).get()
-    let port = try #require(probe.localAddress?.port)
-    try await probe.close()
-    return port
+    for _ in 0..<50 {
+        let port = Int.random(in: 20_000..<32_000)
+        guard let probe = try? await ServerBootstrap(group: group).bind(host: "::", port: port).get() else { continue }
+        try await probe.close()
+        return port
+    }
+    throw ChannelError.unknownLocalAddress
 }
 
 @Suite("Proxy on loopback")
@@ -142,14 +163,23 @@ struct LoopbackTests {
     @Test("0.0.0.0:P beside [::]:P: both listeners start (the IPv6 one is IPv6-only) and each greets its family", .timeLimit(.minutes(1)))
     func dualStackListeners() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let port = try await freeDualStackPort(group: group)
-        let listeners = [HostPort(host: "0.0.0.0", port: port), HostPort(host: "::", port: port)]
-        try await withProxyListeners(group: group, proxy: { $0.listen = listeners }, policy: GuardPolicy(), registry: ConnectionRegistry(maxTotal: 10, maxPerClient: 10)) { ports in
-            #expect(ports == [port, port])
-            for host in ["127.0.0.1", "::1"] {
-                var client = try await TestClient.connect(port: port, group: group, host: host)
-                await client.expectReply(prefix: "220 mx.test")
-                try await client.channel.close()
+        // The port is free when chosen; another process may take it before the proxy binds: then
+        // another port (the reason is kept, and a failure that is not "in use" ends the test).
+        for attempt in 1...5 {
+            let port = try await freeDualStackPort(group: group)
+            let listeners = [HostPort(host: "0.0.0.0", port: port), HostPort(host: "::", port: port)]
+            do {
+                try await withProxyListeners(group: group, proxy: { $0.listen = listeners }, policy: GuardPolicy(), registry: ConnectionRegistry(maxTotal: 10, maxPerClient: 10)) { ports in
+                    #expect(ports == [port, port])
+                    for host in ["127.0.0.1", "::1"] {
+                        var client = try await TestClient.connect(port: port, group: group, host: host)
+                        await client.expectReply(prefix: "220 mx.test")
+                        try await client.channel.close()
+                    }
+                }
+                break
+            } catch let error as ProxyDidNotStart where attempt < 5 && error.reason.contains("0.0.0.0:\(port): ") && error.reason.contains("Address already in use") {
+                continue
             }
         }
         try await group.shutdownGracefully()
