@@ -3,6 +3,7 @@
 import AdminServer
 import Foundation
 import GuardCore
+import Synchronization
 import Testing
 
 @Suite("Admin token file")
@@ -36,6 +37,26 @@ struct AdminTokenTests {
             _ = try AdminToken.resolve(AdminConfiguration(), statePath: state, create: true)
         } throws: { error in
             "\(error)".contains("mode 644 lets other users read it; chmod 600 \(path)")
+        }
+    }
+
+    @Test("guards starting at the same moment all get the one token made first, never a half-written file")
+    func simultaneousStarts() throws {
+        for round in 0..<20 {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sg-token-race-\(getpid())-\(round)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let state = directory.appendingPathComponent("state.db").path
+            let results = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { _ in
+                let outcome: String
+                do { outcome = try AdminToken.resolve(AdminConfiguration(), statePath: state, create: true).value } catch { outcome = "error: \(error)" }
+                results.withLock { $0.append(outcome) }
+            }
+            let tokens = results.withLock { $0 }
+            #expect(tokens.count == 8 && Set(tokens).count == 1 && tokens[0].hasPrefix("sgt_"), "\(Set(tokens))")
+            let left = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            #expect(left == ["smtpguard-admin.token"], "no temporary file is left: \(left)")
         }
     }
 }

@@ -152,7 +152,11 @@ public struct AdminServerService: Service {
         }
         let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
         do {
-            server = try await bootstrap.bind(host: self.address.host, port: self.address.port) { channel in
+            // An address literal as it is (getaddrinfo may map `::` to `::ffff:0.0.0.0`).
+            let socketAddress =
+                try (try? SocketAddress(ipAddress: self.address.host, port: self.address.port))
+                ?? SocketAddress.makeAddressResolvingHost(self.address.host, port: self.address.port)
+            server = try await bootstrap.bind(to: socketAddress) { channel in
                 http.setup(channel: channel, logger: requestLogger)
             }
         } catch {

@@ -37,7 +37,11 @@ public struct AdminToken: Sendable {
             throw Failure(description: "no admin token: \(path) does not exist (the guard creates it on its first start; or set admin.token)")
         }
         let token = self.generate()
-        try self.write(token, to: path)
+        guard try self.write(token, to: path) else {
+            // Another guard sharing the state directory made it first: its token is the one.
+            guard let text = try self.read(path) else { throw Failure(description: "admin token file \(path): appeared and went away while being created") }
+            return AdminToken(value: text, origin: .file(path))
+        }
         return AdminToken(value: token, origin: .created(path))
     }
 
@@ -72,14 +76,25 @@ public struct AdminToken: Sendable {
         return text
     }
 
-    static func write(_ token: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    /// Writes the token whole to a file of its own, then links it into place, so that a
+    /// guard starting at the same moment never reads a half-written file. False when `path`
+    /// already exists (another guard made it first).
+    static func write(_ token: String, to path: String) throws -> Bool {
+        let temporary = "\(path).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).new"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "admin token file \(path): cannot be created (\(String(cString: strerror(errno))))") }
-        defer { close(fd) }
+        defer { unlink(temporary) }
         let bytes = Array((token + "\n").utf8)
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw Failure(description: "admin token file \(path): cannot be written (\(String(cString: strerror(errno))))")
+        let written = Glibc.write(fd, bytes, bytes.count) == bytes.count && fsync(fd) == 0
+        let writeError = errno
+        close(fd)
+        guard written else { throw Failure(description: "admin token file \(path): cannot be written (\(String(cString: strerror(writeError))))") }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST { return false }
+            throw Failure(description: "admin token file \(path): cannot be created (\(String(cString: strerror(errno))))")
         }
+        return true
     }
 }
 

@@ -9,7 +9,16 @@ extension ServerBootstrap {
     /// list `0.0.0.0` too (the examples do).
     public func bind(listening address: HostPort) async throws -> any Channel {
         let bootstrap = address.isIPv6 ? self.serverChannelOption(ChannelOptions.ipv6Only, value: 1) : self
-        return try await bootstrap.bind(host: address.host, port: address.port).get()
+        return try await bootstrap.bind(to: try SocketAddress.listening(address)).get()
+    }
+}
+
+extension SocketAddress {
+    /// An address literal as it is (getaddrinfo would turn `::` into `::ffff:0.0.0.0` on some
+    /// hosts, or refuse it on a host with only `::1`); a name resolved.
+    public static func listening(_ address: HostPort) throws -> SocketAddress {
+        if let literal = try? SocketAddress(ipAddress: address.host, port: address.port) { return literal }
+        return try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
     }
 }
 

@@ -1,11 +1,30 @@
 // The `smtpguard` command line.
 
 import ArgumentParser
+import Foundation
 import GuardCore
 
 @main
 struct SMTPGuardCommand: AsyncParsableCommand {
     static let version = SMTPGuardVersion.current
+
+    /// SIGHUP is held off from the first moment: its default action ends the process, and a
+    /// `systemctl reload` (or logrotate's postrotate) that comes before the reload handler is
+    /// in place would stop the guard, which systemd counts as a clean exit and does not
+    /// restart. The reload service traps it once the services run.
+    static func main() async {
+        signal(SIGHUP, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "smtpguard",
