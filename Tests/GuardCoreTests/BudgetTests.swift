@@ -8,7 +8,7 @@ import Testing
 
 @Suite("Guess budget")
 struct BudgetTests {
-    @Test("at most the budget in flight at once; once spent, the next attempt is refused here and bans")
+    @Test("at most the budget in flight at once; the client that asked for more is banned when its budget is spent")
     func inFlightBudget() {
         var h = Harness()
         let ip = "198.51.100.20"
@@ -17,17 +17,37 @@ struct BudgetTests {
         #expect(sixth.verdict == .tempFail)
         #expect(sixth.reasons == [.parallelAttempts])
         #expect(h.engine.inFlight(of: IPAddress(ip)!) == 5)
-        // The five land as failures: the budget is spent, nothing more goes to the backend.
-        for i in 1...5 {
+        // The five land as failures: the fifth spends the budget, and the client has already
+        // asked for a sixth check (told to try later): that bans it, as the sixth attempt would
+        // have. hydra -t 16 stops once its list is through, every other try answered 454.
+        for i in 1...4 {
             h.hash &+= 1
             #expect(h.engine.decide(h.attempt(ip, "user\(i)", .failure, hash: h.hash)).bans.isEmpty, "failure \(i)")
         }
+        h.hash &+= 1
+        let fifth = h.engine.decide(h.attempt(ip, "user5", .failure, hash: h.hash))
+        #expect(fifth.bans.map(\.key) == [.ip(IPAddress(ip)!)])
+        #expect(fifth.reasons.contains(.guessBudget))
         let next = h.ask(ip, "user7")
+        #expect(next.verdict == .refuse)
+        #expect(next.reasons.contains(.ipBanned))
+        // The spent budget did not count against the username.
+        #expect(h.engine.ban(for: .username("user7")) == nil)
+    }
+
+    @Test("a client that never asked for more than its budget is banned by its next attempt, not by its fifth failure")
+    func spentWithoutAskingForMore() {
+        var h = Harness()
+        let ip = "198.51.100.22"
+        for i in 1...5 {
+            #expect(h.ask(ip, "user\(i)").verdict == .allow)
+            h.hash &+= 1
+            #expect(h.engine.decide(h.attempt(ip, "user\(i)", .failure, hash: h.hash)).bans.isEmpty, "failure \(i)")
+        }
+        let next = h.ask(ip, "user6")
         #expect(next.verdict == .refuse)
         #expect(next.reasons.contains(.guessBudget))
         #expect(next.bans.map(\.key) == [.ip(IPAddress(ip)!)])
-        // The spent budget did not count against the username.
-        #expect(h.engine.ban(for: .username("user7")) == nil)
     }
 
     @Test("with failures counted, only what is left of the budget may run in parallel")

@@ -114,6 +114,9 @@ hydra_run() {
   echo "| $label | $tasks | $made | $checks | $parallel | $banned |" >>"$FIGURES"
   check "$label: hydra -t $tasks through the guard made $made attempts and landed $checks password checks (at most 5, at least 1)" \
     test "$checks" -le 5 -a "$checks" -ge 1 -a "$made" -gt "$checks"
+  # hydra asks for more checks than the budget (454 for the rest) and stops when its list is
+  # through: the landing failure that spends the budget bans it.
+  check "$label: hydra -t $tasks is banned (it asked for more checks than its budget)" test "$banned" = yes
   HYDRA_CHECKS=$checks
 }
 

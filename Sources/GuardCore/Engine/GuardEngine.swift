@@ -210,11 +210,11 @@ public struct GuardEngine {
         if budget <= 0 {
             return refused(self.recordFailure(attempt, locallyRefused: [.guessBudget], counting: .budgetSpent))
         }
-        if counts.attempts > self.policy.limits.attemptsPerIP {
-            return Decision(verdict: .tempFail, reasons: [.rateLimited])
-        }
-        if counts.inFlight >= budget {
-            return Decision(verdict: .tempFail, reasons: [.parallelAttempts])
+        if counts.attempts > self.policy.limits.attemptsPerIP || counts.inFlight >= budget {
+            // Remembered: once the checks in flight land and spend the budget, the client has
+            // already asked for one more, which bans it (see recordFailure).
+            self.clients.modifyIfPresent(client) { $0.lastTurnedAway = max(seconds, 1) }
+            return Decision(verdict: .tempFail, reasons: [counts.attempts > self.policy.limits.attemptsPerIP ? .rateLimited : .parallelAttempts])
         }
         self.takeOff(client, now: seconds)
         return Decision(verdict: .allow, delay: delay, reasons: delay > .zero ? [.tarpit] : [])
@@ -321,7 +321,7 @@ public struct GuardEngine {
         let hash = attempt.credential.passwordHash
 
         // The client, and the (client, username) pair inside it.
-        let (ip, _) = self.clients.update(client, make: ClientRecord.init) { record -> (short: Int, long: Int, users: Int, repeated: Bool) in
+        let (ip, _) = self.clients.update(client, make: ClientRecord.init) { record -> (short: Int, long: Int, users: Int, repeated: Bool, turnedAway: Bool) in
             let i = record.pairSlot(userHash)
             if seconds &- record.pairs[i].lastFailure > shortSeconds {
                 record.pairs[i].failures = 0
@@ -341,7 +341,8 @@ public struct GuardEngine {
                 record.failuresLong.add(weight, slot: longSlot)
             }
             let users = unverified ? Int(record.userCount) : record.noteUser(userHash, now: seconds, window: longSeconds)
-            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), users, repeated)
+            let turnedAway = record.lastTurnedAway != 0 && seconds &- record.lastTurnedAway <= shortSeconds
+            return (record.failuresShort.total(slot: shortSlot), record.failuresLong.total(slot: longSlot), users, repeated, turnedAway)
         }
         if ip.repeated {
             // One stale password retried (a phone, a misconfigured client) is not a new guess.
@@ -382,6 +383,10 @@ public struct GuardEngine {
         var ipReason: Reason?
         if ip.short > limits.ipFailuresShort || ip.long > limits.ipFailuresLong {
             ipReason = .ipFailures
+        } else if ip.turnedAway && (ip.short >= limits.ipFailuresShort || ip.long >= limits.ipFailuresLong) {
+            // The budget is spent by this failure, and the client already asked for more
+            // checks than it had (told to try again later): that was its "one more".
+            ipReason = .guessBudget
         } else if ip.users > limits.usernamesPerIP {
             ipReason = .spraying
         }

@@ -35,6 +35,9 @@ struct ClientRecord {
     /// Attempts allowed and not yet reported back (they run in parallel connections).
     var inFlight: UInt16 = 0
     var inFlightSince: UInt32 = 0
+    /// When an attempt was last told to try again later because the client asked for more
+    /// checks than its budget had room for (parallel or too many); 0: never.
+    var lastTurnedAway: UInt32 = 0
 
     /// In-flight attempts, forgetting any a source never reported back within `stale` seconds.
     mutating func currentInFlight(now: UInt32, stale: UInt32) -> Int {
