@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and the benchmarks need: the real peers
-# (Postfix, Dovecot, swaks with its TLS modules, hydra for the parallel guessing attack, HAProxy, PostgreSQL, nftables / ipset /
+# (Postfix, Dovecot, swaks with its TLS and IPv6 modules, hydra for the parallel guessing attack, HAProxy, PostgreSQL, nftables / ipset /
 # iptables for the watcher's firewall tests, systemd for its journald test (systemd-journald,
 # journalctl, systemd-cat; unshare, nsenter and logger come with util-linux and bsdutils, listed
 # too), fail2ban for its benchmark), sqlite3 to dump the
 # guard's state file in the leak sweep, openssl for test certificates, headless Chromium with
 # a font for the dashboard's browser test, libcrypt's headers for the password audit and John
-# the Ripper (its wordlist, and its speed to compare).
+# the Ripper (its wordlist, and its speed to compare), logrotate for the shipped rotation file.
 # Idempotent: does nothing when they are all present.
 # Needs root (CI and the development machines run as root).
 set -euo pipefail
 
-packages=(postfix dovecot-core swaks hydra haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl postgresql sqlite3 nftables ipset iptables fail2ban python3-systemd curl systemd util-linux bsdutils chromium fonts-dejavu-core libcrypt-dev john john-data)
+packages=(postfix dovecot-core swaks hydra haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl postgresql sqlite3 nftables ipset iptables fail2ban python3-systemd curl systemd util-linux bsdutils chromium fonts-dejavu-core libcrypt-dev john john-data logrotate)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,8 @@
 # the lab's real logs, with nftables in a network namespace and with a private systemd-journald, Dovecot and Postfix asking the
 # guard through their policy protocols, the dashboard driven in headless Chromium against a
 # guard under a scripted attack, the password audit on hashes Dovecot made and check-password,
+# README's install recipes taken literally on a stock Debian Postfix + Dovecot with the units run
+# as deploy/ gives them (first-install.sh),
 # then each libFuzzer target for a short bounded time
 # (FUZZ_SECONDS, default 20; 0 skips). Installs the Debian packages it needs first (as root).
 set -euo pipefail
@@ -21,6 +23,7 @@ bash tests/integration/watch.sh
 bash tests/integration/policy.sh
 bash tests/integration/dashboard.sh
 bash tests/integration/audit.sh
+bash tests/integration/first-install.sh
 if [ "${FUZZ_SECONDS:-20}" -gt 0 ]; then
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi

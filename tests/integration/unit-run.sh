@@ -42,6 +42,7 @@ unit=${1:?usage: unit-run.sh UNITFILE [EXECSTART]}
 override=${2:-}
 [ -r "$unit" ] || { echo "unit-run: cannot read $unit" >&2; exit 2; }
 name=$(basename "$unit")
+trap 'echo "unit-run: $name: failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # ---- parsing: [Service] only, continuation lines joined, list directives accumulated, an empty
 # assignment resetting a list, as systemd does.
@@ -143,7 +144,7 @@ if [ -z "${UNIT_RUN_INNER:-}" ]; then
   fi
   printf 'unit-run: %s: user %s (%s), group %s (%s), groups %s; ambient %s; bounding set %s; %s\n' \
     "$name" "$user" "$uid" "$group" "$gid" "$groups" "${one[AmbientCapabilities]:-none}" \
-    "${one[CapabilityBoundingSet]:-all}" "ProtectSystem=${one[ProtectSystem]:-no}" >&2
+    "$(v=${one[CapabilityBoundingSet]-all}; echo "${v:-none}")" "ProtectSystem=${one[ProtectSystem]:-no}" >&2
   make_dirs "${one[StateDirectory]:-}" /var/lib "${one[StateDirectoryMode]:-0755}" yes >/dev/null
   make_dirs "${one[LogsDirectory]:-}" /var/log "${one[LogsDirectoryMode]:-0755}" yes >/dev/null
   make_dirs "${one[RuntimeDirectory]:-}" /run "${one[RuntimeDirectoryMode]:-0755}" yes >/dev/null
@@ -213,9 +214,9 @@ readonly_tree() {  # readonly_tree PREFIX...: remount every mount at or below ea
   while read -r target; do
     target=$(printf '%b' "$target")   # mountinfo escapes spaces as \040
     for prefix in "$@"; do
-      case "$target/" in "$prefix"/* | "${prefix%/}"/*) ;; *) continue ;; esac
+      if [ "$prefix" != / ]; then case "$target/" in "$prefix"/*) ;; *) continue ;; esac; fi
       if [ "$prefix" = / ]; then case "$target/" in /proc/* | /sys/* | /dev/*) continue ;; esac; fi
-      under "$target" || mount -o remount,bind,ro "$target" 2>/dev/null || true
+      under "$target" || mount -o remount,bind,ro "$target" || echo "unit-run: $name: cannot make $target read-only" >&2
     done
   done < <(awk '{print $5}' /proc/self/mountinfo)
 }
@@ -234,7 +235,10 @@ fi
 
 # ---- credentials, capabilities and environment.
 sp=(setpriv --reuid="$uid" --regid="$gid" --groups="$groups")
-if [ -n "${one[CapabilityBoundingSet]+x}" ]; then sp+=(--bounding-set="-all$( c=$(caps "${one[CapabilityBoundingSet]}"); [ -n "$c" ] && printf ',%s' "$c")"); fi
+if [ -n "${one[CapabilityBoundingSet]+x}" ]; then
+  bnd=$(caps "${one[CapabilityBoundingSet]}")
+  sp+=(--bounding-set="-all${bnd:+,$bnd}")
+fi
 amb=$(caps "${one[AmbientCapabilities]:-}")
 sp+=(--inh-caps="-all${amb:+,$amb}" --ambient-caps="-all${amb:+,$amb}")
 yes "${one[NoNewPrivileges]:-}" && sp+=(--no-new-privs)
@@ -249,7 +253,11 @@ envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "HOME=$h
 [ -n "${one[ConfigurationDirectory]:-}" ] && envs+=("CONFIGURATION_DIRECTORY=$(dirs_of "${one[ConfigurationDirectory]}" /etc | paste -sd: -)")
 envs+=("${env_list[@]}")
 [ -n "${one[UMask]:-}" ] && umask "${one[UMask]}"
-[ -n "${one[LimitNOFILE]:-}" ] && ulimit -n "${one[LimitNOFILE]}"
+if [ -n "${one[LimitNOFILE]:-}" ] && ! ulimit -n "${one[LimitNOFILE]}" 2>/dev/null; then
+  # A container may not let even root raise its hard limit (no CAP_SYS_RESOURCE).
+  echo "unit-run: $name: not emulated: LimitNOFILE=${one[LimitNOFILE]} (this host allows $(ulimit -Hn)); running with $(ulimit -Hn)" >&2
+  ulimit -n "$(ulimit -Hn)"
+fi
 cd "${one[WorkingDirectory]:-${home:-/}}" 2>/dev/null || cd "${one[WorkingDirectory]#-}" || { echo "unit-run: $name: WorkingDirectory=${one[WorkingDirectory]} (systemd fails the unit: 200/CHDIR)" >&2; exit 200; }
 
 for cmd in "${pre[@]}"; do
