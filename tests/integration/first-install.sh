@@ -116,6 +116,8 @@ stop_all() {
   done
   postfix stop >/dev/null 2>&1
   doveadm stop >/dev/null 2>&1
+  sleep 0.5
+  rmdir "${CGROOT:-/nonexistent}/system.slice/dovecot.service" "${CGROOT:-/nonexistent}/system.slice/postfix@-.service" 2>/dev/null
   [ -n "$JOURNALD_PID" ] && kill "$JOURNALD_PID" 2>/dev/null
   # What went on, for a failed run: the journal, the events, what the overlays changed.
   journalctl --no-pager -q >"$LOG/journal.txt" 2>/dev/null
@@ -141,7 +143,7 @@ block() {
     found == 2 { print }' "$ROOT/README.md"
 }
 for name in install start postfix-services master.cf dovecot-sasl.conf "sasl main.cf" "proxy yaml" \
-  "dovecot-policy yaml" "dovecot-policy 2.3" "postfix-policy yaml" "postfix-policy main.cf" "postfix-policy master.cf"; do
+  "dovecot-policy yaml" "dovecot-policy 2.3" "dovecot-logging" "postfix-policy yaml" "postfix-policy main.cf" "postfix-policy master.cf"; do
   block "$name" >"$WORK/block-${name// /-}"
   [ -s "$WORK/block-${name// /-}" ] || { echo "FAIL README.md has no block after <!-- first-install: $name -->"; failed=$((failed + 1)); }
 done
@@ -306,6 +308,7 @@ cp "$(B dovecot-sasl.conf)" /etc/dovecot/conf.d/95-postfix-sasl.conf
 cat "$(B "sasl main.cf")" "$(B "postfix-policy main.cf")" >>/etc/postfix/main.cf
 check "README's per-service smtpd_delay_reject recipe runs" run_block "postfix-policy master.cf"
 cp "$(B "dovecot-policy 2.3")" /etc/dovecot/conf.d/95-smtpguard.conf
+cp "$(B "dovecot-logging")" /etc/dovecot/conf.d/95-smtpguard-logging.conf
 # The Dovecot policy goes to the policy unit's configuration (README: "smtpguard.yaml (the
 # proxy's, or policy.yaml)"): one engine sees Dovecot, the proxy's sees SMTP.
 cat "$(B "dovecot-policy yaml")" >>/etc/smtpguard/policy.yaml
@@ -324,10 +327,16 @@ check "README's postfix_policy listen is what examples/postfix-policy.yaml has" 
 check "postfix check is silent on the result" bash -c '[ -z "$(postfix check 2>&1)" ] || { postfix check 2>&1 | sed "s/^/  /"; exit 1; }'
 check "doveconf accepts the result" bash -c 'doveconf -n >/dev/null 2>"$1/doveconf.err" || { sed "s/^/  /" "$1/doveconf.err"; exit 1; }' _ "$LOG"
 
-# Start them as their units do (dovecot.service: dovecot -F; postfix@-.service: configure-instance.sh, postmulti start).
-dovecot >"$LOG/dovecot.start" 2>&1
-/usr/lib/postfix/configure-instance.sh - >"$LOG/postfix.start" 2>&1
-postmulti -i - -p start >>"$LOG/postfix.start" 2>&1
+# Start them as their units do (dovecot.service: dovecot -F; postfix@-.service: configure-instance.sh,
+# postmulti start), each in a cgroup named as its unit, so that journald records their lines
+# under _SYSTEMD_UNIT as systemd would (the watcher's journald:unit= sources match that).
+CGROOT=$(findmnt -t cgroup2 -n -o TARGET | head -1)
+in_unit() {  # in_unit UNIT COMMAND…: COMMAND in the cgroup system.slice/UNIT
+  mkdir -p "$CGROOT/system.slice/$1" && sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$CGROOT/system.slice/$1" "${@:2}"
+}
+in_unit dovecot.service dovecot >"$LOG/dovecot.start" 2>&1
+in_unit postfix@-.service /usr/lib/postfix/configure-instance.sh - >"$LOG/postfix.start" 2>&1
+in_unit postfix@-.service postmulti -i - -p start >>"$LOG/postfix.start" 2>&1
 check "Dovecot runs with its auth socket in Postfix's chroot" wait_for 10 test -S /var/spool/postfix/private/auth
 smtp_greets() {  # smtp_greets HOST PORT: 220 from HOST:PORT
   local line=""
@@ -460,6 +469,10 @@ check "Dovecot (IMAP, PAM) accepts alice's password and refuses a guess" \
 check "the guard's events show both IMAP logins, reported by Dovecot's auth policy" wait_for 5 bash -c '
   grep "\"source\":\"dovecot_policy\"" "$1" | grep "\"client_ip\":\"203.0.113.77\"" | grep -q "\"outcome\":\"success\"" &&
   grep "\"source\":\"dovecot_policy\"" "$1" | grep "\"client_ip\":\"203.0.113.78\"" | grep -q "\"outcome\":\"failure\""' _ "$EVENTS"
+check "the watcher read Dovecot's failure from the journal (journald:unit=dovecot.service, auth_verbose from README)" \
+  wait_for 10 bash -c 'grep "\"source\":\"log_watch\"" "$1" | grep "\"client_ip\":\"203.0.113.78\"" | grep -q "\"outcome\":\"failure\""' _ "$EVENTS"
+check "… and Postfix's SASL failures for hydra's address (journald:unit=postfix@-.service, the address from XCLIENT)" \
+  bash -c 'grep "\"source\":\"log_watch\"" "$1" | grep -q "\"client_ip\":\"$2\""' _ "$EVENTS" "$ATTACKER"
 
 # -- 7. The Postfix policy socket --------------------------------------------------------------
 SOCK=/var/spool/postfix/smtpguard/policy

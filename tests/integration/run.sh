@@ -120,6 +120,19 @@ chmod 644 "$WORK/perm/smtpguard.yaml"
 check "config check as root accepts it (the control)" "$BIN" config check "$WORK/perm/smtpguard.yaml"
 check "config check run as another user refuses a key it cannot read, naming tls.key" \
   bash -c '! setpriv --reuid nobody --regid nogroup --clear-groups "$1" config check "$2" >"$3" 2>&1 && grep -q "tls.key .*perm/key.pem" "$3"' _ "$WORK/perm/smtpguard" "$WORK/perm/smtpguard.yaml" "$WORK/nokey.out"
+# Units that share one new state file and start together (the examples' /var/lib/smtpguard/
+# smtpguard.db): eight processes open and migrate it at once, five times; every one succeeds.
+race_opens() {
+  local round i bad=0
+  for round in 1 2 3 4 5; do
+    rm -f "$WORK/race.db" "$WORK/race.db-wal" "$WORK/race.db-shm"
+    for i in 1 2 3 4 5 6 7 8; do "$BIN" db migrate --state "$WORK/race.db" >"$WORK/race-$i.out" 2>&1 & done
+    wait
+    for i in 1 2 3 4 5 6 7 8; do grep -q "^state file .*: schema version" "$WORK/race-$i.out" && ! grep -q "Error" "$WORK/race-$i.out" || { bad=1; sed "s/^/  /" "$WORK/race-$i.out"; }; done
+  done
+  [ "$bad" -eq 0 ]
+}
+check "eight guards opening one new state file at the same moment all start (one migrates, the others wait)" race_opens
 # The systemd units (deploy/), with ExecStart pointing at the binary under test.
 mkdir -p "$WORK/units"
 for unit in "$ROOT"/deploy/*.service; do sed "s#/usr/local/bin/smtpguard#$BIN#g" "$unit" >"$WORK/units/$(basename "$unit")"; done

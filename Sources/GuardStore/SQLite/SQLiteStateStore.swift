@@ -59,8 +59,20 @@ public final class SQLiteStateStore: StateStore {
         }
         let store = SQLiteStateStore(path: path, connection: connection)
         do {
-            try await store.prepare()
-            if migrate { _ = try await store.migrate() }
+            // Guards sharing a file and starting together: switching to WAL and the first
+            // migration take the file for themselves, and SQLite may answer "database is
+            // locked" at once rather than wait; try again, for 10 s at most.
+            var tries = 0
+            while true {
+                do {
+                    try await store.prepare()
+                    if migrate { _ = try await store.migrate() }
+                    break
+                } catch where tries < 100 && Self.isLocked(error) {
+                    tries += 1
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 50...150)))
+                }
+            }
         } catch let error as StoreError {
             await store.close()
             throw error
@@ -69,6 +81,11 @@ public final class SQLiteStateStore: StateStore {
             throw StoreError("state file \(path): \(Self.explain(error))")
         }
         return store
+    }
+
+    static func isLocked(_ error: any Error) -> Bool {
+        let text = "\(error)"
+        return text.contains("database is locked") || text.contains("SQLITE_BUSY") || text.contains("busy")
     }
 
     static func explain(_ error: any Error) -> String {
@@ -83,10 +100,11 @@ public final class SQLiteStateStore: StateStore {
     }
 
     private func prepare() async throws {
+        // Another guard may have the file locked (units starting together): wait for it.
+        _ = try await self.connection.query("PRAGMA busy_timeout = 5000", [])
         // journal_mode answers with a row; WAL lets readers go on while the writer writes.
         _ = try await self.connection.query("PRAGMA journal_mode = WAL", [])
         _ = try await self.connection.query("PRAGMA synchronous = NORMAL", [])
-        _ = try await self.connection.query("PRAGMA busy_timeout = 5000", [])
         let check = try await self.connection.query("PRAGMA quick_check", [])
         if let result = check.first?.column("quick_check")?.string, result != "ok" {
             throw StoreError("state file \(self.path): damaged (\(result)); move it away to start with empty state, or restore a backup")
@@ -109,11 +127,17 @@ public final class SQLiteStateStore: StateStore {
         return store
     }
 
+    /// Each step reads the version again inside its write transaction: guards that share a
+    /// file and start together migrate it one after the other, never one step twice.
     func migrate(upTo target: Int) async throws -> (before: Int, after: Int) {
         let version = try await self.schemaVersion
         for (index, statements) in Self.migrations.enumerated() where index >= version && index < target {
             _ = try await self.connection.query("BEGIN IMMEDIATE", [])
             do {
+                if try await self.schemaVersion > index {
+                    _ = try await self.connection.query("COMMIT", [])
+                    continue
+                }
                 for statement in statements { _ = try await self.connection.query(statement, []) }
                 _ = try await self.connection.query("PRAGMA user_version = \(index + 1)", [])
                 _ = try await self.connection.query("COMMIT", [])
