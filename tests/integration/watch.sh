@@ -420,19 +420,22 @@ stop_watch
 CGROOT=$(findmnt -t cgroup2 -n -o TARGET | head -1)
 UNITCG="$CGROOT/system.slice/smtpguard-test-postfix@-.service"
 mkdir -p "$UNITCG"
+# The writer stays a second after its line: journald reads a sender's cgroup from /proc when the
+# line comes, and a process already gone would leave the line without its unit.
 in_unit() { nsenter --target "$JOURNALD_PID" --mount -- sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$UNITCG" "$@"; }
+held() { cat; sleep 1; }  # held: standard input, then a second more before the end
 OREVENTS="$WORK/journal-or-events.jsonl"
 sed -e "s#journald:identifier=postfix/smtpd,identifier=dovecot#journald:unit=smtpguard-test-postfix@-,identifier=dovecot#" \
   -e "s#$WORK/journal-positions#$WORK/journal-or-positions#" -e "s#$JEVENTS#$OREVENTS#" "$WORK/journal.yaml" >"$WORK/journal-or.yaml"
 nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal-or.yaml" >"$WORK/journal-or-watch.log" 2>&1 &
 WATCH_PID=$!
-wait_for 10 bash -c 'echo "4ABD: client=probe[192.0.2.201], sasl_method=PLAIN, sasl_username=probe" |
+wait_for 10 bash -c '{ echo "4ABD: client=probe[192.0.2.201], sasl_method=PLAIN, sasl_username=probe"; sleep 1; } |
   nsenter --target "$1" --mount -- sh -c "echo \$\$ >\"$3/cgroup.procs\" && exec systemd-cat -t postfix/submission/smtpd"; sleep 0.3
   [ "$(events "$2" client_ip=192.0.2.201)" -ge 1 ]' _ "$JOURNALD_PID" "$OREVENTS" "$UNITCG"
-echo "warning: unknown[192.0.2.81]: SASL PLAIN authentication failed: x, sasl_username=mm" | in_unit systemd-cat -t postfix/submission/smtpd
+echo "warning: unknown[192.0.2.81]: SASL PLAIN authentication failed: x, sasl_username=mm" | held | in_unit systemd-cat -t postfix/submission/smtpd
 printf 'SYSLOG_IDENTIFIER=dovecot\nMESSAGE=auth: Info: passwd-file(nn,192.0.2.82): Password mismatch\n' | in_journal logger --journald
 echo "warning: unknown[192.0.2.83]: SASL PLAIN authentication failed: x, sasl_username=oo" | in_journal systemd-cat -t postfix/smtpd
-echo "warning: unknown[192.0.2.84]: SASL PLAIN authentication failed: x, sasl_username=pp" | in_unit systemd-cat -t postfix/submission/smtpd
+echo "warning: unknown[192.0.2.84]: SASL PLAIN authentication failed: x, sasl_username=pp" | held | in_unit systemd-cat -t postfix/submission/smtpd
 check "journald:unit=…,identifier=… reads a line of the unit (renamed by syslog_name)" \
   wait_for 10 events_are 1 "$OREVENTS" event=auth client_ip=192.0.2.81 username=mm outcome=failure
 check "… and, from the same source, a Dovecot line by its identifier (OR, not AND)" \
