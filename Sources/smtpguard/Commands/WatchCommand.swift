@@ -19,12 +19,16 @@ struct WatchCommand: AsyncParsableCommand {
             Sources come from watch.sources in the configuration (see `smtpguard config defaults`), \
             each "FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]" \
             with formats postfix, dovecot, exim, exchange, events (the guard's own event log) and patterns \
-            (watch.patterns); --source adds one. \
+            (watch.patterns); --source adds one. A journald source with several filters reads what any \
+            of them selects (Debian 12: "postfix journald:unit=postfix@-.service"). \
             Files are followed across rotation, truncation and re-creation; positions are saved in \
-            watch.positions so that a restart resumes where the last run stopped. \
+            watch.positions so that a restart resumes where the last run stopped. A source that reads \
+            nothing for watch.silence_alert raises an alert. \
             Bans go to the state (shared with proxies on PostgreSQL), the event log, the firewall \
             (firewall.backend: nftables, ipset, iptables, command or none) and the ban list \
-            (firewall.banlist_listen). Trusted networks are never banned.
+            (firewall.banlist_listen); every firewall.check_interval the firewall is read back and a \
+            table flushed away (systemctl restart nftables) is made again with the bans in force. \
+            Trusted networks are never banned.
 
             `smtpguard watch --check FILE` reads FILE once with the configured formats (or --format) \
             and prints how many lines each rule matched and the lines that look like AUTH failures \
