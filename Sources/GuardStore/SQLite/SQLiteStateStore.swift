@@ -85,7 +85,7 @@ public final class SQLiteStateStore: StateStore {
 
     static func isLocked(_ error: any Error) -> Bool {
         let text = "\(error)"
-        return text.contains("database is locked") || text.contains("SQLITE_BUSY") || text.contains("busy")
+        return text.contains("database is locked")
     }
 
     static func explain(_ error: any Error) -> String {

@@ -6,7 +6,8 @@
 import Foundation
 import GuardCore
 
-/// The elements of each set, or nil when the table, a set, the chain or its jump is missing.
+/// The elements of each set (iptables: each family's chain, under its host set), or nil when
+/// the table, a set, the chain or its jump is missing.
 public typealias FirewallHeld = [FirewallSet: Set<IPNetwork>]
 
 public enum FirewallInventory {

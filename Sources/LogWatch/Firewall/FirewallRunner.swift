@@ -56,12 +56,8 @@ public struct FirewallRunner: Sendable {
                 guard let rules = try Self.output(ipv6 ? "ip6tables" : "iptables", ["-S"]),
                     let found = FirewallInventory.iptables(rules: rules, names: self.names), found.jumps > 0
                 else { return nil }
-                for network in found.held {
-                    let set: FirewallSet =
-                        network.address.isIPv4
-                        ? (network.prefixLength == 32 ? .v4 : .v4Networks) : (network.prefixLength == 64 ? .v6 : .v6Networks)
-                    held[set, default: []].insert(network)
-                }
+                // One chain per family: its rules are listed under the family's host set.
+                held[ipv6 ? .v6 : .v4, default: []].formUnion(found.held)
             }
             for set in FirewallSet.allCases where held[set] == nil { held[set] = [] }
             return held

@@ -57,12 +57,18 @@ struct FirewallService: Service {
     let logger: Logger
     let metrics = FirewallMetrics()
 
-    func run() async throws {
+    /// A model of an empty firewall, and the changes that put every ban in force into it.
+    private func everyBanInForce() -> (model: FirewallModel, changes: [FirewallChange]) {
         var model = FirewallModel()
-        // Start: empty sets, then every ban in force.
-        let initial = model.changes(
+        let changes = model.changes(
             for: self.guardEngine.activeBans().map { GuardEvent.ban($0) }, policy: self.guardEngine.policy, now: self.seconds(),
             timeouts: self.runner.hasTimeouts)
+        return (model, changes)
+    }
+
+    func run() async throws {
+        // Start: empty sets, then every ban in force.
+        let (model, initial) = self.everyBanInForce()
         let worker = FirewallWorker.start()
         let runner = self.runner
         do {
@@ -75,8 +81,7 @@ struct FirewallService: Service {
             throw StartupError("firewall (\(self.runner.configuration.backend.rawValue)): \(error)")
         }
         self.logger.info("firewall \(self.runner.configuration.backend.rawValue): ready, \(initial.count) bans in force applied")
-        let started = model
-        try? await cancelWhenGracefulShutdown { try await self.loop(model: started, worker: worker) }
+        try? await cancelWhenGracefulShutdown { try await self.loop(model: model, worker: worker) }
         await worker.stop()
     }
 
@@ -159,10 +164,7 @@ struct FirewallService: Service {
         let runner = self.runner
         let backend = runner.configuration.backend.rawValue
         guard let held = try await worker.run({ try runner.held() }) else {
-            var fresh = FirewallModel()
-            let all = fresh.changes(
-                for: self.guardEngine.activeBans().map { GuardEvent.ban($0) }, policy: self.guardEngine.policy, now: self.seconds(),
-                timeouts: runner.hasTimeouts)
+            let (fresh, all) = self.everyBanInForce()
             try await worker.run {
                 try runner.setup()
                 try runner.apply(all)
@@ -175,9 +177,11 @@ struct FirewallService: Service {
         }
         guard !pending else { return .whole }
         let now = self.seconds()
+        // Looked up in every set: iptables has one chain, whatever the width of a network.
+        let present = held.values.reduce(into: Set<IPNetwork>()) { $0.formUnion($1) }
         let missing: [FirewallChange] = model.entries.compactMap { entry, until in
             // Elements about to run out may already be gone by their own timeout.
-            guard until > now + 2, held[entry.set]?.contains(entry.network) != true else { return nil }
+            guard until > now + 2, !present.contains(entry.network) else { return nil }
             return .add(entry, seconds: Int(until - now))
         }
         guard !missing.isEmpty else { return .whole }
