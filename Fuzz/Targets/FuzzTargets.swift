@@ -125,7 +125,7 @@ public enum FuzzTargets {
             machine: SMTPSessionStateMachine(configuration: SessionConfiguration(proxy, hasher: PasswordHasher(nonce: [9])), client: client),
             guardEngine: Guard(policy: policy, clock: clock, seed: 1), clock: clock)
         run.clientTLSPending = implicitTLS
-        run.apply(run.machine.start())
+        run.apply(run.machine.clientAdmitted())
         var index = 1
         var piece: [UInt8] = []
         while index < data.count {
@@ -206,19 +206,24 @@ struct SessionRun {
                 progress = true
             } else if !self.replies.isEmpty {
                 let reply = self.replies.removeFirst()
-                self.apply(self.machine.backendReply(reply, clientWaiting: self.input.readableBytes > 0))
+                self.apply(self.machine.backendReplyReceived(reply, clientWaiting: self.input.readableBytes > 0))
                 progress = true
             } else if !self.clientTLSPending, self.machine.wantsInput {
                 let limit = self.machine.lineLimit(peek: self.input)
                 if let framed = self.framer.next(from: &self.input, limit: limit, detectTLS: self.machine.expectsCommand) {
-                    self.apply(self.machine.clientLine(framed, more: self.input.readableBytes > 0))
+                    self.apply(self.machine.clientLineReceived(framed, more: self.input.readableBytes > 0))
                     progress = true
                 }
             }
         }
     }
 
+    /// As the handler does: the engine's answers are handed over once the batch is done.
     mutating func apply(_ actions: [SessionAction]) {
+        var answers: [(inout SMTPSessionStateMachine) -> [SessionAction]] = []
+        defer {
+            for answer in answers { self.apply(answer(&self.machine)) }
+        }
         for action in actions {
             switch action {
             case .connectBackend:
@@ -247,19 +252,24 @@ struct SessionRun {
             case .decide(var attempt):
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)
-                self.apply(self.machine.verdictReceived(decision))
+                answers.append { $0.verdictReceived(decision) }
+            case .report(var attempt):
+                attempt.time = self.clock.now()
+                _ = self.guardEngine.decide(attempt)
             case .confirm(var attempt):
                 attempt.time = self.clock.now()
-                self.apply(self.machine.confirmationReceived(self.guardEngine.confirm(attempt)))
+                let confirmation = self.guardEngine.confirm(attempt)
+                answers.append { $0.confirmationReceived(confirmation) }
             case .authCredentialsSent, .backendAuthAnswered:
                 break
             case .checkSending(var request):
                 request.time = self.clock.now()
-                self.apply(self.machine.sendingVerdictReceived(self.guardEngine.checkSending(request)))
+                let decision = self.guardEngine.checkSending(request)
+                answers.append { $0.sendingVerdictReceived(decision) }
             case .startTimer(.tarpit, let duration):
                 self.clock.advance(by: duration)
                 self.tarpit = true
-            case .recordAttempt, .startTimer, .cancelTimer, .log, .closeClient, .dropClient:
+            case .recordAttempt, .startTimer, .cancelTimer, .log, .backendFailed, .closeClient, .dropClient:
                 break
             case .closeBackend:
                 self.backendClosed = true

@@ -158,7 +158,7 @@ struct SessionDriver {
     mutating func start() {
         // On an implicit TLS port the client begins with its handshake.
         self.clientTLSPending = self.machine.client.implicitTLS
-        self.run(self.machine.start())
+        self.run(self.machine.clientAdmitted())
         self.settle()
     }
 
@@ -239,21 +239,27 @@ struct SessionDriver {
             }
             if !self.replies.isEmpty {
                 let reply = self.replies.removeFirst()
-                self.run(self.machine.backendReply(reply, clientWaiting: self.input.readableBytes > 0))
+                self.run(self.machine.backendReplyReceived(reply, clientWaiting: self.input.readableBytes > 0))
                 progress = true
                 continue
             }
             if self.machine.wantsInput {
                 let limit = self.machine.lineLimit(peek: self.input)
                 if let framed = self.framer.next(from: &self.input, limit: limit, detectTLS: self.machine.expectsCommand) {
-                    self.run(self.machine.clientLine(framed, more: self.input.readableBytes > 0))
+                    self.run(self.machine.clientLineReceived(framed, more: self.input.readableBytes > 0))
                     progress = true
                 }
             }
         }
     }
 
+    /// Carries out one batch of actions as the handler does: the engine's answers are events
+    /// of their own, handed to the machine once the batch is done.
     private mutating func run(_ actions: [SessionAction]) {
+        var answers: [(inout SMTPSessionStateMachine) -> [SessionAction]] = []
+        defer {
+            for answer in answers { self.run(answer(&self.machine)) }
+        }
         for action in actions {
             switch action {
             case .connectBackend:
@@ -286,14 +292,17 @@ struct SessionDriver {
             case .decide(var attempt):
                 attempt.time = self.clock.now()
                 let decision = self.guardEngine.decide(attempt)
-                self.run(self.machine.verdictReceived(decision))
+                answers.append { $0.verdictReceived(decision) }
+            case .report(var attempt):
+                attempt.time = self.clock.now()
+                _ = self.guardEngine.decide(attempt)
             case .confirm(var attempt):
                 attempt.time = self.clock.now()
                 let confirmation = self.guardEngine.confirm(attempt)
                 if confirmation.verdict != .allow {
                     self.transcript.append("# confirm \(attempt.username) -> \(confirmation.verdict.rawValue) \(confirmation.reasons.map(\.rawValue).joined(separator: ","))")
                 }
-                self.run(self.machine.confirmationReceived(confirmation))
+                answers.append { $0.confirmationReceived(confirmation) }
             case .authCredentialsSent:
                 self.credentialsSent += 1
             case .backendAuthAnswered(let code):
@@ -302,7 +311,7 @@ struct SessionDriver {
                 request.time = self.clock.now()
                 let decision = self.guardEngine.checkSending(request)
                 if !decision.allowed { self.transcript.append("# sending refused \(request.username) \(decision.excess?.limitText ?? "locked")") }
-                self.run(self.machine.sendingVerdictReceived(decision))
+                answers.append { $0.sendingVerdictReceived(decision) }
             case .recordAttempt(let attempt, let code, let decision):
                 self.records.append((attempt, code, decision))
                 self.transcript.append("# auth \(attempt.username) \(attempt.mechanism.rawValue) \(attempt.outcome.rawValue) -> \(decision.verdict.rawValue) \(decision.reasons.map(\.rawValue).joined(separator: ","))")
@@ -320,6 +329,8 @@ struct SessionDriver {
             case .closeClient, .dropClient:
                 if !self.closed { self.transcript.append("# client closed") }
                 self.closed = true
+            case .backendFailed(let reason):
+                self.transcript.append("# log error: \(reason)")
             case .log(let level, let message):
                 self.transcript.append("# log \(level): \(message)")
             }

@@ -159,12 +159,12 @@ struct SessionTroubleTests {
         var machine = SMTPSessionStateMachine(
             configuration: SessionConfiguration(.plainAuth, hasher: PasswordHasher(nonce: [])),
             client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
-        _ = machine.start()
-        _ = machine.clientLine(.line(SMTPLine("EHLO x")), more: false)
-        #expect(machine.clientLine(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: false).contains(.connectBackend))
+        _ = machine.clientAdmitted()
+        _ = machine.clientLineReceived(.line(SMTPLine("EHLO x")), more: false)
+        #expect(machine.clientLineReceived(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: false).contains(.connectBackend))
         let actions = machine.backendConnectFailed("connection refused")
         #expect(actions.contains { if case .sendToClient(let reply) = $0 { reply.code == 421 && reply.lines[0].hasPrefix("4.3.0") } else { false } })
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("connection refused") } else { false } })
+        #expect(actions.contains { if case .backendFailed(let text) = $0 { text.contains("connection refused") } else { false } })
         #expect(actions.contains(.closeClient))
         #expect(machine.isClosed)
     }
@@ -172,7 +172,7 @@ struct SessionTroubleTests {
     @Test("a slow backend gives 421 4.3.0")
     func backendSlow() {
         var machine = self.openedMachine()
-        _ = machine.clientLine(.line(SMTPLine("NOOP")), more: false)
+        _ = machine.clientLineReceived(.line(SMTPLine("NOOP")), more: false)
         let actions = machine.timerFired(.backendReply)
         #expect(actions.contains { if case .sendToClient(let reply) = $0 { reply.code == 421 } else { false } })
         #expect(actions.contains(.closeBackend))
@@ -181,10 +181,10 @@ struct SessionTroubleTests {
     @Test("a backend reply to no command closes both sides")
     func unsolicitedReply() {
         var machine = self.openedMachine()
-        let actions = machine.backendReply(SMTPReply(code: 250, "surprise"), clientWaiting: false)
+        let actions = machine.backendReplyReceived(SMTPReply(code: 250, "surprise"), clientWaiting: false)
         #expect(actions.contains(.closeBackend))
         #expect(actions.contains(.closeClient))
-        #expect(actions.contains { if case .log(.error, _) = $0 { true } else { false } })
+        #expect(actions.contains { if case .backendFailed = $0 { true } else { false } })
     }
 
     @Test("a backend greeting other than 220 never reaches the client as it is")
@@ -239,21 +239,21 @@ struct SessionTroubleTests {
         var machine = SMTPSessionStateMachine(
             configuration: SessionConfiguration(.plainAuth, hasher: PasswordHasher(nonce: [])),
             client: ClientInfo(address: IPAddress("192.0.2.1")!, port: 1, localAddress: IPAddress("192.0.2.2")!, localPort: 25, authAllowed: true))
-        _ = machine.start()
-        _ = machine.clientLine(.line(SMTPLine("EHLO x")), more: false)
+        _ = machine.clientAdmitted()
+        _ = machine.clientLineReceived(.line(SMTPLine("EHLO x")), more: false)
         return machine
     }
 
     /// A session whose link to the backend is up (a MAIL opened it, an RSET ended that).
     func openedMachine() -> SMTPSessionStateMachine {
         var machine = self.freshMachine()
-        _ = machine.clientLine(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: false)
+        _ = machine.clientLineReceived(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: false)
         _ = machine.backendConnected()
-        _ = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
-        _ = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
-        _ = machine.backendReply(SMTPReply(code: 250, "2.1.0 Ok"), clientWaiting: false)
-        _ = machine.clientLine(.line(SMTPLine("RSET")), more: false)
-        _ = machine.backendReply(SMTPReply(code: 250, "2.0.0 Ok"), clientWaiting: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 250, "2.1.0 Ok"), clientWaiting: false)
+        _ = machine.clientLineReceived(.line(SMTPLine("RSET")), more: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 250, "2.0.0 Ok"), clientWaiting: false)
         return machine
     }
 
@@ -261,52 +261,52 @@ struct SessionTroubleTests {
     func lazyLink() {
         var machine = self.freshMachine()
         for command in ["NOOP", "RSET", "HELP", "VRFY bob", "EHLO again.example", "HELO last.example"] {
-            let actions = machine.clientLine(.line(SMTPLine(command)), more: false)
+            let actions = machine.clientLineReceived(.line(SMTPLine(command)), more: false)
             #expect(!actions.contains(.connectBackend), "\(command)")
             #expect(!actions.contains { if case .sendToBackend = $0 { true } else { false } }, "\(command)")
             #expect(actions.contains { if case .sendToClient = $0 { true } else { false } }, "\(command)")
         }
-        let mail = machine.clientLine(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: true)
+        let mail = machine.clientLineReceived(.line(SMTPLine("MAIL FROM:<a@example.org>")), more: true)
         #expect(mail.contains(.connectBackend))
         #expect(!mail.contains { if case .sendToBackend = $0 { true } else { false } })
         // Pipelined behind it: kept in order, nothing sent before the link is up.
-        let rcpt = machine.clientLine(.line(SMTPLine("RCPT TO:<b@example.org>")), more: false)
+        let rcpt = machine.clientLineReceived(.line(SMTPLine("RCPT TO:<b@example.org>")), more: false)
         #expect(!rcpt.contains(.connectBackend) && !rcpt.contains { if case .sendToBackend = $0 { true } else { false } })
         #expect(!machine.backendConnected().contains { if case .sendToBackend = $0 { true } else { false } })
-        let greeted = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        let greeted = machine.backendReplyReceived(SMTPReply(code: 220, "backend"), clientWaiting: false)
         #expect(greeted.contains(.sendToBackend(ByteBuffer(string: "HELO last.example\r\n"))))
-        let up = machine.backendReply(SMTPReply(code: 250, "backend"), clientWaiting: false)
+        let up = machine.backendReplyReceived(SMTPReply(code: 250, "backend"), clientWaiting: false)
         #expect(up == [
             .cancelTimer(.backendReply), .sendToBackend(ByteBuffer(string: "MAIL FROM:<a@example.org>\r\n")),
             .sendToBackend(ByteBuffer(string: "RCPT TO:<b@example.org>\r\n")), .startTimer(.backendReply, .seconds(300)),
         ])
-        #expect(machine.backendReply(SMTPReply(code: 250, "2.1.0 Ok"), clientWaiting: false).contains(.sendToClient(SMTPReply(code: 250, "2.1.0 Ok"))))
+        #expect(machine.backendReplyReceived(SMTPReply(code: 250, "2.1.0 Ok"), clientWaiting: false).contains(.sendToClient(SMTPReply(code: 250, "2.1.0 Ok"))))
     }
 
     @Test("an AUTH waiting for the link: its credentials count as sent only when they go out; a mechanism the backend lacks is a 454, not a guess")
     func authWaitsForLink() {
         var machine = self.freshMachine()
-        _ = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
+        _ = machine.clientLineReceived(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
         let allowed = machine.verdictReceived(Decision(verdict: .allow))
         #expect(allowed.contains(.connectBackend))
         #expect(!allowed.contains(.authCredentialsSent))
         // The client goes before the link is up: nothing reached the backend.
         var gone = machine
         let closed = gone.clientClosed()
-        #expect(closed.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
+        #expect(closed.contains { if case .report(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
         _ = machine.backendConnected()
-        _ = machine.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
-        let up = machine.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        let up = machine.backendReplyReceived(SMTPReply(code: 250, lines: ["backend", "AUTH PLAIN LOGIN"]), clientWaiting: false)
         #expect(up.contains(.authCredentialsSent))
 
         var lacking = self.freshMachine()
-        _ = lacking.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
+        _ = lacking.clientLineReceived(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
         _ = lacking.verdictReceived(Decision(verdict: .allow))
         _ = lacking.backendConnected()
-        _ = lacking.backendReply(SMTPReply(code: 220, "backend"), clientWaiting: false)
-        let refused = lacking.backendReply(SMTPReply(code: 250, lines: ["backend", "AUTH LOGIN"]), clientWaiting: false)
+        _ = lacking.backendReplyReceived(SMTPReply(code: 220, "backend"), clientWaiting: false)
+        let refused = lacking.backendReplyReceived(SMTPReply(code: 250, lines: ["backend", "AUTH LOGIN"]), clientWaiting: false)
         #expect(!refused.contains { if case .sendToBackend = $0 { true } else { false } })
-        #expect(refused.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
+        #expect(refused.contains { if case .report(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
         #expect(refused.contains { if case .sendToClient(let reply) = $0 { reply.code == 454 } else { false } })
         #expect(refused.contains { if case .log(.error, let text) = $0 { text.contains("AUTH PLAIN") } else { false } })
     }
@@ -314,34 +314,34 @@ struct SessionTroubleTests {
     @Test("a client that goes away once its credentials are at the backend leaves an unverified guess; before, an abandoned attempt")
     func abandoned() {
         var machine = self.openedMachine()
-        let asked = machine.clientLine(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
+        let asked = machine.clientLineReceived(.line(SMTPLine("AUTH PLAIN \(Base64.encode(Array("\0alice\0pw".utf8)))")), more: false)
         #expect(asked.contains { if case .decide(let attempt) = $0 { attempt.outcome == .pending } else { false } })
         let sent = machine.verdictReceived(Decision(verdict: .allow))
         #expect(sent.contains(.authCredentialsSent))
         let closed = machine.clientClosed()
-        #expect(closed.contains { if case .decide(let attempt) = $0 { attempt.outcome == .unverified } else { false } })
+        #expect(closed.contains { if case .report(let attempt) = $0 { attempt.outcome == .unverified } else { false } })
         #expect(closed.contains { if case .recordAttempt(let attempt, _, _) = $0 { attempt.outcome == .unverified } else { false } })
 
         // LOGIN: the username is at the backend, the password not yet: nothing was checked.
         var login = self.openedMachine()
-        _ = login.clientLine(.line(SMTPLine("AUTH LOGIN \(Base64.encode("alice"))")), more: false)
-        _ = login.clientLine(.line(SMTPLine(Base64.encode("pw"))), more: false)
+        _ = login.clientLineReceived(.line(SMTPLine("AUTH LOGIN \(Base64.encode("alice"))")), more: false)
+        _ = login.clientLineReceived(.line(SMTPLine(Base64.encode("pw"))), more: false)
         let first = login.verdictReceived(Decision(verdict: .allow))
         #expect(!first.contains(.authCredentialsSent))
         let gone = login.clientClosed()
-        #expect(gone.contains { if case .decide(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
+        #expect(gone.contains { if case .report(let attempt) = $0 { attempt.outcome == .abandoned } else { false } })
     }
 
     @Test("while the backend owes the end-of-data reply, the client's idle timer rests")
     func idleRestsDuringDataEnd() {
         var machine = self.openedMachine()
-        _ = machine.clientLine(.line(SMTPLine("DATA")), more: false)
-        _ = machine.backendReply(SMTPReply(code: 354, "go"), clientWaiting: false)
-        _ = machine.clientLine(.line(SMTPLine("Subject: x")), more: false)
-        let end = machine.clientLine(.line(SMTPLine(".")), more: false)
+        _ = machine.clientLineReceived(.line(SMTPLine("DATA")), more: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 354, "go"), clientWaiting: false)
+        _ = machine.clientLineReceived(.line(SMTPLine("Subject: x")), more: false)
+        let end = machine.clientLineReceived(.line(SMTPLine(".")), more: false)
         #expect(end.contains(.cancelTimer(.clientIdle)))
         #expect(end.contains(.startTimer(.backendReply, .seconds(600))))
-        let answered = machine.backendReply(SMTPReply(code: 250, "queued"), clientWaiting: false)
+        let answered = machine.backendReplyReceived(SMTPReply(code: 250, "queued"), clientWaiting: false)
         #expect(answered.contains(.startTimer(.clientIdle, .seconds(300))))
     }
 
@@ -350,11 +350,11 @@ struct SessionTroubleTests {
         var machine = self.openedMachine()
         var forwarded = 0
         for _ in 0..<150 where machine.wantsInput {
-            forwarded += machine.clientLine(.line(SMTPLine("RCPT TO:<b@example.org>")), more: false).filter { if case .sendToBackend = $0 { true } else { false } }.count
+            forwarded += machine.clientLineReceived(.line(SMTPLine("RCPT TO:<b@example.org>")), more: false).filter { if case .sendToBackend = $0 { true } else { false } }.count
         }
         #expect(forwarded == SMTPSessionStateMachine.maxPipelined)
         #expect(!machine.wantsInput)
-        _ = machine.backendReply(SMTPReply(code: 250, "ok"), clientWaiting: false)
+        _ = machine.backendReplyReceived(SMTPReply(code: 250, "ok"), clientWaiting: false)
         #expect(machine.wantsInput)
     }
 }

@@ -14,134 +14,6 @@ import NIOSSL
 import SMTPWire
 import Synchronization
 
-/// What every session of one proxy shares.
-public struct ProxyContext: Sendable {
-    public var configuration: ProxyConfiguration
-    public var session: SessionConfiguration
-    public var guardEngine: Guard
-    public var events: any EventSink
-    public var registry: ConnectionRegistry
-    public var logger: Logger
-    public var connector: any BackendConnector
-    /// The guard's certificate (STARTTLS, implicit TLS listeners); nil: no TLS to clients.
-    public var tls: TLSContextStore?
-    /// TLS to the backend (STARTTLS or implicit); nil: plain.
-    public var backendTLS: BackendTLS?
-    /// smtpguard_backend_errors_total: sessions ended by trouble with the backend.
-    public var backendErrors = Counter(label: "smtpguard_backend_errors_total")
-    /// Watches the backend's AUTH answers for a penalty on the guard's own address (set when
-    /// `backend.identity` is none: then the backend sees every client as the guard).
-    public var penaltyMonitor: BackendPenaltyMonitor?
-
-    public init(
-        configuration: ProxyConfiguration, session: SessionConfiguration, guardEngine: Guard, events: any EventSink,
-        registry: ConnectionRegistry, logger: Logger, connector: any BackendConnector = TCPBackendConnector(),
-        tls: TLSContextStore? = nil, backendTLS: BackendTLS? = nil, penaltyMonitor: BackendPenaltyMonitor? = nil
-    ) {
-        self.configuration = configuration
-        self.session = session
-        self.guardEngine = guardEngine
-        self.events = events
-        self.registry = registry
-        self.logger = logger
-        self.connector = connector
-        self.tls = tls
-        self.backendTLS = backendTLS
-        self.penaltyMonitor = penaltyMonitor
-    }
-}
-
-/// Opens the connection to the backend on the client's event loop.
-public protocol BackendConnector: Sendable {
-    func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
-}
-
-/// The real one: TCP to the configured backend. An address given as an IP literal is used
-/// as it is; a host name is resolved for each connection (so DNS changes are followed).
-/// With `implicitTLS`, TLS starts with the connection (a port 465 style backend).
-public struct TCPBackendConnector: BackendConnector {
-    let implicitTLS: BackendTLS?
-
-    public init(implicitTLS: BackendTLS? = nil) {
-        self.implicitTLS = implicitTLS
-    }
-
-    public func connect(to target: HostPort, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
-        let tls = self.implicitTLS
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
-                }
-            }
-        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
-            return bootstrap.connect(to: address)
-        }
-        return bootstrap.connect(host: target.host, port: target.port)
-    }
-}
-
-/// Session ids: a per-process random prefix and a counter (no system call per session).
-enum SessionIDs {
-    private static let prefix = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
-    private static let counter = Atomic<UInt64>(0)
-
-    static func next() -> String {
-        let n = self.counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return self.prefix + String(n, radix: 16)
-    }
-}
-
-/// The session's timers: when each is due, and the task that will look at it.
-struct SessionTimers {
-    static let count = 7
-    var deadlines = InlineArray<7, NIODeadline?>(repeating: nil)
-    var tasks = InlineArray<7, (task: Scheduled<Void>, due: NIODeadline)?>(repeating: nil)
-
-    static func index(_ timer: SessionTimer) -> Int {
-        switch timer {
-        case .backendConnect: return 0
-        case .backendReply: return 1
-        case .clientIdle: return 2
-        case .tarpit: return 3
-        case .tlsHandshake: return 4
-        case .dataRate: return 5
-        case .session: return 6
-        }
-    }
-
-    mutating func cancelAll() {
-        for i in 0..<Self.count {
-            self.tasks[i]?.task.cancel()
-            self.tasks[i] = nil
-            self.deadlines[i] = nil
-        }
-    }
-}
-
-extension IPAddress {
-    /// The address of a socket, read from its sockaddr (no text round trip).
-    init?(_ socketAddress: SocketAddress) {
-        switch socketAddress {
-        case .v4(let v4):
-            self.init(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
-        case .v6(let v6):
-            var storage = v6.address.sin6_addr
-            let (high, low) = withUnsafeBytes(of: &storage) { raw -> (UInt64, UInt64) in
-                (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-                 UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-            }
-            let address = IPAddress(high: high, low: low)
-            // An IPv4-mapped address is the IPv4 address.
-            self = address.isIPv4 ? IPAddress(ipv4: UInt32(truncatingIfNeeded: low)) : address
-        case .unixDomainSocket:
-            return nil
-        }
-    }
-}
-
 final class ClientSessionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -181,6 +53,8 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     private var backendWritable = true
     /// A read the channel asked for while the session did not want more input.
     private var heldRead = false
+    /// The engine's answers to the batch of actions being carried out, for after it.
+    private var answers: [(inout SMTPSessionStateMachine) -> [SessionAction]] = []
     /// When the last AUTH credentials went to the backend (for the penalty watch).
     private var credentialsSentAt: NIODeadline?
     private let sessionID: String
@@ -208,66 +82,49 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             return
         }
         if self.awaitsProxyHeader { return }  // see userInboundEventTriggered
-        let local = context.channel.localAddress
-        self.begin(
-            context: context, address: address, port: UInt16(clamping: remote.port ?? 0),
-            localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0))
+        self.begin(context: context, self.candidate(remote: remote, address: address, local: context.channel.localAddress))
     }
 
-    /// The client is known: admit or refuse it, then start the session.
-    /// `balancerItself`: a PROXY LOCAL/UNKNOWN connection of the load balancer's own (a health
-    /// check): it gets no AUTH, so failures there can never ban the balancer.
-    private func begin(
-        context: ChannelHandlerContext, address: IPAddress, port: UInt16, localAddress: IPAddress, localPort: UInt16,
-        balancerItself: Bool = false
-    ) {
-        self.clientAddress = address
-        let hostname = self.shared.session.hostname
-
-        self.registryKey = self.shared.guardEngine.clientKey(address)
-        switch self.shared.registry.admit(self.registryKey!, channel: context.channel) {
+    /// The client is known: admit or refuse it (ConnectionAdmission decides), then start
+    /// the session.
+    private func begin(context: ChannelHandlerContext, _ candidate: ConnectionAdmission.Candidate) {
+        self.clientAddress = candidate.address
+        let key = self.shared.guardEngine.clientKey(candidate.address)
+        self.registryKey = key
+        let capacity: ConnectionAdmission.Capacity
+        switch self.shared.registry.admit(key, channel: context.channel) {
         case .admitted:
             self.admitted = true
-        case .tooManyTotal:
-            self.logger.warning("connection limit reached (\(self.shared.registry.maxTotal) open): client refused")
-            self.refuse(SMTPReply(code: 421, "4.7.0 \(hostname) Error: too many connections, try again later"), context: context)
-            return
-        case .tooManyFromClient:
-            self.logger.info("too many connections from this client (\(self.shared.registry.maxPerClient)): refused")
-            self.refuse(SMTPReply(code: 421, "4.7.0 \(hostname) Error: too many connections from your address"), context: context)
-            return
+            capacity = .available
+        case .tooManyTotal: capacity = .full(limit: self.shared.registry.maxTotal)
+        case .tooManyFromClient: capacity = .clientFull(limit: self.shared.registry.maxPerClient)
         }
-        if let ban = self.shared.guardEngine.connectionBan(for: address) {
-            self.logger.info(
-                "banned client refused at connect",
-                metadata: ["guard.ban.scope": .string(ban.key.scope.rawValue), "guard.ban.until": .string(ban.until.iso8601)])
-            let reply =
-                self.shared.configuration.banReplyCode == 421
-                ? SMTPReply(code: 421, "4.7.0 \(hostname) Service not available, try again later")
-                : SMTPReply(code: 554, "5.7.1 \(hostname) Access denied")
-            self.refuse(reply, context: context)
-            return
+        let engine = self.shared.guardEngine
+        switch self.shared.admission.decide(candidate, capacity: capacity, ban: { engine.connectionBan(for: candidate.address) }) {
+        case .refuse(let refusal):
+            self.log(refusal.level, refusal.message, metadata: refusal.metadata.mapValues { .string($0) })
+            guard let reply = refusal.reply else {
+                context.close(promise: nil)
+                return
+            }
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: reply.encoded))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .admit(let client):
+            var machine = SMTPSessionStateMachine(configuration: self.shared.session, client: client)
+            let actions = machine.clientAdmitted()
+            self.machine = machine
+            self.run(actions)
+            self.flushAll()
+            self.readIfWanted()
         }
-        let info = ClientInfo(
-            address: address, port: port, localAddress: localAddress, localPort: localPort,
-            authAllowed: !balancerItself && self.shared.configuration.authNetworks.contains(address), implicitTLS: self.implicitTLS)
-        var machine = SMTPSessionStateMachine(configuration: self.shared.session, client: info)
-        let actions = machine.start()
-        self.machine = machine
-        self.run(actions)
-        self.flushAll()
-        self.readIfWanted()
     }
 
-    private func refuse(_ reply: SMTPReply, context: ChannelHandlerContext) {
-        if self.implicitTLS {
-            // No TLS handshake is spent on a client that is refused anyway.
-            context.close(promise: nil)
-            return
-        }
-        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: reply.encoded))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+    private func candidate(remote: SocketAddress, address: IPAddress, local: SocketAddress?, balancerItself: Bool = false) -> ConnectionAdmission.Candidate {
+        ConnectionAdmission.Candidate(
+            address: address, port: UInt16(clamping: remote.port ?? 0),
+            localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0),
+            balancerItself: balancerItself, implicitTLS: self.implicitTLS)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -315,13 +172,13 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             let local = context.channel.localAddress
             switch proxied.header {
             case .proxied(let source, let sourcePort, let destination, let destinationPort):
-                self.begin(context: context, address: source, port: sourcePort, localAddress: destination, localPort: destinationPort)
+                self.begin(
+                    context: context,
+                    ConnectionAdmission.Candidate(
+                        address: source, port: sourcePort, localAddress: destination, localPort: destinationPort, implicitTLS: self.implicitTLS))
             case .local:
                 guard let remote, let address = IPAddress(remote) else { return }
-                self.begin(
-                    context: context, address: address, port: UInt16(clamping: remote.port ?? 0),
-                    localAddress: local.flatMap(IPAddress.init) ?? IPAddress(ipv4: 0x7F00_0001), localPort: UInt16(clamping: local?.port ?? 0),
-                    balancerItself: true)
+                self.begin(context: context, self.candidate(remote: remote, address: address, local: local, balancerItself: true))
             }
             return
         }
@@ -340,7 +197,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
 
     func backendReplied(_ reply: SMTPReply) {
         let waiting = self.inbound.readableBytes > 0
-        self.send { $0.backendReply(reply, clientWaiting: waiting) }
+        self.send { $0.backendReplyReceived(reply, clientWaiting: waiting) }
         self.processInput()
         self.readIfWanted()
     }
@@ -389,7 +246,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
             let detectTLS = self.machine!.expectsCommand
             guard let framed = self.framer.next(from: &self.inbound, limit: limit, detectTLS: detectTLS) else { break }
             let more = self.inbound.readableBytes > 0
-            self.send { $0.clientLine(framed, more: more) }
+            self.send { $0.clientLineReceived(framed, more: more) }
         }
         if self.inbound.readableBytes == 0 {
             // Nothing waiting: let the read buffer go, so that an idle client holds no memory
@@ -436,6 +293,9 @@ final class ClientSessionHandler: ChannelDuplexHandler {
 
     // MARK: - Carrying out actions
 
+    /// Hands the machine one event and carries out what it asks. The engine's answers to the
+    /// batch (`verdictReceived`, `confirmationReceived`, `sendingVerdictReceived`) are events
+    /// of their own, handed over once the whole batch is done, never in the middle of it.
     private func send(_ event: (inout SMTPSessionStateMachine) -> [SessionAction]) {
         guard self.machine != nil else { return }
         let actions = event(&self.machine!)  // in place: no copy of the machine per event
@@ -445,6 +305,10 @@ final class ClientSessionHandler: ChannelDuplexHandler {
     private func run(_ actions: [SessionAction]) {
         for action in actions {
             self.run(action)
+        }
+        while !self.answers.isEmpty, self.machine != nil {
+            let answer = self.answers.removeFirst()
+            self.run(answer(&self.machine!))
         }
     }
 
@@ -465,14 +329,13 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         case .decide(var attempt):
             attempt.time = self.shared.guardEngine.clock.now()
             let decision = self.shared.guardEngine.decide(attempt)
-            if self.shared.logger.logLevel <= .debug { self.logger.debug(
-                "guard decided",
-                metadata: [
-                    "auth.outcome": .string(attempt.outcome.rawValue), "guard.decision": .string(decision.verdict.rawValue),
-                    "guard.reasons": .string(decision.reasons.map(\.rawValue).joined(separator: ",")),
-                    "guard.delay": .string(decision.delay.compactText),
-                ]) }
-            self.send { $0.verdictReceived(decision) }
+            self.logDecision(attempt, decision)
+            // Carried out when this batch is done (see run(_:)): the answer's actions come
+            // after the ones already asked for.
+            self.answers.append { $0.verdictReceived(decision) }
+        case .report(var attempt):
+            attempt.time = self.shared.guardEngine.clock.now()
+            self.logDecision(attempt, self.shared.guardEngine.decide(attempt))
         case .confirm(var attempt):
             attempt.time = self.shared.guardEngine.clock.now()
             let confirmation = self.shared.guardEngine.confirm(attempt)
@@ -481,7 +344,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                     "an attempt that waited in the tarpit was stopped: a ban came meanwhile",
                     metadata: ["guard.reasons": .string(confirmation.reasons.map(\.rawValue).joined(separator: ","))])
             }
-            self.send { $0.confirmationReceived(confirmation) }
+            self.answers.append { $0.confirmationReceived(confirmation) }
         case .authCredentialsSent:
             if self.shared.penaltyMonitor != nil { self.credentialsSentAt = .now() }
         case .backendAuthAnswered(let code):
@@ -493,7 +356,7 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         case .checkSending(var request):
             request.time = self.shared.guardEngine.clock.now()
             let decision = self.shared.guardEngine.checkSending(request)
-            self.send { $0.sendingVerdictReceived(decision) }
+            self.answers.append { $0.sendingVerdictReceived(decision) }
         case .recordAttempt(var attempt, let replyCode, let decision):
             attempt.time = self.shared.guardEngine.clock.now()
             self.shared.events.record(.attempt(AttemptRecord(attempt: attempt, session: self.sessionID, replyCode: replyCode, decision: decision)))
@@ -543,17 +406,32 @@ final class ClientSessionHandler: ChannelDuplexHandler {
         case .dropClient:
             self.clientNeedsFlush = false
             self.context?.close(promise: nil)
+        case .backendFailed(let reason):
+            self.shared.backendErrors.increment()
+            self.logger.error("\(reason)", metadata: ["backend": .string(self.shared.configuration.backend.description)])
         case .log(let level, let message):
-            switch level {
-            case .info: self.logger.info("\(message)")
-            case .warning: self.logger.warning("\(message)")
-            case .error:
-                // Session-ending trouble is always the backend's (see backendTrouble in the machine).
-                self.shared.backendErrors.increment()
-                self.logger.error("\(message)", metadata: ["backend": .string(self.shared.configuration.backend.description)])
-            case .critical: self.logger.critical("\(message)")
-            }
+            self.log(level, message)
         }
+    }
+
+    private func log(_ level: SessionLogLevel, _ message: String, metadata: Logger.Metadata? = nil) {
+        switch level {
+        case .info: self.logger.info("\(message)", metadata: metadata)
+        case .warning: self.logger.warning("\(message)", metadata: metadata)
+        case .error: self.logger.error("\(message)", metadata: metadata)
+        case .critical: self.logger.critical("\(message)", metadata: metadata)
+        }
+    }
+
+    private func logDecision(_ attempt: AuthAttempt, _ decision: Decision) {
+        guard self.shared.logger.logLevel <= .debug else { return }
+        self.logger.debug(
+            "guard decided",
+            metadata: [
+                "auth.outcome": .string(attempt.outcome.rawValue), "guard.decision": .string(decision.verdict.rawValue),
+                "guard.reasons": .string(decision.reasons.map(\.rawValue).joined(separator: ",")),
+                "guard.delay": .string(decision.delay.compactText),
+            ])
     }
 
     private func arm(_ timer: SessionTimer, at due: NIODeadline, on eventLoop: any EventLoop) {
@@ -567,15 +445,9 @@ final class ClientSessionHandler: ChannelDuplexHandler {
                 return
             }
             self.timers.deadlines[index] = nil
-            // A backend reply held back because the client does not read its own replies is the
-            // client's stall, not the backend's.
-            let stalled = timer == .backendReply && !(self.context?.channel.isWritable ?? true)
-            if timer == .dataRate && !self.backendWritable {
-                // The guard held the client's data back for the backend: not the client's doing.
-                self.send { $0.dataRateCheckExcused() }
-            } else {
-                self.send { $0.timerFired(stalled ? .clientIdle : timer) }
-            }
+            let clientWritable = self.context?.channel.isWritable ?? true
+            let backendWritable = self.backendWritable
+            self.send { $0.timerFired(timer, clientWritable: clientWritable, backendWritable: backendWritable) }
             self.processInput()
             self.flushAll()
             self.readIfWanted()

@@ -28,6 +28,8 @@ public final class SessionConfiguration: Sendable {
     public let dataTimeout: Duration
     public let commandTimeout: Duration
     public let hasher: PasswordHasher
+    /// Every reply of the guard's own, built once.
+    public let replies: SessionReplies
 
     public init(_ proxy: ProxyConfiguration, hasher: PasswordHasher) {
         self.hostname = proxy.effectiveHostname
@@ -53,6 +55,9 @@ public final class SessionConfiguration: Sendable {
         self.dataTimeout = proxy.dataTimeout
         self.commandTimeout = proxy.commandTimeout
         self.hasher = hasher
+        self.replies = SessionReplies(
+            hostname: self.hostname, banner: self.banner, failure: self.failureReply, tempFailure: self.tempFailureReply,
+            maxDataLine: self.maxDataLine, maxMessageSize: self.maxMessageSize)
     }
 }
 
