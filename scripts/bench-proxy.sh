@@ -7,6 +7,8 @@
 #   guard    smtp-source -> SMTPGuard         -> smtp-sink (127.0.0.1:12527)
 #            (the guard with its state, admin API and event log off, run in a mktemp folder:
 #            nothing is written into the repository)
+#   guard-before  the same, with another build of the guard (SMTPGUARD_BEFORE_BIN; 12528),
+#            so that a change is measured side by side with the code before it, same run
 #
 # Throughput: smtp-source opens one TCP connection per message (HELO, MAIL, RCPT, DATA, ".",
 # QUIT, close; it only reuses connections with -d, which is not given), so messages/s is
@@ -30,6 +32,7 @@
 #   BENCH_MESSAGES [20000]  BENCH_CONCURRENCY [50]  BENCH_RUNS [3]  BENCH_SIZE [1024] payload bytes
 #   BENCH_WARMUP [2000] warm-up messages   BENCH_TIMEOUT [300] seconds allowed per smtp-source run
 #   BENCH_SETUPS ["direct haproxy guard"]  BENCH_OUT [/tmp/bench-proxy.json] raw numbers as JSON
+#   SMTPGUARD_BEFORE_BIN [unset]: when set, the set-up guard-before is added (after guard)
 #   SMTPGUARD_BIN [.build/release/smtpguard]; built with `swift build -c release --product
 #     smtpguard` only when it is missing and the default path is used.
 #   SMTP_LOAD_BIN [.build/release/smtp-load]  LATENCY_SESSIONS [5000]  LATENCY_CONCURRENCY [20]
@@ -48,6 +51,11 @@ size=${BENCH_SIZE:-1024}
 warmup=${BENCH_WARMUP:-2000}
 run_timeout=${BENCH_TIMEOUT:-300}
 setups=${BENCH_SETUPS:-direct haproxy guard}
+before_bin=${SMTPGUARD_BEFORE_BIN:-}
+if [ -n "$before_bin" ]; then
+  [ -x "$before_bin" ] || { echo "bench-proxy: SMTPGUARD_BEFORE_BIN=$before_bin is not an executable" >&2; exit 1; }
+  [[ " $setups " == *" guard-before "* ]] || setups="$setups guard-before"
+fi
 out_json=${BENCH_OUT:-/tmp/bench-proxy.json}
 default_guard_bin=.build/release/smtpguard
 guard_bin=${SMTPGUARD_BIN:-$default_guard_bin}
@@ -59,12 +67,13 @@ host=127.0.0.1
 sink_port=12525
 haproxy_port=12526
 guard_port=12527
+before_port=12528
 
 for v in messages concurrency runs size warmup run_timeout latency_sessions latency_concurrency; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || { echo "bench-proxy: $v must be a positive integer (got '${!v}')" >&2; exit 2; }
 done
 for s in $setups; do
-  case $s in direct | haproxy | guard) ;; *) echo "bench-proxy: unknown set-up '$s' in BENCH_SETUPS" >&2; exit 2 ;; esac
+  case $s in direct | haproxy | guard | guard-before) ;; *) echo "bench-proxy: unknown set-up '$s' in BENCH_SETUPS" >&2; exit 2 ;; esac
 done
 
 log() { echo "bench-proxy: $*" >&2; }
@@ -168,7 +177,7 @@ sink_counts() {
     print s + 0, m + 0 }'
 }
 
-declare -A port_of=([direct]=$sink_port [haproxy]=$haproxy_port [guard]=$guard_port)
+declare -A port_of=([direct]=$sink_port [haproxy]=$haproxy_port [guard]=$guard_port [guard-before]=$before_port)
 declare -A pid_of=()
 declare -A cmd_of=([direct]="(none)")
 
@@ -203,7 +212,20 @@ EOF
   wait_listen "$haproxy_port" "${pid_of[haproxy]}" haproxy "$tmp/haproxy.log"
 fi
 
-if [[ " $setups " == *" guard "* ]]; then
+# start_guard NAME BINARY PORT: one guard in front of the sink, as the set-up NAME.
+start_guard() {
+  local name=$1 bin=$2 port=$3 abs
+  abs=$(realpath "$bin")
+  local cmd=("$abs" run --config "$tmp/guard.yaml" --listen "$host:$port"
+    --backend "$host:$sink_port" --events "" --state "" --log-level warning)
+  (cd "$tmp" && exec "${cmd[@]}") >"$tmp/$name.log" 2>&1 &
+  pid_of[$name]=$!
+  pids+=("${pid_of[$name]}")
+  cmd_of[$name]="$bin run --config guard.yaml --listen $host:$port --backend $host:$sink_port --events \"\" --state \"\" --log-level warning (guard.yaml: admin.listen \"\", state.path \"\", events.path \"\"; working folder a mktemp directory)"
+  wait_listen "$port" "${pid_of[$name]}" smtpguard "$tmp/$name.log"
+}
+
+if [[ " $setups " == *" guard "* || " $setups " == *" guard-before "* ]]; then
   # The default limit of 20 connections per client address would refuse the benchmark itself.
   # State (SQLite), admin API and event log off: this measures the proxy, and nothing is
   # written into the repository (the defaults would put ./smtpguard.db and
@@ -220,14 +242,8 @@ state:
 events:
   path: ""
 EOF
-  guard_abs=$(realpath "$guard_bin")
-  guard_cmd=("$guard_abs" run --config "$tmp/guard.yaml" --listen "$host:$guard_port"
-    --backend "$host:$sink_port" --events "" --state "" --log-level warning)
-  (cd "$tmp" && exec "${guard_cmd[@]}") >"$tmp/guard.log" 2>&1 &
-  pid_of[guard]=$!
-  pids+=("${pid_of[guard]}")
-  cmd_of[guard]="$guard_bin run --config guard.yaml --listen $host:$guard_port --backend $host:$sink_port --events \"\" --state \"\" --log-level warning (guard.yaml: admin.listen \"\", state.path \"\", events.path \"\"; working folder a mktemp directory)"
-  wait_listen "$guard_port" "${pid_of[guard]}" smtpguard "$tmp/guard.log"
+  [[ " $setups " == *" guard "* ]] && start_guard guard "$guard_bin" "$guard_port"
+  [[ " $setups " == *" guard-before "* ]] && start_guard guard-before "$before_bin" "$before_port"
 fi
 
 # --- one smtp-source run ------------------------------------------------------------------
