@@ -73,3 +73,12 @@ public struct PostfixPolicyConfiguration: Sendable, Equatable {
         }
     }
 }
+
+/// An access(5) action the policy server may answer with; nil when it is one.
+func postfixAction(_ text: String) -> String? {
+    let word = text.split(separator: " ", maxSplits: 1).first.map { String($0).uppercased() } ?? ""
+    let known = ["REJECT", "DEFER", "DEFER_IF_PERMIT", "DEFER_IF_REJECT", "HOLD", "DISCARD", "DUNNO", "OK", "WARN"]
+    if known.contains(word) { return nil }
+    if word.count == 3, let code = Int(word), (400...599).contains(code) { return nil }
+    return "must be an access(5) action: REJECT, DEFER, DEFER_IF_PERMIT … or a 4xx/5xx code with text"
+}
