@@ -3,6 +3,10 @@
 #   suite_begin NAME [--no-deps] [--private]
 #   ... check NAME CMD..., expect_match NAME "$text" REGEX, start_guard ..., wait_for ...
 #   suite_end
+# A check made of several conditions is one eval'd string of the predicates has, lacks and
+# count_is (check NAME eval 'has "$out" X && lacks "$out" Y'), each saying why when it is false.
+# Wait for the condition (wait_for, wait_port, start_guard's readiness), not for a time; a
+# sleep that stays lets time pass on purpose (a "no ban yet", a ban running out) and says so.
 #
 # suite_begin goes to the repository root (ROOT), installs the Debian packages
 # (scripts/install-deps.sh; --no-deps leaves that out), picks the binary (BIN: SMTPGUARD_BIN,
@@ -18,9 +22,8 @@ SUITE=${SUITE:-integration}
 SG_PIDS=()       # started by start_bg / start_guard; stopped at exit
 SG_AT_EXIT=()    # command strings run at exit, after the processes are stopped
 SG_BEFORE_STOP=()  # … and before
-SG_REMOVE_WORK=yes
 
-suite_begin() {  # suite_begin NAME [--no-deps] [--private] [--work DIR]: see above
+suite_begin() {  # suite_begin NAME [--no-deps] [--private]: see above
   local deps=yes private=no
   SUITE=$1
   shift
@@ -28,7 +31,6 @@ suite_begin() {  # suite_begin NAME [--no-deps] [--private] [--work DIR]: see ab
     case $1 in
       --no-deps) deps=no ;;
       --private) private=yes ;;
-      --work) WORK=$2; SG_REMOVE_WORK=no; shift ;;  # a folder someone else made and removes
       *) echo "$SUITE: suite_begin: unknown option $1"; exit 2 ;;
     esac
     shift
@@ -38,10 +40,8 @@ suite_begin() {  # suite_begin NAME [--no-deps] [--private] [--work DIR]: see ab
   if [ "$deps" = yes ]; then bash scripts/install-deps.sh || { echo "$SUITE: cannot install the peers"; exit 1; }; fi
   BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
   [ -x "$BIN" ] || swift build --product smtpguard >/dev/null || { echo "$SUITE: build failed"; exit 1; }
-  if [ "$SG_REMOVE_WORK" = yes ]; then
-    WORK=$(mktemp -d "/tmp/smtpguard-$SUITE.XXXXXX")
-    [ "$private" = yes ] || chmod 755 "$WORK"
-  fi
+  WORK=$(mktemp -d "/tmp/smtpguard-$SUITE.XXXXXX")
+  [ "$private" = yes ] || chmod 755 "$WORK"
   trap 'suite_cleanup $?' EXIT
 }
 
@@ -58,7 +58,7 @@ suite_cleanup() {  # the exit trap: $1 is the script's exit status
   for c in "${SG_BEFORE_STOP[@]}"; do eval "$c"; done
   for pid in "${SG_PIDS[@]}"; do stop_pid "$pid" TERM 10 >/dev/null 2>&1; done
   for c in "${SG_AT_EXIT[@]}"; do eval "$c"; done
-  [ "$SG_REMOVE_WORK" = yes ] && [ -n "${WORK:-}" ] || return 0
+  [ -n "${WORK:-}" ] || return 0
   if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ] || [ -n "${KEEP_WORK:-}" ]; then
     echo "$SUITE: logs kept in $WORK"
   else
@@ -219,7 +219,7 @@ start_guard() {
   shift 2
   log="$WORK/$name.log"
   start_bg "$log" "${prefix[@]}" "$BIN" "$sub" --config "$config" "$@"
-  require "the guard $name started" await_start "$STARTED_PID" "$log" "${START_TIMEOUT:-10}" \
+  require "smtpguard $sub ($name) started" await_start "$STARTED_PID" "$log" "${START_TIMEOUT:-10}" \
     eval 'sg_ports_open "${ports[@]}" && eval "${ready:-true}"'
 }
 
