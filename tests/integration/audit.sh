@@ -20,23 +20,8 @@
 # "N passed, N failed"; exits non-zero when a check failed.
 set -uo pipefail
 
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-bash scripts/install-deps.sh || { echo "audit: cannot install the peers"; exit 1; }
-BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
-[ -x "$BIN" ] || swift build --product smtpguard >/dev/null || { echo "audit: build failed"; exit 1; }
-
-WORK=$(mktemp -d /tmp/smtpguard-audit.XXXXXX)
-. tests/integration/checks.sh
-DNS_PID=
-cleanup() {
-  [ -z "$DNS_PID" ] || kill "$DNS_PID" 2>/dev/null
-  [ -z "${GUARD_PID:-}" ] || { kill "$GUARD_PID" 2>/dev/null; wait "$GUARD_PID" 2>/dev/null; }
-  [ -z "${LAB_BAD:-}" ] || LAB_DIR="$LAB_BAD" bash tests/integration/lab.sh stop >/dev/null 2>&1
-  [ -z "${LAB_GOOD:-}" ] || LAB_DIR="$LAB_GOOD" bash tests/integration/lab.sh stop >/dev/null 2>&1
-  if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "audit: files kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+suite_begin audit --private  # WORK stays 0700: the labs, which Postfix and Dovecot must reach, live outside it
 
 # jq-free JSON reading: json FILE EXPRESSION (Python, the value of EXPRESSION on `r`).
 json() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
@@ -77,7 +62,7 @@ check "no password in the report" bash -c '! grep -qFf "$1" "$2" "$3"' _ "$WORK/
 check "--show-passwords shows the guessed ones (and still not the strong ones)" \
   bash -c 'grep -q "u_sha512_crypt.*password: u_sha512_crypt123" "$1" && ! grep -q "Strong-" "$1"' _ "$WORK/shown.txt"
 text=$("$BIN" audit-passwords "$WORK/users" 2>/dev/null)
-check "the table names the scheme, the line and the rule" grep -q "FAIL  w_blf_crypt *[0-9]* *BLF-CRYPT *guessable: in the common-password list password.lst" <<<"$text"
+expect_match "the table names the scheme, the line and the rule" "$text" "FAIL  w_blf_crypt *[0-9]* *BLF-CRYPT *guessable: in the common-password list password.lst"
 
 grep '^s_' "$WORK/users" >"$WORK/strong"
 "$BIN" audit-passwords "$WORK/strong" >/dev/null 2>&1
@@ -107,7 +92,7 @@ check "shadow: yescrypt anna12 and SHA-512 'password' found, locked skipped, bla
 check "shadow: the schemes are named" [ "$(json "$WORK/report.json" '[a.get("scheme") for a in r["accounts"]][2:5]')" = "['YESCRYPT', 'SHA512-CRYPT', 'SHA512-CRYPT']" ]
 
 out=$("$BIN" audit-passwords "$WORK/no-such-file" 2>&1); status=$?
-check "a file that cannot be read: exit status 3, and the file named" bash -c '[ "$1" -eq 3 ] && grep -q "cannot read .*no-such-file" <<<"$2"' _ "$status" "$out"
+check "a file that cannot be read: exit status 3, and the file named" eval '[ "$status" -eq 3 ] && has "$out" "cannot read .*no-such-file"'
 
 # ---------------------------------------------------------------------------------------
 # 2. check-password
@@ -115,25 +100,24 @@ verdict() { local input=$1; shift; out=$(printf '%b' "$input" | "$BIN" check-pas
 verdict 'alice123\n' --user alice
 check "check-password: \${username}123 refused (exit 2), and why" bash -c '[ "$1" -eq 2 ] && [ "$2" = "refused: made from the username (\${username}123)" ]' _ "$status" "$out"
 out=$(printf 'Correct-Horse-9-Battery\0' | PAM_USER=admin "$BIN" check-password 2>&1); status=$?
-check "pam_exec's NUL-terminated password for PAM_USER=admin: accepted (exit 0)" bash -c '[ "$1" -eq 0 ] && grep -q "^accepted: .*at least 15 characters" <<<"$2"' _ "$status" "$out"
+check "pam_exec's NUL-terminated password for PAM_USER=admin: accepted (exit 0)" eval '[ "$status" -eq 0 ] && has "$out" "^accepted: .*at least 15 characters"'
 verdict 'Short-Pass-12\n' --user root
 check "an administrator's 13-character password refused as too short" bash -c '[ "$1" -eq 2 ] && [ "$2" = "refused: shorter than 15 characters" ]' _ "$status" "$out"
 verdict 'Sunshine\n' --json
-check "a word of password.lst refused, in JSON" bash -c '[ "$1" -eq 2 ] && grep -q "\"rule\":\"wordlist\"" <<<"$2" && ! grep -q Sunshine <<<"$2"' _ "$status" "$out"
+check "a word of password.lst refused, in JSON" eval '[ "$status" -eq 2 ] && has "$out" "\"rule\":\"wordlist\"" && lacks "$out" Sunshine'
 verdict '\n'
 check "a blank password refused" bash -c '[ "$1" -eq 2 ] && [ "$2" = "refused: the password is blank" ]' _ "$status" "$out"
 out=$("$BIN" check-password </dev/null 2>&1); status=$?
-check "no password at all: exit 3 and a clear error" bash -c '[ "$1" -eq 3 ] && grep -q "no password on standard input" <<<"$2"' _ "$status" "$out"
+check "no password at all: exit 3 and a clear error" eval '[ "$status" -eq 3 ] && has "$out" "no password on standard input"'
 out=$(echo "x" | "$BIN" check-password --wordlist "$WORK/nope.lst" 2>&1); status=$?
-check "a wordlist that cannot be read: exit 3, named" bash -c '[ "$1" -eq 3 ] && grep -q "cannot read the wordlist .*nope.lst" <<<"$2"' _ "$status" "$out"
+check "a wordlist that cannot be read: exit 3, named" eval '[ "$status" -eq 3 ] && has "$out" "cannot read the wordlist .*nope.lst"'
 
 # ---------------------------------------------------------------------------------------
 # 3. dnsbl, against the test suite's DNS server on loopback
 DNS_PORT=12953
-python3 tests/integration/dnsbl_server.py "$DNS_PORT" "$WORK/dns.log" &
-DNS_PID=$!
-for _ in $(seq 1 50); do [ -f "$WORK/dns.log" ] && break; sleep 0.1; done
-sleep 0.3
+# The server opens its log once its socket is bound: from then on a question is answered.
+start_bg "$WORK/dns.out" python3 tests/integration/dnsbl_server.py "$DNS_PORT" "$WORK/dns.log"
+require "the DNS server on 127.0.0.1:$DNS_PORT started" await_start "$STARTED_PID" "$WORK/dns.out" 5 test -f "$WORK/dns.log"
 dnsbl() { "$BIN" dnsbl --resolver "127.0.0.1:$DNS_PORT" --timeout 300ms "$@"; }
 dnsbl 192.0.2.2 192.0.2.3 2001:db8::5 --zone bl.test --json >"$WORK/dnsbl.json" 2>&1; status=$?
 check "dnsbl: a listed address: exit status 2" [ "$status" -eq 2 ]
@@ -145,16 +129,18 @@ check "2001:db8::5 looked up by its 32 reversed nibbles, and listed (127.0.0.4)"
   bash -c 'grep -qx "A 5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test" "$1" && [ "$2" = "127.0.0.4" ]' _ \
   "$WORK/dns.log" "$(json "$WORK/dnsbl.json" "','.join(next(x['codes'] for x in r['results'] if x['address'] == '2001:db8::5'))")"
 out=$(dnsbl 192.0.2.3 --zone bl.test 2>&1); status=$?
-check "not listed anywhere: exit status 0, and the table says so" bash -c '[ "$1" -eq 0 ] && grep -q "192.0.2.3 .*bl.test .*not listed" <<<"$2" && grep -q "1 lookups through 127.0.0.1:$3: 0 listed, 1 not listed, 0 errors" <<<"$2"' _ "$status" "$out" "$DNS_PORT"
+check "not listed anywhere: exit status 0, and the table says so" \
+  eval '[ "$status" -eq 0 ] && has "$out" "192.0.2.3 .*bl.test .*not listed" && has "$out" "1 lookups through 127.0.0.1:$DNS_PORT: 0 listed, 1 not listed, 0 errors"'
 dnsbl 192.0.2.3 --zone refuse.test --zone hijack.test --zone fail.test --zone silent.test --json >"$WORK/dnsbl-errors.json" 2>&1; status=$?
 err() { json "$WORK/dnsbl-errors.json" "next(x['result'] + ': ' + x.get('error', '') for x in r['results'] if x['zone'] == '$1')"; }
 check "dnsbl: lookup errors only: exit status 1" [ "$status" -eq 1 ]
-check "127.255.255.254 is a refusal (public resolver), not a listing" bash -c 'grep -q "^error: .*public or open resolver" <<<"$1"' _ "$(err refuse.test)"
-check "an answer outside 127/8 is an error, not a listing" bash -c 'grep -q "^error: the answer 198.51.100.7 is not a blocklist code" <<<"$1"' _ "$(err hijack.test)"
-check "SERVFAIL is an error" bash -c 'grep -q "^error: .*SERVFAIL" <<<"$1"' _ "$(err fail.test)"
-check "no answer is an error after the timeout (asked twice)" bash -c 'grep -q "^error: no answer from 127.0.0.1:$2 within" <<<"$1" && [ "$(grep -c "silent.test" "$3")" -eq 2 ]' _ "$(err silent.test)" "$DNS_PORT" "$WORK/dns.log"
+expect_match "127.255.255.254 is a refusal (public resolver), not a listing" "$(err refuse.test)" "^error: .*public or open resolver"
+expect_match "an answer outside 127/8 is an error, not a listing" "$(err hijack.test)" "^error: the answer 198.51.100.7 is not a blocklist code"
+expect_match "SERVFAIL is an error" "$(err fail.test)" "^error: .*SERVFAIL"
+check "no answer is an error after the timeout (asked twice)" \
+  eval 'has "$(err silent.test)" "^error: no answer from 127.0.0.1:$DNS_PORT within" && count_is 2 "$(cat "$WORK/dns.log")" silent.test'
 out=$("$BIN" dnsbl 192.0.2.300 2>&1); status=$?
-check "a malformed address is refused before any lookup, and named" bash -c '[ "$1" -ne 0 ] && grep -q "192.0.2.300: not an IPv4 or IPv6 address" <<<"$2"' _ "$status" "$out"
+check "a malformed address is refused before any lookup, and named" eval '[ "$status" -ne 0 ] && has "$out" "192.0.2.300: not an IPv4 or IPv6 address"'
 
 # ---------------------------------------------------------------------------------------
 # 4. audit HOST, against the real Postfix + Dovecot, configured badly and well. The bad one
@@ -163,6 +149,8 @@ check "a malformed address is refused before any lookup, and named" bash -c '[ "
 BAD_PORT=12925; GOOD_PORT=12926; GUARD_PORT=12927; GUARD_TLS_PORT=12928
 # The labs live outside $WORK (mode 0700): Postfix and Dovecot run as their own users.
 LAB_BAD=/tmp/smtpguard-audit-lab-bad; LAB_GOOD=/tmp/smtpguard-audit-lab-good
+at_exit "LAB_DIR=$LAB_BAD bash tests/integration/lab.sh stop >/dev/null 2>&1"
+at_exit "LAB_DIR=$LAB_GOOD bash tests/integration/lab.sh stop >/dev/null 2>&1"
 LAB_DIR="$LAB_BAD" LAB_SMTP_PORT=$BAD_PORT \
   LAB_POSTFIX_EXTRA=$'smtpd_banner = $myhostname ESMTP $mail_name $mail_version\nmynetworks = 0.0.0.0/0\nsmtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination' \
   bash tests/integration/lab.sh start >"$WORK/lab-bad.out" 2>&1 || { cat "$WORK/lab-bad.out"; echo "audit: the bad lab did not start"; }
@@ -173,16 +161,16 @@ LAB_DIR="$LAB_GOOD" LAB_SMTP_PORT=$GOOD_PORT LAB_WEAK_ADMIN=no LAB_FAST_FAILURES
 finding() { json "$1" "next(f['status'] + ' ' + f['detail'] for f in r['findings'] if f['check'] == '$2')"; }
 "$BIN" audit "127.0.0.1:$BAD_PORT" --try-default-credentials --attempt-interval 100ms --json >"$WORK/bad.json" 2>"$WORK/bad.err"; status=$?
 check "audit, badly configured server: exit status 2" [ "$status" -eq 2 ]
-check "the banner's product and version are a failure" bash -c 'grep -Eq "^fail the banner reveals Postfix [0-9]+\.[0-9]+" <<<"$1"' _ "$(finding "$WORK/bad.json" banner)"
-check "AUTH PLAIN LOGIN before TLS is a failure" bash -c 'grep -q "^fail AUTH PLAIN LOGIN CRAM-MD5 is offered before TLS" <<<"$1"' _ "$(finding "$WORK/bad.json" auth-before-tls)"
-check "the open relay is found" bash -c 'grep -q "^fail an outside recipient .* is accepted .* open relay" <<<"$1"' _ "$(finding "$WORK/bad.json" open-relay)"
+expect_match -E "the banner's product and version are a failure" "$(finding "$WORK/bad.json" banner)" "^fail the banner reveals Postfix [0-9]+\.[0-9]+"
+expect_match "AUTH PLAIN LOGIN before TLS is a failure" "$(finding "$WORK/bad.json" auth-before-tls)" "^fail AUTH PLAIN LOGIN CRAM-MD5 is offered before TLS"
+expect_match "the open relay is found" "$(finding "$WORK/bad.json" open-relay)" "^fail an outside recipient .* is accepted .* open relay"
 check "the relay test sent no message (no DATA, a RSET)" bash -c '[ -s "$1" ] && ! grep -q "smtpguard-relay-test@example.net.*status=" "$1" && ! grep -q "queued as\|message-id=" "$1"' _ "$LAB_BAD/postfix.log"
-check "admin/admin is found by --try-default-credentials, named by its rule only" \
-  bash -c 'grep -q "^fail the login admin with the username as password is accepted" <<<"$1"' _ "$(finding "$WORK/bad.json" default-credentials)"
-check "failed logins at full speed are a failure" bash -c 'grep -q "^fail 6 failed logins were answered in .* none slowed or blocked" <<<"$1"' _ "$(finding "$WORK/bad.json" lockout)"
+expect_match "admin/admin is found by --try-default-credentials, named by its rule only" \
+  "$(finding "$WORK/bad.json" default-credentials)" "^fail the login admin with the username as password is accepted"
+expect_match "failed logins at full speed are a failure" "$(finding "$WORK/bad.json" lockout)" "^fail 6 failed logins were answered in .* none slowed or blocked"
 check "the self-signed lab CA is reported untrusted; with --ca-file trusted" \
-  bash -c 'grep -q "^warn .*not trusted" <<<"$1" && "$2" audit "127.0.0.1:$3" --ca-file "$4" --lockout-probes 2 --json | grep -q "\"check\":\"certificate-trust\",\"status\":\"pass\""' _ \
-  "$(finding "$WORK/bad.json" certificate-trust)" "$BIN" "$BAD_PORT" "$LAB_BAD/tls/ca.pem"
+  eval 'has "$(finding "$WORK/bad.json" certificate-trust)" "^warn .*not trusted" &&
+    has "$("$BIN" audit "127.0.0.1:$BAD_PORT" --ca-file "$LAB_BAD/tls/ca.pem" --lockout-probes 2 --json)" "\"check\":\"certificate-trust\",\"status\":\"pass\""'
 check "no password or AUTH payload in the report" bash -c '! grep -q "AGFkbWluAGFkbWlu\|YWRtaW4=" "$1" "$2"' _ "$WORK/bad.json" "$WORK/bad.err"
 
 "$BIN" audit "127.0.0.1:$GOOD_PORT" --ca-file "$LAB_GOOD/tls/ca.pem" --try-default-credentials --max-attempts 3 --attempt-interval 100ms \
@@ -219,14 +207,11 @@ guard:
     # it, and the weak-credential firewall is what refuses it.
     default_credential_weight: 1
 YAML
-"$BIN" run --config "$WORK/guard.yaml" >"$WORK/guard.log" 2>&1 &
-GUARD_PID=$!
-wait_port "$GUARD_PORT"
-wait_port "$GUARD_TLS_PORT"
+start_guard -p "$GUARD_PORT" -p "$GUARD_TLS_PORT" guard "$WORK/guard.yaml"
 "$BIN" audit "127.0.0.1:$GUARD_TLS_PORT" --tls --source 127.0.40.1 --ca-file "$LAB_BAD/tls/ca.pem" --lockout-probes 2 --json >"$WORK/implicit.json" 2>&1
 check "implicit TLS (--tls): the handshake comes first, then the greeting; TLS 1.3 and the guard's certificate name" \
-  bash -c 'grep -q "^pass implicit TLS negotiates TLS 1.3" <<<"$1" && grep -q "^pass the certificate is for 127.0.0.1" <<<"$2" && grep -q "\"greeting\":\"mx.guard.test" "$3"' _ \
-  "$(finding "$WORK/implicit.json" tls-version)" "$(finding "$WORK/implicit.json" certificate-name)" "$WORK/implicit.json"
+  eval 'has "$(finding "$WORK/implicit.json" tls-version)" "^pass implicit TLS negotiates TLS 1.3" &&
+    has "$(finding "$WORK/implicit.json" certificate-name)" "^pass the certificate is for 127.0.0.1" && grep -q "\"greeting\":\"mx.guard.test" "$WORK/implicit.json"'
 # The same audit with default logins, through the guard and (the positive control) straight
 # at the bad server: admin/admin is valid there.
 default_audit() {  # default_audit HOST:PORT SOURCE REPORT
@@ -235,10 +220,10 @@ default_audit() {  # default_audit HOST:PORT SOURCE REPORT
 }
 default_audit "127.0.0.1:$BAD_PORT" 127.0.42.1 "$WORK/direct.json"
 check "positive control: the same audit straight at the bad server finds admin/admin accepted, and Postfix logged the AUTH" \
-  bash -c 'grep -q "^fail the login admin with the username as password is accepted" <<<"$1" && grep -q "disconnect from unknown\[127.0.42.1\].* auth=1 " "$2"' _ \
-  "$(finding "$WORK/direct.json" default-credentials)" "$LAB_BAD/postfix.log"
+  eval 'has "$(finding "$WORK/direct.json" default-credentials)" "^fail the login admin with the username as password is accepted" &&
+    grep -q "disconnect from unknown\[127.0.42.1\].* auth=1 " "$LAB_BAD/postfix.log"'
 default_audit "127.0.0.1:$GUARD_PORT" 127.0.41.1 "$WORK/guarded.json"
-check "audit through SMTPGuard: AUTH not offered before TLS" bash -c 'grep -q "^pass" <<<"$1"' _ "$(finding "$WORK/guarded.json" auth-before-tls)"
+expect_match "audit through SMTPGuard: AUTH not offered before TLS" "$(finding "$WORK/guarded.json" auth-before-tls)" "^pass"
 check "audit through SMTPGuard: admin/admin reached the backend, which accepted it (Postfix, through XCLIENT)" \
   grep -q "disconnect from unknown\[127.0.41.1\] .*xclient=.* auth=1 " "$LAB_BAD/postfix.log"
 check "audit through SMTPGuard: the guard's event log has the audit's admin/admin, accepted by the backend, refused by the weak-credential firewall" \
@@ -252,9 +237,8 @@ alerts = [e for e in events if e["event"] == "alert" and e["kind"] == "weak_cred
           and e["username"] == "admin" and e.get("client_ip") == "127.0.41.1"]
 sys.exit(0 if len(tried) == 1 and refused and alerts else 1)' "$WORK/guard-events.jsonl"
 check "audit through SMTPGuard: the report says no default login was accepted (admin/admin among the 3 tried)" \
-  bash -c '[ "$1" = "pass none of 3 default logins of the seed lists is accepted" ]' _ "$(finding "$WORK/guarded.json" default-credentials)"
-check "audit through SMTPGuard: failed logins slowed or blocked" bash -c 'grep -Eq "^pass failed logins are (slowed|blocked)" <<<"$1"' _ "$(finding "$WORK/guarded.json" lockout)"
-check "audit through SMTPGuard: the open relay behind it is still reported" bash -c 'grep -q "^fail" <<<"$1"' _ "$(finding "$WORK/guarded.json" open-relay)"
+  [ "$(finding "$WORK/guarded.json" default-credentials)" = "pass none of 3 default logins of the seed lists is accepted" ]
+expect_match -E "audit through SMTPGuard: failed logins slowed or blocked" "$(finding "$WORK/guarded.json" lockout)" "^pass failed logins are (slowed|blocked)"
+expect_match "audit through SMTPGuard: the open relay behind it is still reported" "$(finding "$WORK/guarded.json" open-relay)" "^fail"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end

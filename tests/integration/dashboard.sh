@@ -9,32 +9,16 @@
 # Environment: SMTPGUARD_BIN (default .build/debug/smtpguard); DASHBOARD_SCREENSHOT (default
 # .build/test-artifacts/dashboard.png). Prints PASS/FAIL lines and "N passed, N failed".
 set -uo pipefail
-
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-bash scripts/install-deps.sh || { echo "dashboard: cannot install the peers"; exit 1; }
-BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
-[ -x "$BIN" ] || swift build --product smtpguard >/dev/null || { echo "dashboard: build failed"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+suite_begin dashboard
 SCREENSHOT="${DASHBOARD_SCREENSHOT:-$ROOT/.build/test-artifacts/dashboard.png}"
 mkdir -p "$(dirname "$SCREENSHOT")"
 
-WORK=$(mktemp -d /tmp/smtpguard-dashboard.XXXXXX)
-chmod 755 "$WORK"
 export LAB_DIR="$WORK/lab"
 GUARD="127.0.0.1:12725"
 ADMIN="127.0.0.1:12780"
-GUARD_PID=""
-. tests/integration/checks.sh
 
-cleanup() {
-  [ -n "$GUARD_PID" ] && kill "$GUARD_PID" 2>/dev/null && wait "$GUARD_PID" 2>/dev/null
-  bash tests/integration/lab.sh stop >/dev/null 2>&1
-  if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "dashboard: logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-bash tests/integration/lab.sh start >"$WORK/lab-start.log" 2>&1 || { cat "$WORK/lab-start.log"; echo "0 passed, 1 failed"; exit 1; }
-eval "$(bash tests/integration/lab.sh env)"
+start_lab || suite_abort "the lab (Postfix + Dovecot) started"
 
 cat >"$WORK/smtpguard.yaml" <<YAML
 admin:
@@ -57,10 +41,9 @@ guard:
     min_refusal_delay: 50ms
     max: 500ms
 YAML
-"$BIN" run --config "$WORK/smtpguard.yaml" --log-level info >"$WORK/guard.log" 2>&1 &
-GUARD_PID=$!
-guard_up() { wait_port 12725 && wait_port 12780 && [ -s "$WORK/smtpguard-admin.token" ]; }
-check "the guard and its admin server are up, the token written" guard_up
+start_bg "$WORK/guard.log" "$BIN" run --config "$WORK/smtpguard.yaml" --log-level info
+check "the guard and its admin server are up, the token written" \
+  await_start "$STARTED_PID" "$WORK/guard.log" 10 eval 'sg_ports_open 12725 12780 && [ -s "$WORK/smtpguard-admin.token" ]'
 
 python3 tests/integration/dashboard.py --guard "$GUARD" --admin "$ADMIN" \
   --token-file "$WORK/smtpguard-admin.token" --password "$LAB_PASS_ALICE" \
@@ -72,5 +55,4 @@ failed=$((failed + $(grep -c '^FAIL ' "$WORK/dashboard.out")))
 check "the admin token is in no log or state" bash -c '! grep -qaF "$(cat "$1")" "${@:2}"' _ "$WORK/smtpguard-admin.token" "$WORK/guard.log" "$WORK/state.db" "$WORK"/chromium.log
 check "alice's password is in no log or state" bash -c '! grep -qaF "$1" "$2" "$3"' _ "$LAB_PASS_ALICE" "$WORK/guard.log" "$WORK/state.db"
 echo "screenshot: $SCREENSHOT"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end

@@ -52,20 +52,15 @@
 # during the run does not change it), KEEP_WORK=1 keeps the run's folder. Prints PASS/FAIL lines
 # and "N passed, N failed"; exits non-zero when a check failed. Bounded: 280 s at most.
 set -uo pipefail
-
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
+. "$(dirname "$0")/lib.sh"
 TIME_LIMIT=280
 
 # ------------------------------------------------------------------------------------------
 # Outside: prepare, then run the rest in the namespaces.
 if [ "${1:-}" != --inside ]; then
   [ "$(id -u)" -eq 0 ] || { echo "first-install: needs root"; exit 1; }
-  bash scripts/install-deps.sh || { echo "first-install: cannot install the peers"; exit 1; }
-  BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
-  if [ ! -x "$BIN" ]; then swift build --product smtpguard >/dev/null || { echo "first-install: build failed"; exit 1; }; fi
-  WORK=$(mktemp -d /tmp/smtpguard-first-install.XXXXXX)
-  chmod 0755 "$WORK"
+  # The run's folder is kept when the inside fails (its exit status) or KEEP_WORK is set.
+  suite_begin first-install
   cp "$BIN" "$WORK/smtpguard"
   "$WORK/smtpguard" --version >"$WORK/version" 2>&1 || true
   echo "first-install: $(cat "$WORK/version"), work folder $WORK"
@@ -80,17 +75,17 @@ if [ "${1:-}" != --inside ]; then
       [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$ns" ] && kill -KILL "${p#/proc/}" 2>/dev/null
     done
   fi
-  if [ "$rc" -ne 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "first-install: logs kept in $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 fi
 
 # ------------------------------------------------------------------------------------------
 # Inside the namespaces.
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
 WORK=$2
 LOG="$WORK/log"
 mkdir -p "$LOG"
 readlink /proc/self/ns/net >"$WORK/netns"
-. tests/integration/checks.sh
 UNITS="$WORK/units"            # the systemctl stand-in's pid files and the units' output
 mkdir -p "$UNITS"
 JOURNALD_PID=""
@@ -102,6 +97,12 @@ BANNED=203.0.113.5             # banned by hand on the policy unit, then tried a
 EVENTS=/var/log/smtpguard/events.jsonl
 
 note() { echo "first-install: $*"; }
+unit_cgroups_empty() {  # no process left in the cgroups Dovecot and Postfix were started in
+  local c
+  for c in dovecot.service postfix@-.service; do
+    [ -z "$(cat "${CGROOT:-/nonexistent}/system.slice/$c/cgroup.procs" 2>/dev/null)" ] || return 1
+  done
+}
 stop_all() {
   local f pid
   for f in "$UNITS"/*.pid; do
@@ -111,24 +112,21 @@ stop_all() {
   for f in "$UNITS"/*.pid; do
     [ -e "$f" ] || continue
     pid=$(cat "$f")
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null
+    wait_for 10 eval '! kill -0 "$pid" 2>/dev/null' || kill -KILL "$pid" 2>/dev/null
   done
   postfix stop >/dev/null 2>&1
   doveadm stop >/dev/null 2>&1
-  sleep 0.5
+  # Their cgroups can go once the last of their processes has.
+  wait_for 5 unit_cgroups_empty
   rmdir "${CGROOT:-/nonexistent}/system.slice/dovecot.service" "${CGROOT:-/nonexistent}/system.slice/postfix@-.service" 2>/dev/null
-  [ -n "$JOURNALD_PID" ] && kill "$JOURNALD_PID" 2>/dev/null
+  [ -z "$JOURNALD_PID" ] || stop_pid "$JOURNALD_PID" TERM 5
   # What went on, for a failed run: the journal, the events, what the overlays changed.
   journalctl --no-pager -q >"$LOG/journal.txt" 2>/dev/null
   cp -a /var/log/smtpguard "$LOG/var-log-smtpguard" 2>/dev/null
-  sleep 0.5
 }
 finish() {
   stop_all
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-  exit $?
+  suite_end
 }
 trap finish EXIT
 trap 'exit 1' TERM INT
@@ -501,7 +499,10 @@ sw "$LOG/swaks-25-other.txt" --server 127.0.0.2 --port 25 --local-interface 127.
 check "control: another address gets through the policy to RCPT on port 25 (250, not 4xx)" grep -q "^<-  250 2.1.5" "$LOG/swaks-25-other.txt"
 
 # -- 8. logrotate's postrotate and certbot's renewal reach the running guard ----------------------
-reopened_before=$(grep -c "SIGHUP: event log reopened" "$UNITS/smtpguard.service.log" || true)
+reopened() { grep -c "SIGHUP: event log reopened" "$UNITS/$1.service.log"; }  # reopened UNIT: how many times UNIT said so
+reopened_before=$(reopened smtpguard)
+watch_reopened_before=$(reopened smtpguard-watch)
+policy_reopened_before=$(reopened smtpguard-policy)
 if command -v logrotate >/dev/null; then
   # logrotate itself renames events.jsonl to events.jsonl.1, makes a new one and reloads.
   PATH="$WORK/shim:$PATH" logrotate -f -s "$WORK/logrotate.state" /etc/logrotate.d/smtpguard >"$LOG/logrotate.log" 2>&1
@@ -515,7 +516,8 @@ else
 fi
 check "$rotated renamed the event log and reloaded the proxy (it says it reopened the log)" \
   wait_for 10 bash -c '[ -s "$1.1" ] && [ "$(grep -c "SIGHUP: event log reopened" "$2")" -gt "$3" ]' _ "$EVENTS" "$UNITS/smtpguard.service.log" "$reopened_before"
-sleep 1  # the other units' reloads land too
+# The other units' reloads land too (they write the same file).
+wait_for 10 eval '[ "$(reopened smtpguard-watch)" -gt "$watch_reopened_before" ] && [ "$(reopened smtpguard-policy)" -gt "$policy_reopened_before" ]'
 rotated_lines=$(wc -l <"$EVENTS.1")
 login after-rotate PLAIN wrong-after-rotate --server 127.0.0.1 --port 587
 check "after $rotated, the proxy writes to a new events.jsonl and no longer to the rotated one" \

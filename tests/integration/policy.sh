@@ -14,30 +14,15 @@
 # Environment: SMTPGUARD_BIN (default .build/debug/smtpguard). Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero when a check failed.
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+suite_begin policy
 
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-bash scripts/install-deps.sh || { echo "policy: cannot install the peers"; exit 1; }
-BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
-[ -x "$BIN" ] || swift build --product smtpguard >/dev/null || { echo "policy: build failed"; exit 1; }
-
-WORK=$(mktemp -d /tmp/smtpguard-policy.XXXXXX)
-chmod 755 "$WORK"
 export LAB_DIR="$WORK/lab"
 export LAB_SMTP_PORT=10045
 DOVECOT_PORT=18125
 POSTFIX_PORT=18126
 API_KEY="policy-test-key-$$"
 NONCE="policy-test-nonce-$$"
-GUARD_PID=""
-. tests/integration/checks.sh
-
-cleanup() {
-  [ -n "$GUARD_PID" ] && kill -INT "$GUARD_PID" 2>/dev/null && wait "$GUARD_PID" 2>/dev/null
-  bash tests/integration/lab.sh stop >/dev/null 2>&1
-  if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "policy: logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
 
 cat >"$WORK/policy.yaml" <<EOF
 admin:
@@ -70,9 +55,8 @@ sending:
   recipients_per_minute: 5
 EOF
 check "config check accepts the policy configuration" "$BIN" config check "$WORK/policy.yaml"
-"$BIN" policy --config "$WORK/policy.yaml" >"$WORK/guard.log" 2>&1 &
-GUARD_PID=$!
-wait_for 10 grep -q "postfix policy on unix:" "$WORK/guard.log" || { cat "$WORK/guard.log"; echo "0 passed, 1 failed"; exit 1; }
+start_guard -s policy -p "$DOVECOT_PORT" -p "$POSTFIX_PORT" -r 'grep -q "postfix policy on unix:" "$WORK/guard.log"' guard "$WORK/policy.yaml" || suite_end
+GUARD_PID=$STARTED_PID
 
 export LAB_DOVECOT_EXTRA="auth_policy_server_url = http://127.0.0.1:$DOVECOT_PORT/
 auth_policy_server_api_header = X-API-Key: $API_KEY
@@ -82,8 +66,7 @@ auth_policy_reject_on_fail = no"
 export LAB_POSTFIX_EXTRA="smtpd_delay_reject = no
 smtpd_client_restrictions = check_policy_service inet:127.0.0.1:$POSTFIX_PORT
 smtpd_recipient_restrictions = check_policy_service unix:$WORK/policy.sock"
-bash tests/integration/lab.sh start >"$WORK/lab-start.log" 2>&1 || { cat "$WORK/lab-start.log"; echo "0 passed, 1 failed"; exit 1; }
-eval "$(bash tests/integration/lab.sh env)"
+start_lab || suite_abort "the lab (Postfix + Dovecot) started"
 DC_LOG="$LAB_DIR/dovecot.log"
 EVENTS="$WORK/events.jsonl"
 
@@ -99,7 +82,7 @@ swaks_auth() {
 # 1. A legitimate login; then guessing: tarpitted, then rejected on the guard's word. The
 #    guesser is in another /24 than alice's own login (a known place covers its prefix).
 out=$(swaks_auth 127.0.6.1 alice "$LAB_PASS_ALICE" --quit-after AUTH)
-check "a legitimate user logs in through Dovecot's policy check" grep -q "<-  235 " <<<"$out"
+expect_match "a legitimate user logs in through Dovecot's policy check" "$out" "<-  235 "
 check "the guard's events show Dovecot's report of the success" \
   wait_for 5 grep -q '"source":"dovecot_policy","client_ip":"127.0.6.1".*"username":"alice","outcome":"success"' "$EVENTS"
 
@@ -112,11 +95,11 @@ for i in 1 2 3 4; do
   codes+=("$(grep -o '<~*\*\* [0-9]\{3\}' <<<"$out" | grep -o '[0-9]\{3\}' | head -1)")
 done
 echo "policy: guesses took ${took[*]} ms, answered ${codes[*]}"
-check "every guess is refused (535)" bash -c '[ "$1" = "535 535 535 535" ]' _ "${codes[*]}"
-check "the first guess is not delayed" bash -c '[ "$1" -lt 1500 ]' _ "${took[0]}"
-check "the second guess is tarpitted by Dovecot on the guard's word (status 2: at least 2 s)" bash -c '[ "$1" -ge 1900 ]' _ "${took[1]}"
-check "Dovecot's reports of the failures are in the events" \
-  bash -c '[ "$(grep -c "\"source\":\"dovecot_policy\",\"client_ip\":\"127.0.7.2\".*\"outcome\":\"failure\"" "$1")" -ge 4 ]' _ "$EVENTS"
+check "every guess is refused (535)" [ "${codes[*]}" = "535 535 535 535" ]
+check "the first guess is not delayed" [ "${took[0]}" -lt 1500 ]
+check "the second guess is tarpitted by Dovecot on the guard's word (status 2: at least 2 s)" [ "${took[1]}" -ge 1900 ]
+expect_count "Dovecot's reports of the failures are in the events" ">=4" "$(cat "$EVENTS")" \
+  '"source":"dovecot_policy","client_ip":"127.0.7.2".*"outcome":"failure"'
 check "the fourth guess is rejected by the guard (pair limit), not by the password check" \
   grep -q '"client_ip":"127.0.7.2".*"outcome":"failure".*"decision":"refuse","reasons":\[[^]]*"pair_limit"' "$EVENTS"
 check "Dovecot logs the policy server's rejection" grep -q "policy(alice,127.0.7.2): Authentication failure due to policy server refusal" "$DC_LOG"
@@ -125,7 +108,7 @@ check "Dovecot logs the policy server's rejection" grep -q "policy(alice,127.0.7
 # 2. The weak-credential firewall through Dovecot: admin/admin is accepted by the passdb and
 #    refused by the guard at the after-authentication check.
 out=$(swaks_auth 127.0.6.3 admin admin --quit-after AUTH)
-check "admin/admin is refused although Dovecot's passdb accepts it" grep -q "<~*\*\* 535 " <<<"$out"
+expect_match "admin/admin is refused although Dovecot's passdb accepts it" "$out" "<~*\*\* 535 "
 check "the guard recognised the default password in pwhash (nonce, 32 bits)" \
   wait_for 5 grep -q '"client_ip":"127.0.6.3".*"username":"admin","outcome":"success".*"decision":"refuse".*"default_credential":true' "$EVENTS"
 check "an alert names the weak credential" wait_for 5 grep -q '"event":"alert","kind":"weak_credential_accepted".*"username":"admin"' "$EVENTS"
@@ -135,29 +118,28 @@ check "an alert names the weak credential" wait_for 5 grep -q '"event":"alert","
 for i in 5 6 7; do swaks_auth 127.0.7.2 alice "guess-$i" --quit-after AUTH >/dev/null; done
 check "the guesser is banned" wait_for 5 grep -q '"event":"ban","scope":"ip","key":"127.0.7.2"' "$EVENTS"
 out=$(timeout 30 swaks --server "$LAB_SMTP" --local-interface 127.0.7.2 --quit-after EHLO --timeout 20 2>&1)
-check "Postfix refuses the banned client at connect (421 from the policy service)" grep -q "<\*\* 421 4.7.0 .*Too many failed logins from your address" <<<"$out"
+expect_match "Postfix refuses the banned client at connect (421 from the policy service)" "$out" "<\*\* 421 4.7.0 .*Too many failed logins from your address"
 out=$(timeout 30 swaks --server "$LAB_SMTP" --local-interface 127.0.6.4 --quit-after EHLO --timeout 20 2>&1)
-check "another client is served" grep -q "<-  250" <<<"$out"
+expect_match "another client is served" "$out" "<-  250"
 
 rcpts="r1@x.test,r2@x.test,r3@x.test,r4@x.test,r5@x.test,r6@x.test,r7@x.test"
 out=$(swaks_auth 127.0.6.1 alice "$LAB_PASS_ALICE" --from alice@smtpguard.test --to "$rcpts")
 accepted=$(grep -c "<-  250 2.1.5" <<<"$out")
 deferred=$(grep -c "<\*\* 450 4.7.1.*Sending limit reached for this account (5 recipients per minute)" <<<"$out")
 echo "policy: $accepted recipients accepted, $deferred deferred"
-check "an authenticated user gets 5 recipients accepted, the rest deferred (DEFER_IF_PERMIT)" bash -c '[ "$1" -eq 5 ] && [ "$2" -eq 2 ]' _ "$accepted" "$deferred"
+check "an authenticated user gets 5 recipients accepted, the rest deferred (DEFER_IF_PERMIT)" [ "$accepted" -eq 5 -a "$deferred" -eq 2 ]
 check "an alert names the possible compromised account" \
   wait_for 5 grep -q '"event":"alert","kind":"possible_compromise".*"message":"possible compromised account: alice sent 5 recipients in 1 minute from 1 address' "$EVENTS"
 check "the deferrals are events" grep -q '"event":"sending","source":"postfix_policy","username":"alice"' "$EVENTS"
 
 # ---------------------------------------------------------------------------------------
 # 4. Edge cases against the running servers.
-check "HTTP without credentials gets 401" \
-  bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST "http://127.0.0.1:$1/?command=allow" -d "{}")" = 401 ]' _ "$DOVECOT_PORT"
-check "JSON with a wrong type gets 400 naming the attribute" bash -c '
-  curl -s -X POST "http://127.0.0.1:$1/?command=allow" -H "X-API-Key: $2" -d "{\"login\":[1],\"remote\":\"127.0.0.1\"}" | grep -q "login.*must be a string"' _ "$DOVECOT_PORT" "$API_KEY"
-check "an oversized body gets 413" bash -c '
-  head -c 40000 /dev/zero | tr "\0" "a" >"$3/big"
-  [ "$(curl -s -o /dev/null -w "%{http_code}" -X POST "http://127.0.0.1:$1/?command=allow" -H "X-API-Key: $2" --data-binary @"$3/big")" = 413 ]' _ "$DOVECOT_PORT" "$API_KEY" "$WORK"
+policy_url="http://127.0.0.1:$DOVECOT_PORT/?command=allow"
+check "HTTP without credentials gets 401" [ "$(curl -s -o /dev/null -w "%{http_code}" -X POST "$policy_url" -d "{}")" = 401 ]
+expect_match "JSON with a wrong type gets 400 naming the attribute" \
+  "$(curl -s -X POST "$policy_url" -H "X-API-Key: $API_KEY" -d '{"login":[1],"remote":"127.0.0.1"}')" "login.*must be a string"
+head -c 40000 /dev/zero | tr "\0" "a" >"$WORK/big"
+check "an oversized body gets 413" [ "$(curl -s -o /dev/null -w "%{http_code}" -X POST "$policy_url" -H "X-API-Key: $API_KEY" --data-binary @"$WORK/big")" = 413 ]
 check "the Postfix protocol edge cases (unknown attributes, no request=, oversize, a client gone mid-request)" python3 - "$POSTFIX_PORT" <<'PY'
 import socket, sys
 port = int(sys.argv[1])
@@ -187,15 +169,13 @@ s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"request=smtpd_acc
 ok &= ask(b"request=smtpd_access_policy\nprotocol_state=CONNECT\nclient_address=127.0.7.2\n\n").startswith(b"action=421 ")
 sys.exit(0 if ok else 1)
 PY
-check "the refusals are logged with their reasons" bash -c 'grep -q "401 to" "$1" && grep -q "request without request=" "$1" && grep -q "request over" "$1"' _ "$WORK/guard.log"
+log=$(cat "$WORK/guard.log")
+check "the refusals are logged with their reasons" eval 'has "$log" "401 to" && has "$log" "request without request=" && has "$log" "request over"'
 check "no password, guess or secret reaches the events or the guard's log" \
-  bash -c '! grep -q "guess-\|$1\|$2\|$3" "$4" "$5"' _ "$LAB_PASS_ALICE" "$API_KEY" "$NONCE" "$EVENTS" "$WORK/guard.log"
+  eval '! grep -q "guess-\|$LAB_PASS_ALICE\|$API_KEY\|$NONCE" "$EVENTS" "$WORK/guard.log"'
 
-kill -INT "$GUARD_PID" 2>/dev/null
-wait "$GUARD_PID"
+stop_pid "$GUARD_PID" INT 30
 rc=$?
-GUARD_PID=""
-check "the guard stops gracefully on SIGINT" bash -c '[ "$1" -eq 0 ] && [ ! -e "$2" ]' _ "$rc" "$WORK/policy.sock"
+check "the guard stops gracefully on SIGINT" [ "$rc" -eq 0 -a ! -e "$WORK/policy.sock" ]
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end

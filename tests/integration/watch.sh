@@ -23,36 +23,18 @@
 # Environment: SMTPGUARD_BIN (default .build/debug/smtpguard). Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero when a check failed.
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+suite_begin watch
 
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-bash scripts/install-deps.sh || { echo "watch: cannot install the peers"; exit 1; }
-BIN="${SMTPGUARD_BIN:-$ROOT/.build/debug/smtpguard}"
-[ -x "$BIN" ] || swift build --product smtpguard >/dev/null || { echo "watch: build failed"; exit 1; }
-
-WORK=$(mktemp -d /tmp/smtpguard-watch.XXXXXX)
-chmod 755 "$WORK"
 export LAB_DIR="$WORK/lab"
 export LAB_SMTP_PORT=10035
 NS="sgwatch$$"
 WATCH_PID=""
-JOURNALD_PID=""
-. tests/integration/checks.sh
-
-cleanup() {
-  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
-  [ -n "$JOURNALD_PID" ] && kill "$JOURNALD_PID" 2>/dev/null && wait "$JOURNALD_PID" 2>/dev/null
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
-  ip netns del "$NS" 2>/dev/null
-  bash tests/integration/lab.sh stop >/dev/null 2>&1
-  if [ "$failed" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then echo "watch: logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+at_exit 'ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$NS" 2>/dev/null'
 
 stop_watch() {
   [ -n "$WATCH_PID" ] || return 0
-  kill -INT "$WATCH_PID" 2>/dev/null
-  wait "$WATCH_PID" 2>/dev/null
+  stop_pid "$WATCH_PID" INT 30
   WATCH_PID=""
 }
 
@@ -82,8 +64,7 @@ export -f events events_are wait_for  # for the checks run with bash -c
 
 # ---------------------------------------------------------------------------------------
 # 1. Real Postfix + Dovecot logs.
-bash tests/integration/lab.sh start >"$WORK/lab-start.log" 2>&1 || { cat "$WORK/lab-start.log"; echo "0 passed, 1 failed"; exit 1; }
-eval "$(bash tests/integration/lab.sh env)"
+start_lab || suite_abort "the lab (Postfix + Dovecot) started"
 PF_LOG="$LAB_DIR/postfix.log"
 DC_LOG="$LAB_DIR/dovecot.log"
 
@@ -110,9 +91,8 @@ guard:
     initial: 0s
 EOF
 check "config check accepts the watcher configuration" "$BIN" config check "$WORK/watch.yaml"
-"$BIN" watch --config "$WORK/watch.yaml" >"$WORK/watch.log" 2>&1 &
-WATCH_PID=$!
-wait_for 10 grep -qs "following $DC_LOG" "$WORK/watch.log"
+start_guard -s watch -p 12680 -r 'grep -qs "following $DC_LOG" "$WORK/watch.log"' watch "$WORK/watch.yaml"
+WATCH_PID=$STARTED_PID
 
 guess() {  # guess FROM USER PASSWORD
   local out
@@ -124,7 +104,7 @@ failures_seen() { [ "$(grep -c '"event":"auth"' "$WORK/events.jsonl" 2>/dev/null
 
 for i in 1 2 3 4; do guess 127.0.5.1 bob "guess-$i" || echo "watch: swaks guess $i was not refused"; done
 wait_for 10 failures_seen 4
-sleep 0.5
+sleep 0.5  # time for a wrong ban (the lines counted twice) to show before "no ban yet" is checked
 # "No ban yet" holds only together with its control: at this moment the watcher has counted
 # the four (a watcher that reads nothing bans nobody either).
 check "four guesses, each in Postfix's and Dovecot's log, count as four failures (no ban yet)" \
@@ -162,10 +142,10 @@ stop_watch
 check "positions were saved at shutdown" grep -q "^file	$PF_LOG	" "$WORK/positions"
 before=$(grep -c '"event":"auth"' "$WORK/events.jsonl")
 guess 127.0.5.3 carol "while-down" || true
-"$BIN" watch --config "$WORK/watch.yaml" >"$WORK/watch2.log" 2>&1 &
-WATCH_PID=$!
+start_guard -s watch -p 12680 watch2 "$WORK/watch.yaml"
+WATCH_PID=$STARTED_PID
 wait_for 10 failures_seen $((before + 1))
-sleep 1
+sleep 1  # time for lines read a second time (the restart's failure) to show before the count is checked
 check "a restart reads only what was written while it was down" \
   bash -c '[ "$(grep -c "\"event\":\"auth\"" "$1")" -eq $(($2 + 1)) ]' _ "$WORK/events.jsonl" "$before"
 check "the ban was restored from the state" bash -c 'curl -s http://127.0.0.1:12680/bans | grep -qx 127.0.5.1'
@@ -224,8 +204,8 @@ guard:
 EOF
 fail_line() { echo "Nov 23 01:00:00 mx postfix/smtpd[1]: warning: unknown[$1]: SASL LOGIN authentication failed: x, sasl_username=user$2"; }
 : >"$WORK/nft.log"
-ip netns exec "$NS" "$BIN" watch --config "$WORK/nft.yaml" --log-level debug >"$WORK/nft-watch.log" 2>&1 &
-WATCH_PID=$!
+start_bg "$WORK/nft-watch.log" ip netns exec "$NS" "$BIN" watch --config "$WORK/nft.yaml" --log-level debug
+WATCH_PID=$STARTED_PID
 check "the watcher creates its nftables table" wait_for 10 bash -c 'ip netns exec "$1" nft list table inet smtpguard >/dev/null 2>&1' _ "$NS"
 for n in 1 2 3; do
   fail_line 192.0.2.7 $n; fail_line 2001:db8:5:6::77 $n; fail_line 198.51.100.9 $n
@@ -241,7 +221,7 @@ check "a trusted network is never banned (while 192.0.2.8, written after it, is;
 check "the drop rule covers the mail ports" bash -c 'ip netns exec "$1" nft list chain inet smtpguard input | grep -q "ip saddr @v4 tcp dport { 25, 465, 587 } drop"' _ "$NS"
 # 192.0.2.9, banned 2 s after 192.0.2.7, is still in the set when 192.0.2.7's element has gone:
 # the element ran out, the set did not.
-sleep 2
+sleep 2  # deliberately: 192.0.2.9's ban is to run out 2 s after 192.0.2.7's
 fail_line 192.0.2.9 1 >>"$WORK/nft.log"; fail_line 192.0.2.9 2 >>"$WORK/nft.log"
 wait_for 5 bash -c 'ip netns exec "$1" nft list set inet smtpguard v4 | grep -q "192\.0\.2\.9 timeout"' _ "$NS"
 check "the element is gone when the ban runs out (while 192.0.2.9, banned 2 s later, is still there)" \
@@ -258,9 +238,8 @@ stop_watch
 # of an hour; the time from the lines being written to the last element in the set.
 sed -e "s|$WORK/nft.log|$WORK/nft100k.log|" -e "s|ip: 4s|ip: 1h|" -e "s|  backend: nftables|  backend: nftables\n  check_interval: 2s|" "$WORK/nft.yaml" >"$WORK/nft100k.yaml"
 : >"$WORK/nft100k.log"
-ip netns exec "$NS" "$BIN" watch --config "$WORK/nft100k.yaml" --log-level debug >"$WORK/nft100k-watch.log" 2>&1 &
-WATCH_PID=$!
-wait_for 10 grep -q "firewall nftables: ready" "$WORK/nft100k-watch.log"
+start_guard -s watch -x "ip netns exec $NS" -r 'grep -q "firewall nftables: ready" "$WORK/nft100k-watch.log"' nft100k-watch "$WORK/nft100k.yaml" --log-level debug
+WATCH_PID=$STARTED_PID
 python3 - "$WORK/nft100k.lines" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
@@ -325,13 +304,13 @@ events:
   path: $WORK/silence-events.jsonl
 EOF
 : >"$WORK/busy.log"; : >"$WORK/quiet.log"
-"$BIN" watch --config "$WORK/silence.yaml" >"$WORK/silence-watch.log" 2>&1 &
-WATCH_PID=$!
-wait_port 12691
+start_guard -s watch -p 12691 silence-watch "$WORK/silence.yaml"
+WATCH_PID=$STARTED_PID
+# Paced on purpose: the busy source keeps being read, a line every 0.1 s, for longer than watch.silence_alert.
 for n in $(seq 1 30); do fail_line 192.0.2.$((100 + n)) 1 >>"$WORK/busy.log"; echo "Nov 23 01:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]" >>"$WORK/busy.log"; sleep 0.1; done
 check "a source that read nothing for watch.silence_alert raises a source_silent alert naming it" \
   wait_for 5 bash -c 'grep "\"event\":\"alert\"" "$1" | grep "\"kind\":\"source_silent\"" | grep -q "quiet.log"' _ "$WORK/silence-events.jsonl"
-check "… while the source that kept reading raised none" bash -c '! grep "source_silent" "$1" | grep -q "busy.log"' _ "$WORK/silence-events.jsonl"
+check "… while the source that kept reading raised none" eval '! grep "source_silent" "$WORK/silence-events.jsonl" | grep -q "busy.log"'
 curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:12691/metrics >"$WORK/silence-metrics.txt"
 check "/metrics shows the quiet source silent and the busy one not" \
   bash -c 'grep -Eq "smtpguard_watch_source_silent\{source=\"postfix file:$2/quiet.log\"\} 1(\.0)?$" "$1" && grep -Eq "smtpguard_watch_source_silent\{source=\"postfix file:$2/busy.log\"\} 0(\.0)?$" "$1"' _ "$WORK/silence-metrics.txt" "$WORK"
@@ -360,14 +339,14 @@ ForwardToWall=no
 RateLimitBurst=0
 EOF
 JOURNALD=$(ls /usr/lib/systemd/systemd-journald /lib/systemd/systemd-journald 2>/dev/null | head -1)
-unshare --mount --propagation private sh -c '
+start_bg "$WORK/journald.log" unshare --mount --propagation private sh -c '
   [ -d "$1/run" ] && [ -d "$1/var" ] || exit 1
   mount --bind "$1/run" /run || exit 1
   [ ! -d /var/log/journal ] || mount --bind "$1/var" /var/log/journal || exit 1
-  exec "$2"' _ "$JDIR" "${JOURNALD:-systemd-journald}" >"$WORK/journald.log" 2>&1 &
-JOURNALD_PID=$!
+  exec "$2"' _ "$JDIR" "${JOURNALD:-systemd-journald}"
+JOURNALD_PID=$STARTED_PID
 in_journal() { nsenter --target "$JOURNALD_PID" --mount -- "$@"; }
-wait_for 10 test -S "$JDIR/run/systemd/journal/stdout"
+require "a journald of our own started" await_start "$JOURNALD_PID" "$WORK/journald.log" 10 test -S "$JDIR/run/systemd/journal/stdout"
 echo "journal of watch.sh $$" | in_journal systemd-cat -t smtpguard-watch-test
 check "a journald of our own runs and keeps what systemd-cat writes to it" \
   wait_for 5 bash -c 'nsenter --target "$1" --mount -- journalctl --no-pager --identifier=smtpguard-watch-test | grep -q "journal of watch.sh $2"' \
@@ -387,8 +366,8 @@ events:
   path: $JEVENTS
 EOF
 # nsenter execs the watcher (a function run with & would be a subshell, and WATCH_PID its pid).
-nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal.yaml" >"$WORK/journal-watch.log" 2>&1 &
-WATCH_PID=$!
+start_bg "$WORK/journal-watch.log" nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal.yaml"
+WATCH_PID=$STARTED_PID
 # journalctl starts at the journal's end: a success line (no failure to count) is written until
 # the watcher has read one.
 wait_for 10 bash -c 'echo "4ABC: client=probe[192.0.2.200], sasl_method=PLAIN, sasl_username=probe" |
@@ -406,8 +385,8 @@ check "the journal's cursor was saved at shutdown" \
 # Written while the watcher is down: read after the restart, from the saved cursor; what was
 # read before is not read again (it is earlier in the journal, so it would come first).
 echo "warning: unknown[192.0.2.97]: SASL LOGIN authentication failed: x, sasl_username=ll" | in_journal systemd-cat -t postfix/smtpd
-nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal.yaml" >>"$WORK/journal-watch.log" 2>&1 &
-WATCH_PID=$!
+start_bg "$WORK/journal-watch.log" nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal.yaml"
+WATCH_PID=$STARTED_PID
 check "a restart resumes after the saved cursor: what was written while it was down is read, once" \
   bash -c 'wait_for 10 events_are 1 "$1" event=auth client_ip=192.0.2.97 username=ll outcome=failure &&
     events_are 1 "$1" client_ip=192.0.2.99 && events_are 1 "$1" client_ip=192.0.2.98' _ "$JEVENTS"
@@ -427,8 +406,8 @@ held() { cat; sleep 1; }  # held: standard input, then a second more before the 
 OREVENTS="$WORK/journal-or-events.jsonl"
 sed -e "s#journald:identifier=postfix/smtpd,identifier=dovecot#journald:unit=smtpguard-test-postfix@-,identifier=dovecot#" \
   -e "s#$WORK/journal-positions#$WORK/journal-or-positions#" -e "s#$JEVENTS#$OREVENTS#" "$WORK/journal.yaml" >"$WORK/journal-or.yaml"
-nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal-or.yaml" >"$WORK/journal-or-watch.log" 2>&1 &
-WATCH_PID=$!
+start_bg "$WORK/journal-or-watch.log" nsenter --target "$JOURNALD_PID" --mount -- "$BIN" watch --config "$WORK/journal-or.yaml"
+WATCH_PID=$STARTED_PID
 wait_for 10 bash -c '{ echo "4ABD: client=probe[192.0.2.201], sasl_method=PLAIN, sasl_username=probe"; sleep 1; } |
   nsenter --target "$1" --mount -- sh -c "echo \$\$ >\"$3/cgroup.procs\" && exec systemd-cat -t postfix/submission/smtpd"; sleep 0.3
   [ "$(events "$2" client_ip=192.0.2.201)" -ge 1 ]' _ "$JOURNALD_PID" "$OREVENTS" "$UNITCG"
@@ -444,9 +423,6 @@ check "… but not a Postfix line from outside the unit, written before one that
   bash -c 'wait_for 10 events_are 1 "$1" client_ip=192.0.2.84 && events_are 0 "$1" client_ip=192.0.2.83' _ "$OREVENTS"
 stop_watch
 rmdir "$UNITCG" 2>/dev/null || true
-kill "$JOURNALD_PID" 2>/dev/null
-wait "$JOURNALD_PID" 2>/dev/null
-JOURNALD_PID=""
+stop_pid "$JOURNALD_PID"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end
