@@ -108,6 +108,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The dashboard page, compiled into the binary (PackageResources.dashboard_html).
+            resources: [.embedInCode("Resources/dashboard.html")],
             swiftSettings: strict
         ),
         // Audits: the password rules and the password audit (crypt(3) through libcrypt).

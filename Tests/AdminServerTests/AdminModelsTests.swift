@@ -97,3 +97,12 @@ import Testing
         }
     }
 }
+
+@Suite struct DashboardPageTests {
+    @Test("the page served is Resources/dashboard.html byte for byte (embedded at build time)")
+    func embeddedPageIsTheFile() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/AdminServer/Resources/dashboard.html")
+        #expect(DashboardPage.html == (try String(contentsOf: file, encoding: .utf8)))
+    }
+}
