@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -33,8 +34,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
-        // Pure domain: the engine, its rules, the configuration model. Foundation only.
-        .target(name: "GuardCore", swiftSettings: strict),
+        // Pure domain: the engine, its rules, the configuration model. Foundation and swift-crypto
+        // (the hashes: pure, no I/O) only.
+        .target(name: "GuardCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // SMTP on the wire: framing, commands, replies, SASL, EHLO editing, the session machine.
         .target(
             name: "SMTPWire",
@@ -91,6 +93,7 @@ let package = Package(
             name: "AdminServer",
             dependencies: [
                 "GuardCore", "GuardStore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -105,6 +108,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The dashboard page, compiled into the binary (PackageResources.dashboard_html).
+            resources: [.embedInCode("Resources/dashboard.html")],
             swiftSettings: strict
         ),
         // Audits: the password rules and the password audit (crypt(3) through libcrypt).
@@ -113,6 +118,7 @@ let package = Package(
             name: "Audit",
             dependencies: [
                 "GuardCore", "SMTPWire", "CCrypt",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -208,6 +214,7 @@ let package = Package(
             name: "AdminServerTests",
             dependencies: [
                 "AdminServer", "GuardCore", "GuardStore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,4 +1,5 @@
-// An answer other than success, as JSON: {"error": "what was wrong"}.
+// An answer other than success, as JSON (ErrorBody): {"error": "what was wrong"}, with a
+// "code" where a client needs to tell one cause from another.
 
 import GuardCore
 import Hummingbird
@@ -32,21 +33,8 @@ public struct APIError: HTTPResponseError {
     public static func notFound(_ message: String) -> APIError { APIError(.notFound, message) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var json = JSONObjectWriter()
-        json.string("error", self.message)
-        if let code = self.code { json.string("code", code) }
-        var response = JSONResponse.make(self.status, json.finish())
+        var response = try AdminJSON.response(self.status, ErrorBody(error: self.message, code: self.code))
         for field in self.headers { response.headers.append(field) }
         return response
     }
-}
-
-enum JSONResponse {
-    static func make(_ status: HTTPResponse.Status, _ json: String) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n")))
-    }
-
-    static func ok(_ json: String) -> Response { self.make(.ok, json) }
 }

@@ -1,5 +1,5 @@
-// The request context of the admin server: Hummingbird's core context and the client's
-// address (for the log of refused requests).
+// The request context of the admin server: Hummingbird's core context, the client's
+// address (for the log of refused requests) and the encoder of every JSON answer.
 
 import Hummingbird
 import NIOCore
@@ -12,4 +12,6 @@ public struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
     }
+
+    public var responseEncoder: AdminResponseEncoder { AdminResponseEncoder() }
 }

@@ -7,6 +7,7 @@
 // 1 s, 2 s, 4 s … (at most a minute), `alerts.webhook_retries` times; other 4xx answers are
 // final. The secret never appears in a log line.
 
+import Crypto
 import GuardCore
 import Logging
 import NIOCore
@@ -28,7 +29,7 @@ public struct WebhookSender: Sendable {
 
     /// The signature header's value for a body sent at `timestamp`.
     public static func signature(secret: [UInt8], timestamp: Int64, body: String) -> String {
-        "sha256=" + Hex.string(HMACSHA256.authenticationCode(key: secret, message: Array("\(timestamp).\(body)".utf8)))
+        "sha256=" + Hex.string(Array(HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).\(body)".utf8), using: SymmetricKey(data: secret))))
     }
 
     public enum Result: Sendable, Equatable {

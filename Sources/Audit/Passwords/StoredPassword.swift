@@ -8,8 +8,10 @@
 //   {SHA256} {SHA512}                   SHA-2 of the password
 //   {PLAIN} {CLEAR} {CLEARTEXT}         the password itself
 
+import Crypto
 import Foundation
 import GuardCore
+import SMTPWire
 
 public enum StoredPassword: Sendable, Equatable {
     case crypt(String)
@@ -93,8 +95,8 @@ public enum StoredPassword: Sendable, Equatable {
         case "":
             return Array(data.utf8)
         case "B64", "BASE64":
-            guard let decoded = Data(base64Encoded: String(data)) else { throw .malformed(scheme: scheme, why: "not base64") }
-            return Array(decoded)
+            guard let decoded = Base64.decode(data) else { throw .malformed(scheme: scheme, why: "not base64") }
+            return decoded
         case "HEX":
             guard data.utf8.count % 2 == 0, let decoded = Hex.bytes(String(data), maxDigits: 4096) else {
                 throw .malformed(scheme: scheme, why: "not hexadecimal")
@@ -112,9 +114,9 @@ public enum StoredPassword: Sendable, Equatable {
             guard !candidate.utf8.contains(0), let hashed = crypt.crypt(candidate, setting: setting) else { return false }
             return constantTimeEqual(Array(hashed.utf8), Array(setting.utf8))
         case .sha256(let digest, let salt):
-            return constantTimeEqual(SHA256.hash(Array(candidate.utf8) + salt), digest)
+            return constantTimeEqual(Array(SHA256.hash(data: Array(candidate.utf8) + salt)), digest)
         case .sha512(let digest, let salt):
-            return constantTimeEqual(SHA512.hash(Array(candidate.utf8) + salt), digest)
+            return constantTimeEqual(Array(SHA512.hash(data: Array(candidate.utf8) + salt)), digest)
         case .plain(let stored):
             return constantTimeEqual(Array(candidate.utf8), stored)
         }

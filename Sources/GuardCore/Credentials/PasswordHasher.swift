@@ -1,18 +1,17 @@
-// The keyed, truncated password hash, computed the way Dovecot's auth policy computes
-// `pwhash`: SHA-256(nonce ‖ login ‖ NUL ‖ password), of which only the top `bits` bits are
-// kept. Few bits on purpose: enough to tell "the same password retried" from "a new
-// guess", far too few to recover or verify a password. The nonce is a secret.
+// The guard's keyed, truncated password hash: Dovecot's `pwhash` (DovecotPasswordHash) with
+// at most 16 bits kept, as a number. Few bits on purpose: enough to tell "the same password
+// retried" from "a new guess", far too few to recover or verify a password. The nonce is a
+// secret.
 
 public struct PasswordHasher: Sendable {
-    private let nonce: [UInt8]
-    public let bits: Int
+    private let pwhash: DovecotPasswordHash
+    public var bits: Int { self.pwhash.bits }
 
     /// - Parameters:
     ///   - nonce: the secret. Never logged; an empty nonce is allowed only in tests.
     ///   - bits: how many leading bits to keep, 1...16 (Dovecot's default is 12).
     public init(nonce: [UInt8], bits: Int = 12) {
-        self.nonce = nonce
-        self.bits = min(max(bits, 1), 16)
+        self.pwhash = DovecotPasswordHash(nonce: nonce, bits: min(max(bits, 1), 16))
     }
 
     /// A hasher with a fresh random nonce, for a process that does not share hashes.
@@ -23,14 +22,8 @@ public struct PasswordHasher: Sendable {
     }
 
     public func hash(login: some Sequence<UInt8>, password: some Sequence<UInt8>) -> UInt16 {
-        var sha = SHA256()
-        sha.update(self.nonce)
-        sha.update(login)
-        sha.update(CollectionOfOne(0))
-        sha.update(password)
-        let digest = sha.finalize()
-        let top = UInt32(digest[0]) << 8 | UInt32(digest[1])
-        return UInt16(top >> UInt32(16 - self.bits))
+        // One or two bytes, the kept bits right-aligned.
+        self.pwhash.hash(login: login, password: password).reduce(0) { $0 << 8 | UInt16($1) }
     }
 
     /// Dovecot's text form: the kept bits as lower-case hex, as many digits as they need.

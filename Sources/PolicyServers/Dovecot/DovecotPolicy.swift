@@ -117,47 +117,6 @@ public struct DovecotPolicyAnswer: Sendable, Equatable {
     }
 }
 
-/// Dovecot's pwhash, computed for candidate passwords: the same SHA-256 and truncation.
-public struct DovecotPasswordHash: Sendable {
-    private let nonce: [UInt8]
-    /// Bits kept; 0 keeps the whole digest.
-    public let bits: Int
-
-    public init(nonce: String, bits: Int) {
-        self.nonce = Array(nonce.utf8)
-        self.bits = bits
-    }
-
-    /// Dovecot's buffer_truncate_rshift_bits: the top `bits` bits of the digest, as a
-    /// number in as few bytes as hold it.
-    public func hash(login: String, password: String) -> [UInt8] {
-        var sha = SHA256()
-        sha.update(self.nonce)
-        sha.update(login.utf8)
-        sha.update(CollectionOfOne(0))
-        sha.update(password.utf8)
-        let digest = sha.finalize()
-        guard self.bits > 0, self.bits < digest.count * 8 else { return digest }
-        let count = (self.bits + 7) / 8
-        let shift = count * 8 - self.bits
-        var out = Array(digest[0..<count])
-        if shift > 0 {
-            var carry: UInt8 = 0
-            for i in 0..<count {
-                let byte = out[i]
-                out[i] = (byte >> UInt8(shift)) | carry
-                carry = byte << UInt8(8 - shift)
-            }
-        }
-        return out
-    }
-
-    /// The default passwords bots try for `login`, as hashes.
-    public func defaultHashes(login: String) -> Set<[UInt8]> {
-        Set(DefaultCredentials.candidates(for: login).map { self.hash(login: login, password: $0) })
-    }
-}
-
 /// Decides Dovecot's requests with the guard, and records them as events.
 public final class DovecotPolicy: Sendable {
     public let guardEngine: Guard

@@ -2,6 +2,7 @@
 // from outside as the seed articles tell an administrator to check it by hand.
 //
 // Exit status, as for every audit command: 0 pass, 1 warnings, 2 failures, 3 could not run.
+// The reports are Audit's (ServerAuditReport's text and JSON, BlocklistReport).
 
 import ArgumentParser
 import Audit
@@ -124,8 +125,8 @@ struct AuditCommand: AsyncParsableCommand {
                 throw AuditFailure("\(host) port \(port): \(error.description)")
             }
             if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            print(self.json ? Self.json(report) : Self.text(report))
-            return report.findings.exitStatus
+            print(self.json ? report.json() : report.text())
+            return report.exitStatus
         }
     }
 
@@ -133,51 +134,6 @@ struct AuditCommand: AsyncParsableCommand {
     static func localName() -> String {
         let name = ProcessInfo.processInfo.hostName
         return name.contains(".") && !name.hasSuffix(".") ? name : "smtpguard-audit.localdomain"
-    }
-
-    static func text(_ report: ServerAuditReport) -> String {
-        var lines = ["smtpguard audit \(report.target)"]
-        if let greeting = report.greeting { lines.append("greeting: \(greeting)") }
-        lines.append("")
-        let rows = report.findings.map { finding in [finding.status.rawValue.uppercased(), finding.check, finding.detail] }
-        lines.append(Table.render(["", "check", "result"], rows))
-        let fixes = report.findings.filter { $0.fix != nil }
-        if !fixes.isEmpty {
-            lines.append("")
-            lines.append("To fix:")
-            for finding in fixes { lines.append("  \(finding.check): \(finding.fix!)") }
-        }
-        let count = { (status: AuditFinding.Status) in report.findings.filter { $0.status == status }.count }
-        lines.append("")
-        lines.append("\(count(.pass)) passed, \(count(.warn)) warnings, \(count(.fail)) failed")
-        return lines.joined(separator: "\n")
-    }
-
-    static func json(_ report: ServerAuditReport) -> String {
-        let findings = report.findings.map { finding in
-            var item = JSONObjectWriter()
-            item.string("check", finding.check)
-            item.string("status", finding.status.rawValue)
-            item.string("detail", finding.detail)
-            if let fix = finding.fix { item.string("fix", fix) }
-            return item.finish()
-        }
-        var out = JSONObjectWriter()
-        out.string("target", report.target)
-        if let greeting = report.greeting { out.string("greeting", greeting) }
-        if let tls = report.tls {
-            var item = JSONObjectWriter()
-            item.string("version", tls.version)
-            item.bool("trusted", tls.trustProblem == nil)
-            if let problem = tls.trustProblem { item.string("trust_problem", problem) }
-            item.string("issuer", tls.issuer)
-            item.strings("names", tls.names)
-            item.int("not_after", tls.notAfter)
-            out.raw("tls", item.finish())
-        }
-        out.raw("findings", "[" + findings.joined(separator: ",") + "]")
-        out.string("result", report.findings.worst.rawValue)
-        return out.finish()
     }
 }
 
@@ -242,57 +198,13 @@ struct DNSBLCommand: AsyncParsableCommand {
             }
             let client = DNSClient(resolver: resolver, timeout: parseDuration(self.timeout)!)
             let answers = await Blocklist.check(self.addresses.map { IPAddress($0)! }, zones: zones, client: client)
-            print(self.json ? Self.json(answers, resolver: resolver) : Self.text(answers, resolver: resolver))
-            if answers.contains(where: { if case .listed = $0.result { true } else { false } }) { return AuditExit.failures }
-            if answers.contains(where: { if case .error = $0.result { true } else { false } }) { return AuditExit.warnings }
-            return AuditExit.pass
+            let report = BlocklistReport(answers: answers, resolver: resolver)
+            print(self.json ? report.json() : report.text())
+            return report.exitStatus
         }
     }
 
     static func systemResolver() throws -> DNSResolver {
         do { return try DNSResolver.system() } catch let error as ProbeError { throw AuditFailure(error.description) }
-    }
-
-    static func text(_ answers: [BlocklistAnswer], resolver: DNSResolver) -> String {
-        let rows = answers.map { answer -> [String] in
-            switch answer.result {
-            case .listed(let codes, let meanings, let reason):
-                let why = (meanings + (reason.map { [$0] } ?? [])).joined(separator: "; ")
-                return [answer.address.description, answer.zone, "LISTED", codes.joined(separator: ",") + (why.isEmpty ? "" : " — " + why)]
-            case .notListed:
-                return [answer.address.description, answer.zone, "not listed", ""]
-            case .error(let message):
-                return [answer.address.description, answer.zone, "ERROR", message]
-            }
-        }
-        let listed = answers.filter { if case .listed = $0.result { true } else { false } }.count
-        let errors = answers.filter { if case .error = $0.result { true } else { false } }.count
-        return Table.render(["address", "zone", "result", "codes and reason"], rows)
-            + "\n\n\(answers.count) lookups through \(resolver): \(listed) listed, \(answers.count - listed - errors) not listed, \(errors) errors"
-    }
-
-    static func json(_ answers: [BlocklistAnswer], resolver: DNSResolver) -> String {
-        let items = answers.map { answer in
-            var item = JSONObjectWriter()
-            item.string("address", answer.address.description)
-            item.string("zone", answer.zone)
-            switch answer.result {
-            case .listed(let codes, let meanings, let reason):
-                item.string("result", "listed")
-                item.strings("codes", codes)
-                if !meanings.isEmpty { item.string("meaning", meanings.joined(separator: "; ")) }
-                if let reason { item.string("reason", reason) }
-            case .notListed:
-                item.string("result", "not_listed")
-            case .error(let message):
-                item.string("result", "error")
-                item.string("error", message)
-            }
-            return item.finish()
-        }
-        var out = JSONObjectWriter()
-        out.string("resolver", resolver.description)
-        out.raw("results", "[" + items.joined(separator: ",") + "]")
-        return out.finish()
     }
 }

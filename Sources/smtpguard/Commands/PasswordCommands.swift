@@ -3,6 +3,7 @@
 //
 // Exit status, as for every audit command: 0 pass, 1 warnings, 2 failures (a password refused,
 // an account guessable), 3 the check could not run (an unreadable file, no password given).
+// The reports themselves (PasswordCheckReport, PasswordAuditReport) are Audit's.
 
 import ArgumentParser
 import Audit
@@ -27,45 +28,6 @@ struct WordlistOptions: ParsableArguments {
 
     private static func read(_ path: String) throws -> Wordlist {
         do { return try Wordlist.load(path) } catch { throw AuditFailure(error.description) }
-    }
-}
-
-/// An audit that could not run: printed, exit status 3.
-struct AuditFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-enum AuditExit {
-    static let pass: Int32 = 0, warnings: Int32 = 1, failures: Int32 = 2, error: Int32 = 3
-
-    /// Runs `body`; an AuditFailure (or the probe's ProbeError) is printed and becomes exit
-    /// status 3.
-    static func run(_ body: () throws -> Int32) throws {
-        try self.exit(with: Result { try body() })
-    }
-
-    static func run(_ body: () async throws -> Int32) async throws {
-        let result: Result<Int32, any Error>
-        do { result = .success(try await body()) } catch { result = .failure(error) }
-        try self.exit(with: result)
-    }
-
-    private static func exit(with result: Result<Int32, any Error>) throws {
-        let status: Int32
-        switch result {
-        case .success(let value):
-            status = value
-        case .failure(let failure as AuditFailure):
-            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
-            status = Self.error
-        case .failure(let failure as ProbeError):
-            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
-            status = Self.error
-        case .failure(let other):
-            throw other
-        }
-        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -121,31 +83,9 @@ struct CheckPasswordCommand: ParsableCommand {
             let administrator = self.admin || username.map(PasswordRules.isAdministrator) == true
             let refusal = rules.refusal(of: password, username: username, administrator: administrator)
             let minimum = administrator ? self.adminMinLength : self.minLength
-            if self.json {
-                var out = JSONObjectWriter()
-                out.bool("accepted", refusal == nil)
-                if let refusal {
-                    out.string("rule", refusal.code)
-                    out.string("reason", refusal.description)
-                }
-                if let username { out.string("username", username) }
-                out.bool("administrator", administrator)
-                out.int("minimum_length", minimum)
-                if let wordlist {
-                    out.string("wordlist", wordlist.path)
-                    out.int("wordlist_words", wordlist.words.count)
-                }
-                print(out.finish())
-            } else if let refusal {
-                print("refused: \(refusal.description)")
-            } else {
-                var checked = ["not blank", "not a bots' default"]
-                if username != nil { checked.append("not made from the username") }
-                if let wordlist { checked.append("not in \(wordlist.name) (\(wordlist.words.count) words)") }
-                checked.append("at least \(minimum) characters")
-                print("accepted: " + checked.joined(separator: ", "))
-            }
-            return refusal == nil ? AuditExit.pass : AuditExit.failures
+            let report = PasswordCheckReport(refusal: refusal, username: username, administrator: administrator, minimumLength: minimum, wordlist: wordlist)
+            print(self.json ? report.json() : report.text())
+            return report.exitStatus
         }
     }
 }
@@ -282,106 +222,5 @@ final class ProgressLine: Sendable {
     func finish() {
         guard self.enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    }
-}
-
-/// The audit's report: a table for people, JSON for programs, and the exit status.
-struct PasswordAuditReport {
-    let file: String
-    let wordlist: Wordlist?
-    let verdicts: [AccountVerdict]
-    let problems: [AccountFile.Problem]
-    let seconds: Double
-    let jobs: Int
-    let showPasswords: Bool
-
-    var checks: Int { self.verdicts.reduce(0) { $0 + $1.tried } }
-
-    func count(_ result: String) -> Int { self.verdicts.filter { Self.result($0.outcome) == result }.count }
-
-    var exitStatus: Int32 {
-        if self.count("guessable") > 0 { return AuditExit.failures }
-        if self.count("unfinished") + self.count("unreadable") + self.problems.count > 0 { return AuditExit.warnings }
-        return AuditExit.pass
-    }
-
-    static func result(_ outcome: AccountVerdict.Outcome) -> String {
-        switch outcome {
-        case .guessable: "guessable"
-        case .notGuessed: "not_guessed"
-        case .unfinished: "unfinished"
-        case .skipped: "skipped"
-        case .unreadable: "unreadable"
-        }
-    }
-
-    func explanation(_ verdict: AccountVerdict) -> String {
-        switch verdict.outcome {
-        case .guessable(let rule, let password):
-            let shown = self.showPasswords && !password.isEmpty ? " — password: \(password)" : ""
-            return "guessable: \(rule.description)\(shown)"
-        case .notGuessed: return "not guessed (\(verdict.tried) candidates, \(String(format: "%.1f", verdict.seconds)) s)"
-        case .unfinished(let of): return "not finished in time: \(verdict.tried) of \(of) candidates tried"
-        case .skipped(let why): return "skipped: \(why)"
-        case .unreadable(let why): return "cannot check: \(why)"
-        }
-    }
-
-    func text() -> String {
-        let mark = ["guessable": "FAIL", "not_guessed": "ok", "unfinished": "WARN", "skipped": "skip", "unreadable": "WARN"]
-        var rows = self.verdicts.map { verdict in
-            [mark[Self.result(verdict.outcome)]!, verdict.username, String(verdict.line), verdict.scheme ?? "-", self.explanation(verdict)]
-        }
-        rows += self.problems.map { ["WARN", "-", String($0.line), "-", $0.message] }
-        var lines = [Table.render(["", "account", "line", "scheme", "result"], rows), ""]
-        let rate = self.seconds > 0 ? Int(Double(self.checks) / self.seconds) : 0
-        lines.append("\(self.verdicts.count) accounts: \(self.count("guessable")) guessable, \(self.count("not_guessed")) not guessed, "
-            + "\(self.count("unfinished")) not finished, \(self.count("skipped")) skipped, \(self.count("unreadable") + self.problems.count) unreadable")
-        lines.append("\(self.checks) candidate checks in \(String(format: "%.1f", self.seconds)) s (\(rate)/s, \(self.jobs) jobs); "
-            + (self.wordlist.map { "wordlist \($0.path) (\($0.words.count) words)" } ?? "no wordlist"))
-        return lines.joined(separator: "\n")
-    }
-
-    func json() -> String {
-        let accounts = self.verdicts.map { verdict -> String in
-            var item = JSONObjectWriter()
-            item.string("username", verdict.username)
-            item.int("line", verdict.line)
-            if let scheme = verdict.scheme { item.string("scheme", scheme) }
-            item.string("result", Self.result(verdict.outcome))
-            switch verdict.outcome {
-            case .guessable(let rule, let password):
-                item.string("rule", rule.code)
-                item.string("reason", rule.description)
-                if self.showPasswords { item.string("password", password) }
-            case .unfinished(let of): item.int("candidates", of)
-            case .skipped(let why), .unreadable(let why): item.string("reason", why)
-            case .notGuessed: break
-            }
-            item.int("tried", verdict.tried)
-            item.raw("seconds", String(format: "%.3f", verdict.seconds))
-            return item.finish()
-        }
-        let problems = self.problems.map { problem -> String in
-            var item = JSONObjectWriter()
-            item.int("line", problem.line)
-            item.string("message", problem.message)
-            return item.finish()
-        }
-        var summary = JSONObjectWriter()
-        summary.int("accounts", self.verdicts.count)
-        for result in ["guessable", "not_guessed", "unfinished", "skipped", "unreadable"] { summary.int(result, self.count(result)) }
-        summary.int("candidate_checks", self.checks)
-        summary.raw("seconds", String(format: "%.3f", self.seconds))
-        summary.int("checks_per_second", self.seconds > 0 ? Int(Double(self.checks) / self.seconds) : 0)
-        summary.int("jobs", self.jobs)
-        var out = JSONObjectWriter()
-        out.string("file", self.file)
-        if let wordlist { out.string("wordlist", wordlist.path); out.int("wordlist_words", wordlist.words.count) }
-        out.raw("accounts", "[" + accounts.joined(separator: ",") + "]")
-        out.raw("problems", "[" + problems.joined(separator: ",") + "]")
-        out.raw("summary", summary.finish())
-        out.int("exit_status", Int(self.exitStatus))
-        return out.finish()
     }
 }
