@@ -6,7 +6,6 @@
 // Routes: POST <any path>?command=allow|report (Dovecot's), and /health, which does no work
 // (for monitoring, and the benchmark's baseline).
 
-import Foundation
 import GuardCore
 import Logging
 import Metrics
@@ -22,7 +21,7 @@ public struct PolicyCredentials: Sendable {
 
     public init(_ configuration: DovecotPolicyConfiguration) {
         self.apiKey = configuration.apiKey.map { ($0.name, Array($0.value.utf8)) }
-        self.basic = configuration.basicAuth.isEmpty ? nil : Array(("Basic " + Data(configuration.basicAuth.utf8).base64EncodedString()).utf8)
+        self.basic = configuration.basicAuth.isEmpty ? nil : Array(("Basic " + Base64.encode(Array(configuration.basicAuth.utf8))).utf8)
     }
 
     /// True when the request carries every configured credential.

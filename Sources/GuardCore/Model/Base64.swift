@@ -1,5 +1,6 @@
-// Strict base64 (RFC 4648, standard alphabet) for SASL: no whitespace, no other
-// characters; padding may be present or left off, but never in the middle.
+// Strict base64 (RFC 4648, standard alphabet), the one the guard uses everywhere: SASL,
+// stored hashes, HTTP Basic credentials. No whitespace, no other characters; padding may be
+// present or left off, but never in the middle.
 
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
