@@ -3,10 +3,10 @@
 // networks, also goes out as a notification on the channel `smtpguard_bans`, so that the
 // other guards act on it at once (ClusterSync). Talks to the database of `state.url` only;
 // trusts its rows as far as they parse.
-// Queries go through postgres-nio's connection pool (PostgresClient), which runs while
-// `running` does; each use is bounded by `state.timeout` (UseWatch): no connection or no
-// answer within it is a GuardStoreError `.timeout`, and what could not be written stays
-// queued in the StoreWriter. The notification listener keeps a connection of its own.
+// The connection is opened again after a failure on the next use, by one caller at a time
+// (SerialGate); each use is bounded by `state.timeout` (UseWatch), and what could not be
+// written stays queued in the StoreWriter. The notification listener keeps a connection of
+// its own.
 
 import Foundation
 import GuardCore
@@ -21,10 +21,10 @@ public final class PostgresStateStore: StateStore {
     public let guardID: String
     /// The longest a connect, or a wait for one query, may take (`state.timeout`).
     public let timeout: Duration
-    let client: PostgresClient
-    /// The listener's own connection (LISTEN holds its connection).
-    let listenConfiguration: PostgresConnection.Configuration
+    let configuration: PostgresConnection.Configuration
     let logger: Logger
+    private let connection = Mutex<PostgresConnection?>(nil)
+    private let gate = SerialGate()
     private let nextID = Atomic<Int>(1)
 
     /// The channel every guard listens on (ClusterSync).
@@ -39,18 +39,10 @@ public final class PostgresStateStore: StateStore {
         let database = String(components.path.dropFirst()).nilIfEmpty
         let password = components.password ?? ProcessInfo.processInfo.environment["PGPASSWORD"]
         let port = components.port ?? 5432
-        var listen = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
-        listen.options.connectTimeout = .nanoseconds(timeout.nanosecondsClamped)
-        self.listenConfiguration = listen
-        var pooled = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
-        pooled.options.connectTimeout = timeout
-        // The flush's transaction, the cluster follower's polls and the admin API's reads.
-        pooled.options.maximumConnections = 4
-        // A half-open connection is found while idle, not by the next write.
-        pooled.options.keepAliveBehavior = .init(frequency: .seconds(30))
-        var background = logger
-        background.logLevel = max(logger.logLevel, .error)  // the pool's own retries are told by the uses that fail
-        self.client = PostgresClient(configuration: pooled, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, backgroundLogger: background)
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: .disable)
+        configuration.options.connectTimeout = .nanoseconds(timeout.nanosecondsClamped)
+        self.configuration = configuration
         self.timeout = timeout
         self.url = Self.redacted(components)
         self.guardID = guardID
@@ -63,61 +55,55 @@ public final class PostgresStateStore: StateStore {
         return copy.string ?? "postgres://…"
     }
 
-    /// Runs `body` with the connection pool running beside it (in a child task), then closes
-    /// the pool's connections. Every use of the store happens inside.
+    /// Runs `body`, in which every use of the store happens. (A PostgresClient pool would
+    /// run beside it here; the store keeps its one connection for now, see README.)
     public func running<T>(_ body: () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
-            group.addTask { await self.client.run() }
-            defer { group.cancelAll() }
-            return try await body()
-        }
+        try await body()
     }
 
-    private enum UseOutcome<T: Sendable>: Sendable {
-        case done(T)
-        case expired
-    }
-
-    /// One use of a connection from the pool, bounded by `timeout`: a connection that does
-    /// not come, or a use in which no query finishes for `timeout`, fails with `.timeout` (a
-    /// stalled use has its connection closed, so the pool opens another). Any other failure
-    /// is a GuardStoreError with `code`, saying `what` was being done.
+    /// The store's connection, opened now if there is none, for one caller at a time
+    /// (SerialGate). A use in which no query finishes for `timeout` (a server that stopped
+    /// answering, a half-open connection) has its connection closed, which fails the query,
+    /// so that it cannot hold up every other caller; a long write that keeps finishing
+    /// queries goes on. A failure is a GuardStoreError: `.timeout`, `.connect`, or `code`
+    /// saying `what` was being done.
     func use<T: Sendable>(
         _ what: String, code: GuardStoreError.Code, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let watch = UseWatch()
-        let timeout = self.timeout
         do {
-            return try await withThrowingTaskGroup(of: UseOutcome<T>.self) { group in
-                group.addTask {
-                    try await self.client.withConnection { connection in
-                        watch.leased(connection)
-                        return .done(try await UseWatch.$current.withValue(watch) { try await body(connection) })
+            return try await self.gate.run {
+                let existing = self.connection.withLock { $0 }
+                let connection: PostgresConnection
+                if let existing, !existing.isClosed {
+                    connection = existing
+                } else {
+                    connection = try await self.connect()
+                    self.connection.withLock { $0 = connection }
+                }
+                let watch = UseWatch()
+                return try await withThrowingTaskGroup(of: Void.self) { watchdog in
+                    watchdog.addTask { [timeout = self.timeout] in
+                        try await watch.expire(after: timeout)
+                        try? await connection.close()
+                    }
+                    defer { watchdog.cancelAll() }
+                    do {
+                        return try await UseWatch.$current.withValue(watch) { try await body(connection) }
+                    } catch {
+                        if connection.isClosed { self.connection.withLock { $0 = nil } }
+                        if watch.hasExpired {
+                            throw GuardStoreError(
+                                .timeout,
+                                "\(self.url): no answer within \(self.timeout.compactText) (state.timeout); the connection was closed and is opened again on the next use",
+                                underlying: error)
+                        }
+                        throw error
                     }
                 }
-                group.addTask {
-                    try await watch.expire(after: timeout)
-                    try? await watch.leasedConnection?.close()  // fails the stalled query
-                    return .expired
-                }
-                defer { group.cancelAll() }
-                while let outcome = try await group.next() {
-                    switch outcome {
-                    case .done(let value): return value
-                    case .expired where watch.leasedConnection == nil: throw CancellationError()  // the lease is cancelled
-                    case .expired: continue  // the closed connection fails the use
-                    }
-                }
-                throw CancellationError()
             }
+        } catch let error as GuardStoreError {
+            throw error
         } catch {
-            if watch.hasExpired {
-                let why = watch.leasedConnection == nil
-                    ? "no connection to the database could be opened"
-                    : "the connection was closed and is opened again on the next use"
-                throw GuardStoreError(.timeout, "\(self.url): no answer within \(timeout.compactText) (state.timeout); \(why)", underlying: error)
-            }
-            if let error = error as? GuardStoreError { throw error }
             throw GuardStoreError(code, "\(self.url): \(what) failed (\(Self.cause(error)))", underlying: error)
         }
     }
@@ -134,11 +120,11 @@ public final class PostgresStateStore: StateStore {
         return "\(error.code)"
     }
 
-    /// A new connection of its own, for the notification listener.
+    /// A new connection: the store's, or one of its own for the notification listener.
     func connect() async throws -> PostgresConnection {
         do {
             return try await PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: self.listenConfiguration,
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: self.configuration,
                 id: self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: self.logger
             ).get()
         } catch let error as PSQLError where error.code == .connectionError && Self.isConnectTimeout(error.underlying) {
@@ -297,8 +283,15 @@ public final class PostgresStateStore: StateStore {
         }
     }
 
-    /// The pool's connections close when `running` ends.
-    public func close() async {}
+    public func close() async {
+        let connection = await self.gate.run {
+            self.connection.withLock { current -> PostgresConnection? in
+                defer { current = nil }
+                return current
+            }
+        }
+        try? await connection?.close()
+    }
 }
 
 extension PostgresStateStore: ClusterStore {
@@ -316,7 +309,8 @@ extension PostgresStateStore: ClusterStore {
             try? await connection.close()
         } catch {
             try? await connection.close()
-            throw error
+            if error is CancellationError { throw error }
+            throw GuardStoreError(.read, "\(self.url): listening for the other guards failed (\(Self.cause(error)))", underlying: error)
         }
     }
 }

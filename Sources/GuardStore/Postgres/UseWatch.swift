@@ -3,29 +3,16 @@
 // has its connection closed, which fails the query, so that it cannot hold its caller for
 // ever. A long write that keeps finishing statements goes on. Used by PostgresStateStore only.
 
-import PostgresNIO
 import Synchronization
 
-/// How far one use of the connection has got: the connection leased from the pool, the
-/// queries a long write has finished (each one gives the watchdog another `timeout`), and
-/// whether the watchdog expired it.
+/// How far one use of the connection has got: the queries a long write has finished (each
+/// one gives the watchdog another `timeout`), and whether the watchdog closed it.
 final class UseWatch: Sendable {
     @TaskLocal static var current: UseWatch?
     let finished = Atomic<Int>(0)
     private let expired = Atomic<Bool>(false)
-    private let connection = Mutex<PostgresConnection?>(nil)
 
     var hasExpired: Bool { self.expired.load(ordering: .relaxed) }
-
-    /// The pool gave the use its connection: the wait for it counts as progress, and the
-    /// watchdog closes this connection if the use then stalls.
-    func leased(_ connection: PostgresConnection) {
-        self.connection.withLock { $0 = connection }
-        self.finished.add(1, ordering: .relaxed)
-    }
-
-    /// The connection the use got, nil while it waits for one.
-    var leasedConnection: PostgresConnection? { self.connection.withLock { $0 } }
 
     /// A long write is about to send its next statement: the one before it finished.
     static func progressed() {
