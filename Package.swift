@@ -73,7 +73,17 @@ let package = Package(
             swiftSettings: strict
         ),
         // The log watcher: log formats (pure), followers, firewall actions.
-        .target(name: "LogWatch", dependencies: ["GuardCore"], swiftSettings: strict),
+        .target(
+            name: "LogWatch",
+            dependencies: [
+                "GuardCore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // Durable state: bans, attempts, alerts (SQLite embedded; PostgreSQL for clusters).
         .target(
             name: "GuardStore",
@@ -85,6 +95,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -133,10 +144,8 @@ let package = Package(
             name: "smtpguard",
             dependencies: [
                 "GuardCore", "SMTPWire", "SMTPProxy", "GuardStore", "LogWatch", "PolicyServers", "AdminServer", "Audit",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -228,7 +237,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "GuardCore", "SMTPWire"], swiftSettings: strict),
-        .testTarget(name: "GuardStoreTests", dependencies: ["GuardStore", "GuardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "GuardStoreTests",
+            dependencies: ["GuardStore", "GuardCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SMTPWireTests",
             dependencies: ["SMTPWire", "GuardCore", .product(name: "NIOCore", package: "swift-nio")],

@@ -22,12 +22,6 @@ public struct StoredState: Sendable {
     }
 }
 
-/// A store that cannot be used, in words for the administrator (with the file or URL).
-public struct StoreError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 public protocol StateStore: Sendable {
     /// Bans in force at `now`, bans since `bansSince`, settled attempts since `since`, and
     /// before that successes since `successesSince` (they make the known places).

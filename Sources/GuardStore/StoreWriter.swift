@@ -15,8 +15,8 @@ public final class StoreWriter: EventSink, Sendable {
     private let droppedAttempts = Atomic<Int>(0)
     private let writtenEvents = Atomic<Int>(0)
     private let urgentEvents = Atomic<Bool>(false)
-    /// smtpguard_store_write_duration_seconds: one batch written.
-    private let writeTime = Metrics.Timer(label: "smtpguard_store_write_duration_seconds")
+    /// MetricNames.storeWrite: one batch written.
+    private let writeTime = Metrics.Timer(label: MetricNames.storeWrite)
 
     public init(store: any StateStore, maxPending: Int = 1_000_000) {
         self.store = store

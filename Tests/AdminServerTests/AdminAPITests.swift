@@ -190,15 +190,15 @@ func json(_ response: TestResponse) throws -> [String: Any] {
     /// A database that fails the way PostgreSQL does: with text that names the query.
     struct BrokenStore: StateStore {
         static let detail = #"server: relation "trusted_networks" does not exist (INSERT INTO trusted_networks (network, comment) VALUES ($1, $2)) postgres://guard:s3cret@db/guard"#
-        func load(now: Timestamp, since: Timestamp, successesSince: Timestamp, bansSince: Timestamp) async throws -> StoredState { throw StoreError(Self.detail) }
-        func write(_ events: [GuardEvent]) async throws { throw StoreError(Self.detail) }
-        func prune(before: Timestamp) async throws { throw StoreError(Self.detail) }
-        func migrate() async throws -> (before: Int, after: Int) { throw StoreError(Self.detail) }
-        func status(now: Timestamp) async throws -> StoreStatus { throw StoreError(Self.detail) }
+        func load(now: Timestamp, since: Timestamp, successesSince: Timestamp, bansSince: Timestamp) async throws -> StoredState { throw GuardStoreError(.write, Self.detail) }
+        func write(_ events: [GuardEvent]) async throws { throw GuardStoreError(.write, Self.detail) }
+        func prune(before: Timestamp) async throws { throw GuardStoreError(.write, Self.detail) }
+        func migrate() async throws -> (before: Int, after: Int) { throw GuardStoreError(.write, Self.detail) }
+        func status(now: Timestamp) async throws -> StoreStatus { throw GuardStoreError(.write, Self.detail) }
         func close() async {}
         func trustedNetworks() async throws -> [TrustedNetwork] { [] }
-        func addTrustedNetwork(_ entry: TrustedNetwork) async throws { throw StoreError(Self.detail) }
-        func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool { throw StoreError(Self.detail) }
+        func addTrustedNetwork(_ entry: TrustedNetwork) async throws { throw GuardStoreError(.write, Self.detail) }
+        func removeTrustedNetwork(_ network: IPNetwork) async throws -> Bool { throw GuardStoreError(.write, Self.detail) }
         func recentAlerts(limit: Int) async throws -> [Alert] { [] }
     }
 

@@ -6,11 +6,7 @@
 import GuardCore
 import GuardStore
 import Hummingbird
-import HummingbirdCore
 import Logging
-import NIOCore
-import NIOExtras
-import NIOPosix
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -118,71 +114,15 @@ public struct AdminServerService: Service {
     }
 
     public func run() async throws {
-        let logger = self.logger
-        var serverLogger = logger
-        serverLogger.logLevel = max(logger.logLevel, .notice)  // Hummingbird's per-request lines are not wanted
-        let requestLogger = serverLogger
-        let responder = self.api.router().buildResponder()
-        // Hummingbird's HTTP/1 channel and router on a listener of our own: Hummingbird's
-        // server cannot bind IPv6-only, and `[::]:8025` must not take 0.0.0.0's port.
-        let http = HTTP1Channel(responder: { request, responseWriter, channel in
-            let context = AdminRequestContext(source: .init(channel: channel, logger: requestLogger))
-            let response: Response
-            do {
-                response = try await responder.respond(to: request, context: context)
-            } catch {
-                requestLogger.debug("admin API request failed", metadata: ["error.type": "\(type(of: error))"])
-                response = Response(status: .internalServerError)
-            }
-            try await responseWriter.write(response: response.head, body: response.body)
-        })
-        let group = MultiThreadedEventLoopGroup.singleton
-        let quiescing = ServerQuiescingHelper(group: group)
-        var bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
-                }
-            }
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-        if self.address.isIPv6 {
-            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
-        }
-        let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
-        do {
-            // An address literal as it is (getaddrinfo may map `::` to `::ffff:0.0.0.0`).
-            let socketAddress =
-                try (try? SocketAddress(ipAddress: self.address.host, port: self.address.port))
-                ?? SocketAddress.makeAddressResolvingHost(self.address.host, port: self.address.port)
-            server = try await bootstrap.bind(to: socketAddress) { channel in
-                http.setup(channel: channel, logger: requestLogger)
-            }
-        } catch {
-            throw AdminStartError(description: "admin.listen \(self.address): \(error)")
-        }
-        let bound = server.channel.localAddress.flatMap { address in address.port.map { HostPort(host: address.ipAddress ?? self.address.host, port: $0) } } ?? self.address
-        logger.info("admin API, dashboard and /metrics on http://\(bound)/ (admin.listen)")
-        await self.onListening(bound.description)
         let feed = self.api.feed
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { connections in
-                do {
-                    try await server.executeThenClose { inbound in
-                        for try await connection in inbound {
-                            connections.addTask { await http.handle(value: connection, logger: requestLogger) }
-                        }
-                    }
-                } catch {
-                    logger.error("admin API: accepting connections failed: \(error)")
-                }
-            }
-        } onGracefulShutdown: {
-            // The event streams end, idle connections close, the listener stops accepting.
-            feed.close()
-            quiescing.initiateShutdown(promise: nil)
-        }
+        try await HTTPListener(name: "admin API", address: self.address, logger: self.logger).run(
+            self.api.router().buildResponder(),
+            bindFailed: { AdminStartError(description: "admin.listen \(self.address): \($0)") },
+            listening: { bound in
+                self.logger.info("admin API, dashboard and /metrics on http://\(bound)/ (admin.listen)")
+                await self.onListening(bound.description)
+            },
+            shuttingDown: { feed.close() })  // the event streams end first
     }
 }
 

@@ -55,7 +55,7 @@ public final class SQLiteStateStore: StateStore {
         do {
             connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         } catch {
-            throw StoreError("state file \(path): cannot be opened (\(error))")
+            throw GuardStoreError(.open, "state file \(path): cannot be opened (\(error))", underlying: error)
         }
         let store = SQLiteStateStore(path: path, connection: connection)
         do {
@@ -73,12 +73,12 @@ public final class SQLiteStateStore: StateStore {
                     try await Task.sleep(for: .milliseconds(Int.random(in: 50...150)))
                 }
             }
-        } catch let error as StoreError {
+        } catch let error as GuardStoreError {
             await store.close()
             throw error
         } catch {
             await store.close()
-            throw StoreError("state file \(path): \(Self.explain(error))")
+            throw GuardStoreError(.open, "state file \(path): \(Self.explain(error))", underlying: error)
         }
         return store
     }
@@ -107,11 +107,11 @@ public final class SQLiteStateStore: StateStore {
         _ = try await self.connection.query("PRAGMA synchronous = NORMAL", [])
         let check = try await self.connection.query("PRAGMA quick_check", [])
         if let result = check.first?.column("quick_check")?.string, result != "ok" {
-            throw StoreError("state file \(self.path): damaged (\(result)); move it away to start with empty state, or restore a backup")
+            throw GuardStoreError(.damaged, "state file \(self.path): damaged (\(result)); move it away to start with empty state, or restore a backup")
         }
         let version = try await self.schemaVersion
         guard version <= Self.migrations.count else {
-            throw StoreError("state file \(self.path): schema version \(version) is newer than this smtpguard knows (\(Self.migrations.count))")
+            throw GuardStoreError(.schemaTooNew, "state file \(self.path): schema version \(version) is newer than this smtpguard knows (\(Self.migrations.count))")
         }
     }
 
@@ -219,7 +219,7 @@ public final class SQLiteStateStore: StateStore {
             _ = try await self.connection.query("COMMIT", [])
         } catch {
             _ = try? await self.connection.query("ROLLBACK", [])
-            throw StoreError("state file \(self.path): write failed: \(Self.explain(error))")
+            throw GuardStoreError(.write, "state file \(self.path): write failed: \(Self.explain(error))", underlying: error)
         }
     }
 
@@ -309,7 +309,7 @@ public final class SQLiteStateStore: StateStore {
                 return TrustedNetwork(network: network, comment: row.column("comment")?.string ?? "", added: Timestamp(milliseconds: added))
             }
         } catch {
-            throw StoreError("state file \(self.path): cannot read the trusted networks: \(Self.explain(error))")
+            throw GuardStoreError(.read, "state file \(self.path): cannot read the trusted networks: \(Self.explain(error))", underlying: error)
         }
     }
 
@@ -319,7 +319,7 @@ public final class SQLiteStateStore: StateStore {
                 "INSERT INTO trusted_networks VALUES (?1, ?2, ?3) ON CONFLICT (network) DO UPDATE SET comment = excluded.comment",
                 [.text(entry.network.description), .text(entry.comment), .integer(entry.added.milliseconds)])
         } catch {
-            throw StoreError("state file \(self.path): cannot add a trusted network: \(Self.explain(error))")
+            throw GuardStoreError(.write, "state file \(self.path): cannot add a trusted network: \(Self.explain(error))", underlying: error)
         }
     }
 
@@ -330,7 +330,7 @@ public final class SQLiteStateStore: StateStore {
             _ = try await self.connection.query("DELETE FROM trusted_networks WHERE network = ?1", [.text(network.description)])
             return true
         } catch {
-            throw StoreError("state file \(self.path): cannot remove a trusted network: \(Self.explain(error))")
+            throw GuardStoreError(.write, "state file \(self.path): cannot remove a trusted network: \(Self.explain(error))", underlying: error)
         }
     }
 
@@ -347,7 +347,7 @@ public final class SQLiteStateStore: StateStore {
                     message: message)
             }
         } catch {
-            throw StoreError("state file \(self.path): cannot read the alerts: \(Self.explain(error))")
+            throw GuardStoreError(.read, "state file \(self.path): cannot read the alerts: \(Self.explain(error))", underlying: error)
         }
     }
 }

@@ -102,3 +102,11 @@ public struct FirewallModel: Sendable {
         self.entries = self.entries.filter { $0.value > now }
     }
 }
+
+/// The ban list (`firewall.banlist_listen`'s `GET /bans`): the entries of the bans in force,
+/// one per line, sorted, each once (username locks are not listed).
+public func banListText(_ bans: [Ban], policy: GuardPolicy) -> String {
+    var lines = Set<String>()
+    for ban in bans { if let entry = firewallEntry(for: ban.key, policy: policy) { lines.insert(entry.text) } }
+    return lines.sorted().map { $0 + "\n" }.joined()
+}

@@ -1,6 +1,6 @@
 // Writing one HTTP/1.1 response on a NIO channel: the head with its length, the body, and
-// the connection kept or closed as the request asked. Shared by the policy endpoint and the
-// ban list.
+// the connection kept or closed as the request asked, for the policy endpoint (the ban list is
+// a Hummingbird route in AdminServer now).
 
 import NIOCore
 import NIOHTTP1

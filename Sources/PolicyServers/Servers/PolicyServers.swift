@@ -42,7 +42,7 @@ public struct DovecotPolicyService: Service {
 
     public func run() async throws {
         let credentials = PolicyCredentials(self.configuration)
-        let latency = Metrics.Timer(label: "smtpguard_policy_request_duration_seconds", dimensions: [("server", "dovecot")])
+        let latency = Metrics.Timer(label: MetricNames.policyRequest, dimensions: [("server", "dovecot")])
         let (policy, logger, maxBody) = (self.policy, self.logger, self.configuration.maxBodySize)
         let channel: any Channel
         do {
@@ -101,7 +101,7 @@ public struct PostfixPolicyService: Service {
     public func run() async throws {
         let (answer, logger, maxSize) = (self.answer, self.logger, self.configuration.maxRequestSize)
         let idle = TimeAmount.nanoseconds(self.configuration.idleTimeout.nanosecondsClamped)
-        let latency = Metrics.Timer(label: "smtpguard_policy_request_duration_seconds", dimensions: [("server", "postfix")])
+        let latency = Metrics.Timer(label: MetricNames.policyRequest, dimensions: [("server", "postfix")])
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)

@@ -74,6 +74,30 @@ enum CommandSupport {
         return merged
     }
 
+    /// Runs `body` with the configured state: PostgreSQL (`state.url`: its connection pool
+    /// runs beside `body`, the schema is brought up to date first), the SQLite file, or nil
+    /// (memory only). A state that cannot be used stops the start.
+    static func withState<T>(
+        _ configuration: GuardConfiguration, logger: Logger, _ body: ((store: any StateStore, name: String)?) async throws -> T
+    ) async throws -> T {
+        guard !configuration.state.url.isEmpty else { return try await body(try await RunCommand.openStore(configuration, logger: logger)) }
+        let store: PostgresStateStore
+        do {
+            store = try PostgresStateStore(url: configuration.state.url, guardID: RunCommand.guardID, timeout: configuration.state.timeout, logger: logger)
+        } catch {
+            throw StartupError("\(error)")
+        }
+        return try await store.running {
+            do {
+                let (before, after) = try await store.migrate()
+                if before != after { logger.notice("state: database schema \(before) → \(after)", metadata: ["state": .string(store.url)]) }
+            } catch {
+                throw StartupError("\(error)")
+            }
+            return try await body((store, store.url))
+        }
+    }
+
     /// Rebuilds the engine (and the admin statistics) from the state; a state that cannot be
     /// read is closed and stops the start.
     static func restore(

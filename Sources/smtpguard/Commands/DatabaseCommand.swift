@@ -30,30 +30,30 @@ struct DatabaseCommand: AsyncParsableCommand {
                     throw StartupError("invalid configuration:\n\(failure)")
                 }
             }
-            let store: any StateStore
-            let name: String
+            /// `body`, then the store closed whatever happens.
+            func serve(_ store: any StateStore, _ name: String) async throws -> T {
+                do {
+                    let result = try await body(store, name)
+                    await store.close()
+                    return result
+                } catch {
+                    await store.close()
+                    throw StartupError("\(error)")
+                }
+            }
             do {
                 if self.state == nil, !settings.url.isEmpty {
                     let postgres = try PostgresStateStore(url: settings.url, guardID: "smtpguard-db", timeout: settings.timeout)
-                    (store, name) = (postgres, postgres.url)
-                } else {
-                    let path = self.state ?? settings.path
-                    guard !path.isEmpty else { throw StartupError("state.path is empty: this guard keeps its state in memory only") }
-                    if mustExist, !FileManager.default.fileExists(atPath: path) {
-                        throw StartupError("state file \(path): no such file (a guard creates it on its first run)")
-                    }
-                    (store, name) = (try await SQLiteStateStore.open(path: path, migrate: false), "state file \(path)")
+                    return try await postgres.running { try await serve(postgres, postgres.url) }
                 }
-            } catch let error as StoreError {
+                let path = self.state ?? settings.path
+                guard !path.isEmpty else { throw StartupError("state.path is empty: this guard keeps its state in memory only") }
+                if mustExist, !FileManager.default.fileExists(atPath: path) {
+                    throw StartupError("state file \(path): no such file (a guard creates it on its first run)")
+                }
+                return try await serve(try await SQLiteStateStore.open(path: path, migrate: false), "state file \(path)")
+            } catch let error as GuardStoreError {
                 throw StartupError(error.description)
-            }
-            do {
-                let result = try await body(store, name)
-                await store.close()
-                return result
-            } catch {
-                await store.close()
-                throw StartupError("\(error)")
             }
         }
     }

@@ -42,32 +42,33 @@ struct PolicyCommand: AsyncParsableCommand {
         let eventSink = try CommandSupport.openEventLog(configuration)
         defer { eventSink?.flush() }
         let clock = SystemClock()
-        let store = try await RunCommand.openStore(configuration, logger: logger)
-        let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
-        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
-        let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
-        let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
-        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        var services = adminServices + CommandSupport.stateServices(
-            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
-            configuration: configuration, clock: clock, logger: logger)
-        do {
-            services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
-        } catch {
-            try? await eventLoops.shutdownGracefully()
-            await store?.store.close()
-            throw error
-        }
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info(
-            "smtpguard \(SMTPGuardCommand.version) serving policy",
-            metadata: [
-                "dovecot": .string(configuration.dovecotPolicy.listen.isEmpty ? "off" : configuration.dovecotPolicy.listen),
-                "postfix": .string(configuration.postfixPolicy.listen.isEmpty ? "off" : configuration.postfixPolicy.listen.joined(separator: ",")),
-                "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
-            ])
-        if let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store) {
-            throw StartupError("\(failure)")
+        try await CommandSupport.withState(configuration, logger: logger) { store in
+            let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
+            try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
+            let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
+            let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
+            let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+            var services = adminServices + CommandSupport.stateServices(
+                eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
+                configuration: configuration, clock: clock, logger: logger)
+            do {
+                services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
+            } catch {
+                try? await eventLoops.shutdownGracefully()
+                await store?.store.close()
+                throw error
+            }
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            logger.info(
+                "smtpguard \(SMTPGuardCommand.version) serving policy",
+                metadata: [
+                    "dovecot": .string(configuration.dovecotPolicy.listen.isEmpty ? "off" : configuration.dovecotPolicy.listen),
+                    "postfix": .string(configuration.postfixPolicy.listen.isEmpty ? "off" : configuration.postfixPolicy.listen.joined(separator: ",")),
+                    "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
+                ])
+            if let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store) {
+                throw StartupError("\(failure)")
+            }
         }
     }
 

@@ -58,66 +58,58 @@ struct RunCommand: AsyncParsableCommand {
         let clock = SystemClock()
         // Everything that can stop the start comes before the state file is opened, or closes it.
         let (tlsStore, backendTLS) = try Self.loadTLS(configuration.proxy, logger: logger)
-        let store = try await Self.openStore(configuration, logger: logger)
-        let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
-        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
-        let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
-        let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
-        let proxyContext = ProxyContext(
-            configuration: configuration.proxy,
-            session: SessionConfiguration(configuration.proxy, hasher: hasher),
-            guardEngine: guardEngine, events: sink,
-            registry: ConnectionRegistry(maxTotal: configuration.proxy.maxConnections, maxPerClient: configuration.proxy.maxConnectionsPerIP),
-            logger: logger,
-            connector: TCPBackendConnector(implicitTLS: configuration.proxy.backendTLS == .tls ? backendTLS : nil),
-            tls: tlsStore, backendTLS: backendTLS,
-            penaltyMonitor: configuration.proxy.identity == .none
-                ? BackendPenaltyMonitor(backend: configuration.proxy.backend.description, events: sink, logger: logger) : nil)
-        for warning in configuration.warnings { logger.warning("\(warning.key): \(warning.message)") }
-        Self.raiseDescriptorLimit(maxConnections: configuration.proxy.maxConnections, logger: logger)
-        let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
-        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
-        let services = CommandSupport.stateServices(
-            eventLog: eventSink, tls: tlsStore, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
-            configuration: configuration, clock: clock, logger: logger)
-        let policyServices = try CommandSupport.policyServices(
-            configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services + policyServices + adminServices + [
-                    .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        logger.info(
-            "smtpguard \(SMTPGuardCommand.version) starting",
-            metadata: [
-                "listen": .string(configuration.proxy.listen.map(\.description).joined(separator: ",")),
-                "listen_tls": .string(configuration.proxy.listenTLS.map(\.description).joined(separator: ",")),
-                "backend_tls": .string(configuration.proxy.backendTLS.rawValue),
-                "backend": .string(configuration.proxy.backend.description),
-                "identity": .string(configuration.proxy.identity.rawValue),
-                "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
-            ])
-        if let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store) {
-            throw (failure as? ProxyStartError).map { StartupError($0.message) } ?? failure
+        try await CommandSupport.withState(configuration, logger: logger) { store in
+            let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(configuration, eventLog: eventSink, store: store, clock: clock, logger: logger)
+            try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
+            let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
+            let hasher = PasswordHasher.random(bits: configuration.policy.credentials.hashBits)
+            let proxyContext = ProxyContext(
+                configuration: configuration.proxy,
+                session: SessionConfiguration(configuration.proxy, hasher: hasher),
+                guardEngine: guardEngine, events: sink,
+                registry: ConnectionRegistry(maxTotal: configuration.proxy.maxConnections, maxPerClient: configuration.proxy.maxConnectionsPerIP),
+                logger: logger,
+                connector: TCPBackendConnector(implicitTLS: configuration.proxy.backendTLS == .tls ? backendTLS : nil),
+                tls: tlsStore, backendTLS: backendTLS,
+                penaltyMonitor: configuration.proxy.identity == .none
+                    ? BackendPenaltyMonitor(backend: configuration.proxy.backend.description, events: sink, logger: logger) : nil)
+            for warning in configuration.warnings { logger.warning("\(warning.key): \(warning.message)") }
+            Self.raiseDescriptorLimit(maxConnections: configuration.proxy.maxConnections, logger: logger)
+            let threads = configuration.proxy.threads > 0 ? configuration.proxy.threads : System.coreCount
+            let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+            let proxy = SMTPProxyService(context: proxyContext, group: eventLoops)
+            let services = CommandSupport.stateServices(
+                eventLog: eventSink, tls: tlsStore, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
+                configuration: configuration, clock: clock, logger: logger)
+            let policyServices = try CommandSupport.policyServices(
+                configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: services + policyServices + adminServices + [
+                        .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                    ],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
+            logger.info(
+                "smtpguard \(SMTPGuardCommand.version) starting",
+                metadata: [
+                    "listen": .string(configuration.proxy.listen.map(\.description).joined(separator: ",")),
+                    "listen_tls": .string(configuration.proxy.listenTLS.map(\.description).joined(separator: ",")),
+                    "backend_tls": .string(configuration.proxy.backendTLS.rawValue),
+                    "backend": .string(configuration.proxy.backend.description),
+                    "identity": .string(configuration.proxy.identity.rawValue),
+                    "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
+                ])
+            if let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store) {
+                throw (failure as? ProxyStartError).map { StartupError($0.message) } ?? failure
+            }
         }
     }
 
     /// The state file, created and migrated if new; nil when state is kept in memory only. A
     /// file that cannot be used stops the start: starting empty would forget every ban.
+    /// (PostgreSQL: CommandSupport.withState.)
     static func openStore(_ configuration: GuardConfiguration, logger: Logger) async throws -> (store: any StateStore, name: String)? {
-        if !configuration.state.url.isEmpty {
-            do {
-                let store = try PostgresStateStore(url: configuration.state.url, guardID: Self.guardID, timeout: configuration.state.timeout, logger: logger)
-                let (before, after) = try await store.migrate()
-                if before != after { logger.notice("state: database schema \(before) → \(after)", metadata: ["state": .string(store.url)]) }
-                return (store, store.url)
-            } catch {
-                throw StartupError("\(error)")
-            }
-        }
         let path = configuration.state.path
         guard !path.isEmpty else {
             logger.warning("state.path is empty: bans and counts live in memory only and are lost on restart")

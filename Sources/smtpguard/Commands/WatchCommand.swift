@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Foundation
+import AdminServer
 import GuardCore
 import GuardStore
 import LogWatch
@@ -71,47 +72,49 @@ struct WatchCommand: AsyncParsableCommand {
         let eventSink = try CommandSupport.openEventLog(configuration)
         defer { eventSink?.flush() }
         let clock = SystemClock()
-        let store = try await RunCommand.openStore(configuration, logger: logger)
-        let firewallQueue = FirewallQueue()
-        let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(
-            configuration, eventLog: eventSink, store: store, extra: configuration.firewall.backend != .none ? [firewallQueue] : [], clock: clock, logger: logger)
-        try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
-        let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
-        let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
-        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var services = adminServices + CommandSupport.stateServices(
-            eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
-            configuration: configuration, clock: clock, logger: logger)
-        if configuration.firewall.backend != .none {
+        try await CommandSupport.withState(configuration, logger: logger) { store in
+            let firewallQueue = FirewallQueue()
+            let (guardEngine, sink, writer, admin) = CommandSupport.makeGuard(
+                configuration, eventLog: eventSink, store: store, extra: configuration.firewall.backend != .none ? [firewallQueue] : [], clock: clock, logger: logger)
+            try await CommandSupport.restore(guardEngine, from: store, configuration: configuration, admin: admin, clock: clock, logger: logger)
+            let (adminServices, trusted) = try await CommandSupport.adminServices(admin, guardEngine: guardEngine, store: store, logger: logger)
+            let feeder = EvidenceFeeder(guardEngine: guardEngine, events: sink)
+            let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            var services = adminServices + CommandSupport.stateServices(
+                eventLog: eventSink, tls: nil, guardEngine: guardEngine, writer: writer, store: store?.store, trusted: trusted,
+                configuration: configuration, clock: clock, logger: logger)
+            if configuration.firewall.backend != .none {
+                services.append(.init(
+                    service: FirewallService(runner: FirewallRunner(configuration: configuration.firewall), queue: firewallQueue, guardEngine: guardEngine, logger: logger),
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
+            } else if configuration.firewall.banlistListen.isEmpty {
+                logger.notice("firewall.backend is none: bans are kept in the state\(store == nil ? " (memory only)" : "") and the event log, for proxies and policy services to enforce")
+            }
+            if let address = HostPort(configuration.firewall.banlistListen) {
+                services.append(.init(
+                    service: BanListService(
+                        address: address, text: { banListText(guardEngine.activeBans(), policy: guardEngine.policy) }, logger: logger),
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
+            }
+            services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
             services.append(.init(
-                service: FirewallService(runner: FirewallRunner(configuration: configuration.firewall), queue: firewallQueue, guardEngine: guardEngine, logger: logger),
-                failureTerminationBehavior: .gracefullyShutdownGroup))
-        } else if configuration.firewall.banlistListen.isEmpty {
-            logger.notice("firewall.backend is none: bans are kept in the state\(store == nil ? " (memory only)" : "") and the event log, for proxies and policy services to enforce")
-        }
-        if let address = HostPort(configuration.firewall.banlistListen) {
-            services.append(.init(
-                service: BanListService(address: address, guardEngine: guardEngine, group: eventLoops, logger: logger),
-                failureTerminationBehavior: .gracefullyShutdownGroup))
-        }
-        services += try CommandSupport.policyServices(configuration: configuration, guardEngine: guardEngine, events: sink, group: eventLoops, logger: logger)
-        services.append(.init(
-            service: WatchService(configuration: configuration.watch, feeder: feeder, events: sink, clock: clock, logger: logger),
-            successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info(
-            "smtpguard \(SMTPGuardCommand.version) watching",
-            metadata: [
-                "sources": .string(configuration.watch.sources.map(\.description).joined(separator: "; ")),
-                "firewall": .string(configuration.firewall.backend.rawValue),
-                "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
-            ])
-        let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store)
-        let counts = feeder.counts
-        logger.info("watcher stopped: \(counts.attempts) attempts fed, \(counts.merged) duplicate lines merged")
-        if let failure {
-            if let startup = failure as? StartupError { throw startup }
-            throw StartupError("\(failure)")
+                service: WatchService(configuration: configuration.watch, feeder: feeder, events: sink, clock: clock, logger: logger),
+                successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            logger.info(
+                "smtpguard \(SMTPGuardCommand.version) watching",
+                metadata: [
+                    "sources": .string(configuration.watch.sources.map(\.description).joined(separator: "; ")),
+                    "firewall": .string(configuration.firewall.backend.rawValue),
+                    "events": .string(configuration.events.path.isEmpty ? "off" : configuration.events.path),
+                ])
+            let failure = await CommandSupport.runUntilStopped(group, eventLoops: eventLoops, store: store?.store)
+            let counts = feeder.counts
+            logger.info("watcher stopped: \(counts.attempts) attempts fed, \(counts.merged) duplicate lines merged")
+            if let failure {
+                if let startup = failure as? StartupError { throw startup }
+                throw StartupError("\(failure)")
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 import Foundation
 import GuardCore
+import GuardStore
 import Logging
 import SMTPProxy
 import ServiceLifecycle

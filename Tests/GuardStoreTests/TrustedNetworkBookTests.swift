@@ -2,7 +2,6 @@
 // database have them: what one adds or removes reaches the other's engine when it reads the
 // state again (ClusterSync does that on a notification and at every reconciliation).
 
-import AdminServer
 import Foundation
 import GuardCore
 import GuardStore

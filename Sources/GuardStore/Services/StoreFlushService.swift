@@ -4,19 +4,26 @@
 // events wait in the queue, in order.
 
 import GuardCore
-import GuardStore
 import Logging
 import ServiceLifecycle
 import Synchronization
 
-struct StoreFlushService: Service {
+public struct StoreFlushService: Service {
     let writer: StoreWriter
     let interval: Duration
     let retention: Duration
     let clock: any GuardClock
     let logger: Logger
 
-    func run() async throws {
+    public init(writer: StoreWriter, interval: Duration, retention: Duration, clock: any GuardClock, logger: Logger) {
+        self.writer = writer
+        self.interval = interval
+        self.retention = retention
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func run() async throws {
         let failing = Atomic<Bool>(false)
         try? await cancelWhenGracefulShutdown {
             var sincePrune = Duration.zero
@@ -60,5 +67,5 @@ struct StoreFlushService: Service {
 /// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
 /// admin token, webhook secret, database URL and policy credentials live in them).
 extension StoreFlushService: CustomStringConvertible {
-    var description: String { "StoreFlushService" }
+    public var description: String { "StoreFlushService" }
 }

@@ -8,7 +8,6 @@
 // commands run on a thread of their own (FirewallWorker), never on Swift's cooperative pool.
 
 import GuardCore
-import LogWatch
 import Logging
 import Metrics
 import NIOPosix
@@ -16,10 +15,12 @@ import ServiceLifecycle
 import Synchronization
 
 /// Hears bans and unbans from the engine; the firewall service takes them in batches.
-final class FirewallQueue: EventSink {
+public final class FirewallQueue: EventSink {
     private let pending = Mutex<[GuardEvent]>([])
 
-    func record(_ event: GuardEvent) {
+    public init() {}
+
+    public func record(_ event: GuardEvent) {
         switch event {
         case .ban, .unban: self.pending.withLock { $0.append(event) }
         case .attempt, .alert, .sending: return
@@ -32,30 +33,37 @@ final class FirewallQueue: EventSink {
 /// Firewall commands block their thread (posix_spawn, then waitpid until nft is done): they run
 /// on one thread of their own, in order, so a slow or hung nft never holds a thread of Swift's
 /// cooperative pool, where the engine's decisions, the policy services and the admin API run.
-struct FirewallWorker: Sendable {
+public struct FirewallWorker: Sendable {
     let pool: NIOThreadPool
 
-    static func start() -> FirewallWorker {
+    public static func start() -> FirewallWorker {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         return FirewallWorker(pool: pool)
     }
 
-    func run<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+    public func run<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
         try await self.pool.runIfActive(body)
     }
 
-    func stop() async {
+    public func stop() async {
         try? await self.pool.shutdownGracefully()
     }
 }
 
-struct FirewallService: Service {
+public struct FirewallService: Service {
     let runner: FirewallRunner
     let queue: FirewallQueue
     let guardEngine: Guard
     let logger: Logger
     let metrics = FirewallMetrics()
+
+    public init(runner: FirewallRunner, queue: FirewallQueue, guardEngine: Guard, logger: Logger) {
+        self.runner = runner
+        self.queue = queue
+        self.guardEngine = guardEngine
+        self.logger = logger
+    }
 
     /// A model of an empty firewall, and the changes that put every ban in force into it.
     private func everyBanInForce() -> (model: FirewallModel, changes: [FirewallChange]) {
@@ -66,7 +74,7 @@ struct FirewallService: Service {
         return (model, changes)
     }
 
-    func run() async throws {
+    public func run() async throws {
         // Start: empty sets, then every ban in force.
         let (model, initial) = self.everyBanInForce()
         let worker = FirewallWorker.start()
@@ -78,7 +86,7 @@ struct FirewallService: Service {
             }
         } catch {
             await worker.stop()
-            throw StartupError("firewall (\(self.runner.configuration.backend.rawValue)): \(error)")
+            throw WatchStartError("firewall (\(self.runner.configuration.backend.rawValue)): \(error)")
         }
         self.logger.info("firewall \(self.runner.configuration.backend.rawValue): ready, \(initial.count) bans in force applied")
         try? await cancelWhenGracefulShutdown { try await self.loop(model: model, worker: worker) }
@@ -196,15 +204,15 @@ struct FirewallService: Service {
 /// The firewall's own counters on /metrics.
 struct FirewallMetrics: Sendable {
     enum Missing: String { case table, elements }
-    let failures = Counter(label: "smtpguard_firewall_failures_total")
-    let restored = Counter(label: "smtpguard_firewall_restored_bans_total")
-    private let tableRepairs = Counter(label: "smtpguard_firewall_repairs_total", dimensions: [("missing", Missing.table.rawValue)])
-    private let elementRepairs = Counter(label: "smtpguard_firewall_repairs_total", dimensions: [("missing", Missing.elements.rawValue)])
+    let failures = Counter(label: MetricNames.firewallFailures)
+    let restored = Counter(label: MetricNames.firewallRestoredBans)
+    private let tableRepairs = Counter(label: MetricNames.firewallRepairs, dimensions: [("missing", Missing.table.rawValue)])
+    private let elementRepairs = Counter(label: MetricNames.firewallRepairs, dimensions: [("missing", Missing.elements.rawValue)])
     func repairs(_ missing: Missing) -> Counter { missing == .table ? self.tableRepairs : self.elementRepairs }
 }
 
 /// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
 /// admin token, webhook secret, database URL and policy credentials live in them).
 extension FirewallService: CustomStringConvertible {
-    var description: String { "FirewallService" }
+    public var description: String { "FirewallService" }
 }

@@ -1,10 +1,9 @@
 // Firewall commands must not hold Swift's cooperative threads while they run.
 
 import Foundation
-import LogWatch
 import Testing
 
-@testable import smtpguard
+@testable import LogWatch
 
 @Suite("Firewall worker")
 struct FirewallWorkerTests {

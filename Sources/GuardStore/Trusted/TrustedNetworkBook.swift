@@ -3,7 +3,6 @@
 // to the engine at once. On PostgreSQL the other guards read them again when told (ClusterSync).
 
 import GuardCore
-import GuardStore
 
 public actor TrustedNetworkBook {
     public enum Origin: String, Sendable {

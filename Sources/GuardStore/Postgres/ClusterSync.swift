@@ -1,5 +1,7 @@
-// Keeps a guard in step with the other guards on the same PostgreSQL database:
-// - bans and lifts arrive as notifications (LISTEN smtpguard_bans) and are enforced at once;
+// Keeps a guard in step with the other guards on the same PostgreSQL database (any
+// ClusterStore: PostgresStateStore in service, a fake in the tests):
+// - bans and lifts arrive as notifications (LISTEN on PostgresStateStore.notifyChannel) and
+//   are enforced at once;
 //   so does word that the trusted networks changed: they are read again at the next poll
 //   (not in the listener, so that no read of the database holds up the next ban);
 // - attempts the other guards saw are read every `poll` (by row id) and counted here, so a
@@ -7,27 +9,56 @@
 // - every `reconcile`, the bans in force, the recent lifts and the trusted networks are read
 //   again, so a missed notification heals.
 // A database that goes away is logged once; the guard goes on deciding from its own state and
-// catches up when it is back.
+// catches up when it is back. It trusts what the store reads (rows and notifications of the
+// guards that share the database); a notification that does not parse is dropped.
 
-import AdminServer
 import GuardCore
-import GuardStore
 import Logging
-import NIOCore
-import NIOPosix
-import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-struct ClusterSyncService: Service {
-    let store: PostgresStateStore
+/// What the cluster sync needs of a shared store.
+public protocol ClusterStore: Sendable {
+    /// This guard among the others (its own notifications are not applied again).
+    var guardID: String { get }
+    /// Listens on the cluster's channel, on a connection of its own: `listening` once the
+    /// listen is in place, then `received` for every message that parses, until the
+    /// connection ends (returns) or fails (throws).
+    func listen(listening: () -> Void, received: (ClusterMessage) -> Void) async throws
+    /// The highest attempt row id now (where a guard starts following the others).
+    func lastAttemptID() async throws -> Int
+    /// Settled attempts written by other guards after row `after`, and the last row id seen.
+    func remoteAttempts(after: Int) async throws -> (attempts: [AuthAttempt], last: Int)
+    /// Bans in force now, for reconciliation.
+    func activeBans(now: Timestamp) async throws -> [Ban]
+    /// Bans lifted since `since`.
+    func liftedBans(since: Timestamp) async throws -> [BanKey]
+}
+
+public struct ClusterSyncService: Service {
+    let store: any ClusterStore
     let guardEngine: Guard
     let trusted: TrustedNetworkBook
     let logger: Logger
-    var poll: Duration = .milliseconds(200)
-    var reconcile: Duration = .seconds(10)
+    let poll: Duration
+    let reconcile: Duration
+    /// The wait before listening again after the notification connection failed.
+    let relisten: Duration
 
-    func run() async throws {
+    public init(
+        store: any ClusterStore, guardEngine: Guard, trusted: TrustedNetworkBook, logger: Logger, poll: Duration = .milliseconds(200),
+        reconcile: Duration = .seconds(10), relisten: Duration = .seconds(1)
+    ) {
+        self.store = store
+        self.guardEngine = guardEngine
+        self.trusted = trusted
+        self.logger = logger
+        self.poll = poll
+        self.reconcile = reconcile
+        self.relisten = relisten
+    }
+
+    public func run() async throws {
         let outage = OutageFlag()
         let trustedChanged = TrustedChange()
         try? await cancelWhenGracefulShutdown {
@@ -43,28 +74,18 @@ struct ClusterSyncService: Service {
     private func listen(outage: OutageFlag, trustedChanged: TrustedChange) async throws {
         while !Task.isCancelled {
             do {
-                let connection = try await self.store.connect()
-                do {
-                    try await connection.listen(on: "smtpguard_bans") { notifications in
-                        self.recovered(outage)
-                        for try await notification in notifications {
-                            self.apply(notification.payload, trustedChanged: trustedChanged)
-                        }
-                    }
-                    try? await connection.close()
-                } catch {
-                    try? await connection.close()
-                    throw error
-                }
+                try await self.store.listen(
+                    listening: { self.recovered(outage) },
+                    received: { self.apply($0, trustedChanged: trustedChanged) })
             } catch {
                 self.failed(outage, error)
             }
-            try await Task.sleep(for: .seconds(1))
+            try await Task.sleep(for: self.relisten)
         }
     }
 
-    private func apply(_ payload: String, trustedChanged: TrustedChange) {
-        guard let message = ClusterMessage(text: payload), message.guardID != self.store.guardID else { return }
+    private func apply(_ message: ClusterMessage, trustedChanged: TrustedChange) {
+        guard message.guardID != self.store.guardID else { return }
         switch message {
         case .ban(let ban, let origin):
             self.guardEngine.applyRemoteBan(ban)
@@ -150,5 +171,5 @@ final class OutageFlag: Sendable {
 /// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
 /// admin token, webhook secret, database URL and policy credentials live in them).
 extension ClusterSyncService: CustomStringConvertible {
-    var description: String { "ClusterSyncService" }
+    public var description: String { "ClusterSyncService" }
 }

@@ -4,25 +4,32 @@
 // suspect, other), and a source that reads nothing for `watch.silence_alert` raises an alert.
 
 import GuardCore
-import LogWatch
 import Logging
 import Metrics
 import ServiceLifecycle
 
-struct WatchService: Service {
+public struct WatchService: Service {
     let configuration: WatchConfiguration
     let feeder: EvidenceFeeder
     let events: any EventSink
     let clock: any GuardClock
     let logger: Logger
 
-    func run() async throws {
+    public init(configuration: WatchConfiguration, feeder: EvidenceFeeder, events: any EventSink, clock: any GuardClock, logger: Logger) {
+        self.configuration = configuration
+        self.feeder = feeder
+        self.events = events
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func run() async throws {
         var book = PositionBook()
         if !self.configuration.positions.isEmpty {
             do {
                 book = try PositionBook.load(path: self.configuration.positions)
             } catch {
-                throw StartupError("watch.positions: \(error)")
+                throw WatchStartError("watch.positions: \(error)")
             }
         }
         let loaded = book
@@ -36,7 +43,7 @@ struct WatchService: Service {
             do {
                 return try SourceWatcher(source: source, configuration: self.configuration, book: book, now: now)
             } catch {
-                throw StartupError("watch.sources \"\(source)\": \(error)")
+                throw WatchStartError("watch.sources \"\(source)\": \(error)")
             }
         }
         var health = sources.map { SourceHealth(name: $0.source.description, silence: self.configuration.silenceAlert, start: now) }
@@ -107,10 +114,10 @@ struct SourceMeters {
     let silent: Gauge
 
     init(source: String) {
-        self.matched = Counter(label: "smtpguard_watch_lines_total", dimensions: [("source", source), ("result", "matched")])
-        self.suspect = Counter(label: "smtpguard_watch_lines_total", dimensions: [("source", source), ("result", "suspect")])
-        self.other = Counter(label: "smtpguard_watch_lines_total", dimensions: [("source", source), ("result", "other")])
-        self.silent = Gauge(label: "smtpguard_watch_source_silent", dimensions: [("source", source)])
+        self.matched = Counter(label: MetricNames.watchLines, dimensions: [("source", source), ("result", "matched")])
+        self.suspect = Counter(label: MetricNames.watchLines, dimensions: [("source", source), ("result", "suspect")])
+        self.other = Counter(label: MetricNames.watchLines, dimensions: [("source", source), ("result", "other")])
+        self.silent = Gauge(label: MetricNames.watchSourceSilent, dimensions: [("source", source)])
         self.silent.record(0)
     }
 
@@ -123,6 +130,13 @@ struct SourceMeters {
 
 /// ServiceLifecycle logs each service as "\(service)": its name only, never its fields (the
 /// admin token, webhook secret, database URL and policy credentials live in them).
+/// A reason the watcher or its firewall cannot start, for the administrator (the command
+/// prints it as it prints its own start errors).
+public struct WatchStartError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 extension WatchService: CustomStringConvertible {
-    var description: String { "WatchService" }
+    public var description: String { "WatchService" }
 }
