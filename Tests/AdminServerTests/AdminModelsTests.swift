@@ -1,6 +1,7 @@
 @testable import AdminServer
 import Foundation
 import GuardCore
+import GuardStore
 import Hummingbird
 import HummingbirdTesting
 import NIOCore

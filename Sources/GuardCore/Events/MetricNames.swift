@@ -3,7 +3,7 @@
 // firewall, the webhooks) and the admin server exposes them all at /metrics, so the names
 // cannot live in any one of those modules. Labels take only a few fixed values (outcomes,
 // mechanisms, sources, scopes, reasons, kinds): never a username, an address or anything a
-// client chose. Names only: no metrics library here (GuardCore is Foundation only).
+// client chose. Names only: no metrics library here (GuardCore does no I/O).
 
 public enum MetricNames {
     public static let attempts = "smtpguard_auth_attempts_total"

@@ -15,6 +15,13 @@ public actor TrustedNetworkBook {
         public var origin: Origin
         public var comment: String
         public var added: Timestamp?
+
+        public init(network: IPNetwork, origin: Origin, comment: String, added: Timestamp?) {
+            self.network = network
+            self.origin = origin
+            self.comment = comment
+            self.added = added
+        }
     }
 
     public enum Removal: Sendable, Equatable {

@@ -20,7 +20,7 @@ public struct ProxyContext: Sendable {
     /// TLS to the backend (STARTTLS or implicit); nil: plain.
     public var backendTLS: BackendTLS?
     /// smtpguard_backend_errors_total: sessions ended by trouble with the backend.
-    public var backendErrors = Counter(label: "smtpguard_backend_errors_total")
+    public var backendErrors = Counter(label: MetricNames.backendErrors)
     /// Watches the backend's AUTH answers for a penalty on the guard's own address (set when
     /// `backend.identity` is none: then the backend sees every client as the guard).
     public var penaltyMonitor: BackendPenaltyMonitor?

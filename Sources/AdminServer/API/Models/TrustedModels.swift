@@ -1,6 +1,7 @@
 // Trusted networks on the admin API: `GET /api/trusted`, `POST /api/trusted`,
 // `DELETE /api/trusted/{network}`. Plain values, no I/O.
 
+import GuardStore
 import Hummingbird
 
 public struct TrustedNetworkRecord: ResponseEncodable, Decodable, Sendable, Equatable {

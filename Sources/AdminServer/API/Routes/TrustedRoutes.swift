@@ -4,6 +4,7 @@
 // database's text.
 
 import GuardCore
+import GuardStore
 import Hummingbird
 import Logging
 
