@@ -340,7 +340,7 @@ fi
 # --- report -------------------------------------------------------------------------------
 # The invocation with the environment settings that shaped it.
 command_line=$(for v in BENCH_MESSAGES BENCH_CONCURRENCY BENCH_RUNS BENCH_SIZE BENCH_WARMUP BENCH_TIMEOUT \
-  BENCH_SETUPS BENCH_OUT SMTPGUARD_BIN SMTP_LOAD_BIN LATENCY_SESSIONS LATENCY_CONCURRENCY; do
+  BENCH_SETUPS BENCH_OUT SMTPGUARD_BIN SMTPGUARD_BEFORE_BIN SMTP_LOAD_BIN LATENCY_SESSIONS LATENCY_CONCURRENCY; do
   if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi
 done)$invocation
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
