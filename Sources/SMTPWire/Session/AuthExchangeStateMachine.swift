@@ -43,7 +43,7 @@ enum AuthAction: Equatable {
     case log(SessionLogLevel, String)
 }
 
-struct AuthExchangeStateMachine: Equatable {
+struct AuthExchangeStateMachine {
     /// What the guard is waiting for from the client.
     enum Step: Equatable {
         case plain
@@ -91,10 +91,6 @@ struct AuthExchangeStateMachine: Equatable {
     init(configuration: SessionConfiguration, context: Context) {
         self.configuration = configuration
         self.context = context
-    }
-
-    static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.state == rhs.state && lhs.context == rhs.context && lhs.configuration === rhs.configuration
     }
 
     /// Waiting for a line from the client.
@@ -281,7 +277,7 @@ struct AuthExchangeStateMachine: Equatable {
 
     /// The session ends with the attempt under way: its outcome will never be known. The
     /// engine hears it was abandoned (it is no longer in flight) and the event log records it.
-    /// `credentialsOut`: the link was up, so lines that left the guard reached the backend.
+    /// `linkUp`: the link was up, so lines that left the guard reached the backend.
     func abandoned(replyCode: Int, linkUp: Bool) -> [AuthAction] {
         switch self.state {
         case .tarpit(var flight, let decision), .confirming(var flight, let decision):
