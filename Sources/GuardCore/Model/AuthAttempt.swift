@@ -39,6 +39,8 @@ public enum AttemptSource: String, Sendable, Hashable {
     case dovecotPolicy = "dovecot_policy"
     case postfixPolicy = "postfix_policy"
     case logWatch = "log_watch"
+    /// Windows Security events (.evtx, Event XML, forwarded JSON): `replay` and `watch`.
+    case windows
     case admin
 }
 
