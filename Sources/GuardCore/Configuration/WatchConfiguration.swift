@@ -19,7 +19,7 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
     public var units: [String] = []
     public var identifiers: [String] = []
 
-    public static let formatNames = ["postfix", "dovecot", "exim", "exchange", "events", "patterns"]
+    public static let formatNames = ["postfix", "dovecot", "exim", "exchange", "events", "windows", "patterns"]
 
     public init(formats: [String], kind: Kind, path: String = "", pattern: String = "*", units: [String] = [], identifiers: [String] = []) {
         self.formats = formats

@@ -1,7 +1,7 @@
 // The built-in formats by name, as `watch.sources` and `--format` select them.
 
 public enum LogFormats {
-    public static let builtIn = ["postfix", "dovecot", "exim", "exchange", "events"]
+    public static let builtIn = ["postfix", "dovecot", "exim", "exchange", "events", "windows"]
     public static let names = builtIn + ["patterns"]
 
     /// A fresh format (each source keeps its own: Exchange follows sessions).
@@ -12,6 +12,7 @@ public enum LogFormats {
         case "exim": return EximFormat()
         case "exchange": return ExchangeFormat()
         case "events": return EventsFormat()
+        case "windows": return WindowsFormat()
         case "patterns": return try PatternFormat(patterns)
         default: throw UnknownFormat(name: name)
         }

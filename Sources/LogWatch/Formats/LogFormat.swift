@@ -15,7 +15,9 @@ import Darwin
 /// What a format made of a line.
 public enum LogMatch: Equatable, Sendable {
     /// An AUTH attempt; `count` > 1 when one line reports several (Dovecot's "N attempts").
-    case attempt(rule: String, client: IPAddress, username: String, outcome: AuthOutcome, count: Int)
+    /// `time`: when the format carries its own (a Windows event's TimeCreated), else the
+    /// parser reads the line's syslog time.
+    case attempt(rule: String, client: IPAddress, username: String, outcome: AuthOutcome, count: Int, time: Timestamp? = nil)
     /// The line looks like an AUTH failure (it says "auth" and "fail"), but no rule took it.
     case suspect
 }
@@ -30,6 +32,13 @@ public protocol LogFormat: Sendable {
     /// layout (Exim's main log, Exchange's CSV). Formats that follow sessions across lines
     /// (Exchange) keep that state in themselves, so each source has its own copy.
     mutating func match(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogMatch?
+    /// Further attempts the last line held (Event XML puts many events on one line); nil when
+    /// there are no more.
+    mutating func nextMatch() -> LogMatch?
+}
+
+extension LogFormat {
+    public mutating func nextMatch() -> LogMatch? { nil }
 }
 
 extension ArraySlice where Element == UInt8 {

@@ -11,6 +11,10 @@ public struct LogEvidence: Sendable, Equatable {
     public var username: String
     public var outcome: AuthOutcome
     public var count: Int
+    /// Which source reported it: the log watcher, or Windows' Security events.
+    public var source: AttemptSource {
+        self.format == WindowsFormat.formatName ? .windows : .logWatch
+    }
     /// The time in the line, when it has one.
     public var time: Timestamp?
 
@@ -27,7 +31,7 @@ public struct LogEvidence: Sendable, Equatable {
     /// The attempt the engine is given (one per counted attempt).
     public func attempt(at time: Timestamp) -> AuthAttempt {
         AuthAttempt(
-            time: time, client: self.client, username: self.username, mechanism: .other, outcome: self.outcome, source: .logWatch,
+            time: time, client: self.client, username: self.username, mechanism: .other, outcome: self.outcome, source: self.source,
             credential: CredentialEvidence(isDefaultPassword: self.rule == "default_credential"))
     }
 }
@@ -56,6 +60,10 @@ public struct LogParser: Sendable {
         (self.year, self.month) = LineTime.yearMonth(now)
     }
 
+    /// Attempts after the first that the last line held (several Windows events on one line):
+    /// take them with `next()` after each `parse`.
+    private var more: (index: Int, line: ArraySlice<UInt8>)?
+
     public mutating func parse(_ line: ArraySlice<UInt8>) -> LogEvidence? {
         let syslog = SyslogLine(line)
         return self.parse(line: line, message: syslog?.message ?? line[line.endIndex...], program: syslog?.program ?? line[line.endIndex...])
@@ -68,14 +76,13 @@ public struct LogParser: Sendable {
 
     mutating func parse(line: ArraySlice<UInt8>, message: ArraySlice<UInt8>, program: ArraySlice<UInt8>) -> LogEvidence? {
         self.lines += 1
+        self.more = nil
         var suspect = false
         for index in self.formats.indices {
             switch self.formats[index].match(line: line, message: message, program: program) {
-            case .attempt(let rule, let client, let username, let outcome, let count):
-                self.matches[index][rule, default: 0] += 1
-                self.matchedCount += 1
-                let time = self.parseTimes ? LineTime.parse(line, year: self.year, month: self.month) : nil
-                return LogEvidence(format: self.formats[index].name, rule: rule, client: client, username: username, outcome: outcome, count: count, time: time)
+            case .attempt(let rule, let client, let username, let outcome, let count, let own):
+                self.more = (index, line)
+                return self.evidence(index: index, line: line, rule: rule, client: client, username: username, outcome: outcome, count: count, time: own, newLine: true)
             case .suspect:
                 suspect = true
             case nil:
@@ -87,6 +94,23 @@ public struct LogParser: Sendable {
             if self.suspects.count < Self.keptSuspects { self.suspects.append(String(decoding: line.prefix(300), as: UTF8.self)) }
         }
         return nil
+    }
+
+    /// The next attempt the last parsed line held, if any.
+    public mutating func next() -> LogEvidence? {
+        guard let (index, line) = self.more else { return nil }
+        guard case .attempt(let rule, let client, let username, let outcome, let count, let own)? = self.formats[index].nextMatch() else {
+            self.more = nil
+            return nil
+        }
+        return self.evidence(index: index, line: line, rule: rule, client: client, username: username, outcome: outcome, count: count, time: own, newLine: false)
+    }
+
+    private mutating func evidence(index: Int, line: ArraySlice<UInt8>, rule: String, client: IPAddress, username: String, outcome: AuthOutcome, count: Int, time own: Timestamp?, newLine: Bool) -> LogEvidence {
+        self.matches[index][rule, default: 0] += 1
+        if newLine { self.matchedCount += 1 }
+        let time = self.parseTimes ? (own ?? LineTime.parse(line, year: self.year, month: self.month)) : nil
+        return LogEvidence(format: self.formats[index].name, rule: rule, client: client, username: username, outcome: outcome, count: count, time: time)
     }
 
     /// Every rule of every format, with its count (zero included), as "format/rule".

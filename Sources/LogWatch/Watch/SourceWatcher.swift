@@ -58,13 +58,19 @@ public final class SourceWatcher {
         case .journal(let follower):
             return follower.poll(
                 entry: { entry in
-                    if let evidence = self.parser.parse(message: entry.message[...], program: entry.program[...]) { feeder.feed(evidence, now: now) }
+                    if let evidence = self.parser.parse(message: entry.message[...], program: entry.program[...]) {
+                        feeder.feed(evidence, now: now)
+                        while let more = self.parser.next() { feeder.feed(more, now: now) }
+                    }
                 }, notice: notice)
         }
     }
 
     private func take(_ line: ArraySlice<UInt8>, feeder: EvidenceFeeder, now: Timestamp) {
-        if let evidence = self.parser.parse(line) { feeder.feed(evidence, now: now) }
+        if let evidence = self.parser.parse(line) {
+            feeder.feed(evidence, now: now)
+            while let more = self.parser.next() { feeder.feed(more, now: now) }
+        }
     }
 
     /// True for standard input once it has ended.
