@@ -7,6 +7,8 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
         case directory = "dir"
         case stdin
         case journald
+        /// A syslog receiver (UDP or TCP) on a local address: forwarded Windows events.
+        case syslog
     }
 
     public var formats: [String]
@@ -18,6 +20,10 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
     /// journald: units and syslog identifiers to follow, any of them (none: everything).
     public var units: [String] = []
     public var identifiers: [String] = []
+    /// syslog: "udp" or "tcp", the address to listen on and the port.
+    public var transport = "udp"
+    public var host = ""
+    public var port = 0
 
     public static let formatNames = ["postfix", "dovecot", "exim", "exchange", "events", "windows", "patterns"]
 
@@ -30,12 +36,13 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
         self.identifiers = identifiers
     }
 
-    /// `FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:FILTER,…]`,
-    /// where a journald filter is `unit=NAME`, `identifier=NAME`, or a bare unit name.
+    /// `FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:FILTER,…] | syslog:udp|tcp:HOST:PORT`,
+    /// where a journald filter is `unit=NAME`, `identifier=NAME`, or a bare unit name, and
+    /// HOST is a numeric address ([::1] for IPv6).
     public init(parsing text: String) throws(ConfigValueError) {
         let parts = text.trimmingWhitespace().split(separator: " ", maxSplits: 1).map { String($0).trimmingWhitespace() }
         guard parts.count == 2, !parts[1].isEmpty else {
-            throw ConfigValueError("\"\(text)\": expected \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\"")
+            throw ConfigValueError("\"\(text)\": expected \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME] | syslog:udp|tcp:HOST:PORT\"")
         }
         let formats = parts[0].split(separator: ",").map { String($0).lowercased() }
         for format in formats where !Self.formatNames.contains(format) {
@@ -78,8 +85,21 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
                     throw ConfigValueError("\"\(text)\": journald filters are unit=NAME or identifier=NAME, got \"\(filter)\"")
                 }
             }
+        } else if where_.hasPrefix("syslog:") {
+            self.kind = .syslog
+            let rest = where_.dropFirst(7)
+            let usage = "\"\(text)\": syslog: needs udp|tcp:HOST:PORT with a numeric address, e.g. syslog:udp:0.0.0.0:5140 or syslog:tcp:[::1]:5140"
+            guard rest.hasPrefix("udp:") || rest.hasPrefix("tcp:") else { throw ConfigValueError(usage) }
+            self.transport = String(rest.prefix(3))
+            let address = rest.dropFirst(4)
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { throw ConfigValueError(usage) }
+            var host = String(address[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard IPAddress(host) != nil else { throw ConfigValueError(usage) }
+            self.host = host
+            self.port = port
         } else {
-            throw ConfigValueError("\"\(text)\": the source must be file:PATH, dir:DIRECTORY/PATTERN, stdin or journald[:…], got \"\(where_)\"")
+            throw ConfigValueError("\"\(text)\": the source must be file:PATH, dir:DIRECTORY/PATTERN, stdin, journald[:…] or syslog:udp|tcp:HOST:PORT, got \"\(where_)\"")
         }
     }
 
@@ -92,6 +112,8 @@ public struct WatchSource: Sendable, Equatable, CustomStringConvertible {
         case .journald:
             let filters = self.units.map { "unit=\($0)" } + self.identifiers.map { "identifier=\($0)" }
             return "\(formats) journald" + (filters.isEmpty ? "" : ":" + filters.joined(separator: ","))
+        case .syslog:
+            return "\(formats) syslog:\(self.transport):" + (self.host.contains(":") ? "[\(self.host)]" : self.host) + ":\(self.port)"
         }
     }
 }

@@ -55,7 +55,9 @@ public enum ReplayInput: Equatable, Sendable {
         }
         guard let first = body.firstIndex(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else { return .text }
         let rest = body[first...]
-        if rest.first == UInt8(ascii: "<") {
+        let priority = rest.count > 1 && rest.first == UInt8(ascii: "<") && rest[rest.startIndex + 1] >= 0x30 && rest[rest.startIndex + 1] <= 0x39
+        if priority, EventXMLReader.findEventStart(rest.prefix(while: { $0 != 0x0A }), from: rest.startIndex) != nil { return .eventXML }  // "<13>… <Event …>"
+        if rest.first == UInt8(ascii: "<") && !priority {
             if EventXMLReader.findEventStart(rest.prefix(8192), from: rest.startIndex) != nil { return .eventXML }
             return .unknown("XML, but not Windows Event XML (no <Event> element near its start)")
         }

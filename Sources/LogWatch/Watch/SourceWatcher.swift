@@ -1,5 +1,5 @@
-// One configured source: its follower (file, directory, standard input or journald) and its
-// parser, polled by the watch service. Not shared between tasks.
+// One configured source: its follower (file, directory, standard input, journald or a syslog
+// receiver) and its parser, polled by the watch service. Not shared between tasks.
 
 import GuardCore
 
@@ -13,6 +13,7 @@ public final class SourceWatcher {
         case directory(DirectoryFollower)
         case stream(StreamFollower)
         case journal(JournalFollower)
+        case listener(SyslogListener)
     }
 
     public init(source: WatchSource, configuration: WatchConfiguration, book: PositionBook, now: Timestamp) throws {
@@ -29,6 +30,9 @@ public final class SourceWatcher {
             self.follower = .stream(StreamFollower(fd: 0, maxLineLength: configuration.maxLineLength))
         case .journald:
             self.follower = .journal(JournalFollower(executable: configuration.journalctl, units: source.units, identifiers: source.identifiers, cursor: book.cursors[Self.journalKey(source)]))
+        case .syslog:
+            self.follower = .listener(
+                try SyslogListener(transport: source.transport == "tcp" ? .tcp : .udp, host: source.host, port: source.port, maxMessageLength: max(configuration.maxLineLength, 64 * 1024)))
         }
     }
 
@@ -55,6 +59,8 @@ public final class SourceWatcher {
             return follower.poll(line: { self.take($0, feeder: feeder, now: now) }, notice: describe)
         case .stream(let follower):
             return follower.poll(line: { self.take($0, feeder: feeder, now: now) })
+        case .listener(let listener):
+            return listener.poll(message: { self.take($0, feeder: feeder, now: now) })
         case .journal(let follower):
             return follower.poll(
                 entry: { entry in
@@ -85,11 +91,12 @@ public final class SourceWatcher {
         case .file(let follower): if let position = follower.position { book.files[self.source.path] = position }
         case .directory(let follower): if let position = follower.position { book.directories[self.source.path] = position }
         case .journal(let follower): if let cursor = follower.cursor { book.cursors[Self.journalKey(self.source)] = cursor }
-        case .stream: break
+        case .stream, .listener: break
         }
     }
 
     public func stop() {
         if case .journal(let follower) = self.follower { follower.stop() }
+        if case .listener(let listener) = self.follower { listener.stop() }
     }
 }

@@ -150,14 +150,13 @@ extension WindowsLogon {
         return UInt32(text)
     }
 
-    /// "192.0.2.7", "::ffff:192.0.2.7" (Kerberos writes IPv4 so), "fe80::1%12", "[2001:db8::1]";
+    /// "192.0.2.7", "::ffff:192.0.2.7" (Kerberos writes IPv4 so; IPAddress keys it as 192.0.2.7),
+    /// "fe80::1%12", "[2001:db8::1]";
     /// nil for "-", "" and anything else that is not an address.
     static func address(_ text: String?) -> IPAddress? {
         guard var text = text?.trimmedASCII, !text.isEmpty, text != "-" else { return nil }
         if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
         if let percent = text.firstIndex(of: "%") { text = String(text[..<percent]) }
-        let lower = text.lowercased()
-        if lower.hasPrefix("::ffff:"), text.contains(".") { text = String(text.dropFirst(7)) }
         return IPAddress(text)
     }
 }
