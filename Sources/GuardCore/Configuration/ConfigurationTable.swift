@@ -171,7 +171,7 @@ extension GuardConfiguration {
 
             ConfigurationKey(
                 path: "watch.sources",
-                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME]\" (a journald source with several filters reads the lines that match any of them); formats: postfix, dovecot, exim, exchange, events (the guard's own event log), patterns.",
+                help: "Logs `smtpguard watch` reads, one per item: \"FORMAT[,FORMAT…] file:PATH | dir:DIRECTORY/PATTERN | stdin | journald[:unit=NAME,identifier=NAME] | syslog:udp|tcp:HOST:PORT\" (a journald source with several filters reads the lines that match any of them; syslog listens on a numeric address for forwarded messages, [::1] for IPv6); formats: postfix, dovecot, exim, exchange, events (the guard's own event log), windows (Windows Security events as Winlogbeat or NXLog JSON or Event XML), patterns.",
                 render: { yamlList($0.watch.sources.map(\.description)) },
                 apply: { config, value in
                     var sources: [WatchSource] = []

@@ -9,19 +9,26 @@ import LogWatch
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Read mail logs offline and report the attack and the bans the policy would have issued.",
+        abstract: "Read mail logs or Windows Security events offline and report the attack and the bans the policy would have issued.",
         discussion: """
-            Reads each FILE (- for standard input) with the formats of --format, or of the \
-            configured watch.sources, or every built-in one (postfix, dovecot, exim, exchange, events), and \
-            runs the attempts through the engine with the configured policy, in the order of the \
-            times in the lines. Reports attempts and failures, attacking addresses and networks, \
-            targeted usernames and those of the seed lists, accounts that logged in from an address \
-            that had failed many times (likely compromised), and the bans that would have been \
-            issued and when. Nothing is written: no state, no firewall. --json for programs.
+            Reads each FILE (- for standard input). What a file is, is told by its first bytes: a \
+            text log is read with the formats of --format, or of the configured watch.sources, or \
+            every built-in one (postfix, dovecot, exim, exchange, events, windows); Windows Security \
+            events are read as an .evtx file (Event Viewer "Save All Events As", wevtutil epl), Event \
+            XML (wevtutil qe Security /f:xml, Event Viewer "Save as XML") or Winlogbeat / NXLog JSON \
+            lines. A file of any other kind (a packet capture, a compressed or UTF-16 file, a \
+            database) is an error that says what it looked like.
+            The attempts run through the engine with the configured policy, in the order of their \
+            times. Reports, per file, what it was and how many attempts it held, then attempts and \
+            failures, attacking addresses and networks, targeted usernames and those of the seed \
+            lists, accounts that logged in from an address that had failed many times (likely \
+            compromised), the bans that would have been issued and when, and for Windows events a \
+            logon summary per account and per source (logon types, why logons failed, lockouts). \
+            Nothing is written: no state, no firewall. --json for programs.
             """
     )
 
-    @Argument(help: ArgumentHelp("Log files to read (- for standard input).", valueName: "file"))
+    @Argument(help: ArgumentHelp("Log files or Windows event logs to read (- for standard input; not for .evtx).", valueName: "file"))
     var files: [String]
 
     @Option(name: .long, help: ArgumentHelp("Configuration file (YAML) for the policy and patterns.", valueName: "file"))
