@@ -64,7 +64,7 @@ public final class GuardMetrics: EventSink, Sendable {
     public init(factory: any MetricsFactory) {
         var attempts: [AttemptLabels: CoreMetrics.Counter] = [:]
         let outcomes: [AuthOutcome] = [.success, .failure, .tempFailure, .unverified, .abandoned]
-        let sources: [AttemptSource] = [.proxy, .dovecotPolicy, .postfixPolicy, .logWatch]
+        let sources: [AttemptSource] = [.proxy, .dovecotPolicy, .postfixPolicy, .logWatch, .windows]
         for outcome in outcomes {
             for mechanism in AuthMechanism.allCases {
                 for source in sources {

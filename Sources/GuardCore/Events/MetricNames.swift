@@ -26,7 +26,7 @@ public enum MetricNames {
 
     /// Each metric's HELP text, as /metrics shows it (and README's metrics table).
     public static let help: [(name: String, labels: String, help: String)] = [
-        (attempts, "outcome, mechanism, source", "AUTH attempts settled, by outcome (success, failure, temp_failure, abandoned), SASL mechanism and the source that saw them (proxy, dovecot_policy, postfix_policy, log_watch)."),
+        (attempts, "outcome, mechanism, source", "AUTH attempts settled, by outcome (success, failure, temp_failure, abandoned), SASL mechanism and the source that saw them (proxy, dovecot_policy, postfix_policy, log_watch, windows)."),
         (decisions, "decision", "The engine's decisions on attempts: allow, refuse, temp_fail."),
         (bansIssued, "scope, reason", "Bans and locks issued, by scope (ip, prefix, username) and reason."),
         (activeBans, "scope", "Bans and locks in force now, by scope."),

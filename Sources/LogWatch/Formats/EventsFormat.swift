@@ -20,8 +20,8 @@ public struct EventsFormat: LogFormat {
             let client = (object["client_ip"] as? String).flatMap({ IPAddress($0) }),
             let outcomeText = object["outcome"] as? String, let outcome = AuthOutcome(rawValue: outcomeText)
         else { return .suspect }
-        // The watcher's own attempts came from logs that replay reads directly.
-        if (object["source"] as? String) == AttemptSource.logWatch.rawValue { return nil }
+        // The watcher's own attempts came from logs (mail logs, Windows events) that replay reads directly.
+        if let source = object["source"] as? String, source == AttemptSource.logWatch.rawValue || source == AttemptSource.windows.rawValue { return nil }
         guard outcome == .failure || outcome == .success else { return nil }
         let username = object["username"] as? String ?? ""
         let rule = (object["default_credential"] as? Bool) == true ? "default_credential" : outcome == .success ? "auth_success" : "auth_failure"
