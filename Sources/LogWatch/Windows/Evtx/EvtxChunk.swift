@@ -146,6 +146,8 @@ public struct EvtxChunk {
             let offset = self.nextRecord
             guard offset + 24 <= self.end else { break }
             guard self.recordFits(offset) else {
+                // A record the end of the file cuts: the chunk's damage report tells of it.
+                if self.truncatedAt != nil, raw.le32(offset) == Self.recordMagic, offset + Int(raw.le32(offset + 4)) > self.end { break }
                 // Find the next record that holds together, if there is one.
                 var scan = offset + 1
                 while scan + 28 <= self.end, !self.recordFits(scan) { scan += 1 }
