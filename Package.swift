@@ -196,7 +196,7 @@ let package = Package(
         // Fuzzing (scripts/fuzz.sh): the targets, and one libFuzzer executable per target.
         .target(
             name: "FuzzTargets",
-            dependencies: ["GuardCore", "SMTPWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["GuardCore", "SMTPWire", "LogWatch", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/Targets",
             swiftSettings: strict
         ),
@@ -205,6 +205,7 @@ let package = Package(
         .executableTarget(name: "fuzz-sasl", dependencies: ["FuzzTargets"], path: "Fuzz/SASL", swiftSettings: strict),
         .executableTarget(name: "fuzz-replies", dependencies: ["FuzzTargets"], path: "Fuzz/Replies", swiftSettings: strict),
         .executableTarget(name: "fuzz-proxy-header", dependencies: ["FuzzTargets"], path: "Fuzz/ProxyHeader", swiftSettings: strict),
+        .executableTarget(name: "fuzz-evtx", dependencies: ["FuzzTargets"], path: "Fuzz/Evtx", swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
         .testTarget(name: "GuardCoreTests", dependencies: ["GuardCore"], swiftSettings: strict),
         .testTarget(name: "LogWatchTests", dependencies: ["LogWatch", "GuardCore"], swiftSettings: strict),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets for a bounded time each.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 seconds; all of session lines sasl replies proxy-header)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 seconds; all of session lines sasl replies proxy-header evtx)
 #
 # Builds the fuzz executables with -sanitize=fuzzer,address into .build-fuzz, then runs each
 # on a copy of its corpus (Fuzz/Corpus/TARGET) for SECONDS. An input that breaks an invariant
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(session lines sasl replies proxy-header)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(session lines sasl replies proxy-header evtx)
 
 build_flags=(-c debug --scratch-path .build-fuzz -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING)
 build_log=$(mktemp /tmp/smtpguard-fuzz-build.XXXXXX)

@@ -22,11 +22,12 @@ struct FuzzRegressionTests {
         case "lines": return FuzzTargets.lines
         case "sasl": return FuzzTargets.sasl
         case "proxy-header": return FuzzTargets.proxyHeader
+        case "evtx": return FuzzTargets.evtx
         default: return FuzzTargets.replies
         }
     }
 
-    @Test("every kept input passes its target's invariants", arguments: ["session", "lines", "sasl", "replies", "proxy-header"])
+    @Test("every kept input passes its target's invariants", arguments: ["session", "lines", "sasl", "replies", "proxy-header", "evtx"])
     func replay(_ target: String) throws {
         let files = Self.files(target)
         #expect(files.count >= 3, "Fuzz/Corpus/\(target) holds \(files.count) inputs")

@@ -53,7 +53,8 @@ public enum EventContent: Sendable, Equatable {
 
 extension EventNode {
     /// The element as XML text: attributes in double quotes, text and attribute values escaped,
-    /// an empty element written as a pair of tags (as python-evtx and wevtutil write them).
+    /// an empty element written as a pair of tags (as python-evtx and wevtutil write them); line
+    /// ends written as character references, so that the XML is one line.
     public var xml: String {
         var out = ""
         self.write(to: &out)
@@ -98,7 +99,9 @@ extension EventNode {
             case ">": out += "&gt;"
             case "&": out += "&amp;"
             case "\"" where attribute: out += "&quot;"
-            case "\n", "\t", "\r": if attribute { out += "&#\(scalar.value);" } else { out.unicodeScalars.append(scalar) }
+            // Line ends as references in text too: one record is one line of `windows dump`.
+            case "\n", "\r": out += "&#\(scalar.value);"
+            case "\t": if attribute { out += "&#9;" } else { out.unicodeScalars.append(scalar) }
             default:
                 if scalar.value < 0x20 { out += "&#\(scalar.value);" } else { out.unicodeScalars.append(scalar) }
             }

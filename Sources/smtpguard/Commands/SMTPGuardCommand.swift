@@ -40,7 +40,7 @@ struct SMTPGuardCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, WatchCommand.self, PolicyCommand.self, BansCommand.self, EventsCommand.self, StatsCommand.self, TrustedCommand.self,
-            CheckPasswordCommand.self, AuditPasswordsCommand.self, AuditCommand.self, DNSBLCommand.self, ReplayCommand.self, ConfigCommand.self, DatabaseCommand.self,
+            CheckPasswordCommand.self, AuditPasswordsCommand.self, AuditCommand.self, DNSBLCommand.self, ReplayCommand.self, WindowsCommand.self, ConfigCommand.self, DatabaseCommand.self,
         ]
     )
 }
