@@ -73,6 +73,7 @@ public struct ReplayReport {
         line()
         line(events > 0 ? "Lines and events matched per rule:" : "Lines matched per rule:")
         for (rule, count) in self.rules.sorted(by: { $0.key < $1.key }) { line("  \(rule.padding(28)) \(count)") }
+        if self.rules.isEmpty { line("  (none)") }
         if self.suspectCount > 0 {
             line("  \("unmatched suspects".padding(28)) \(self.suspectCount)   (lines that look like AUTH failures but match no rule)")
         }
