@@ -9,14 +9,15 @@
 #      scaled to the big file's record count, which the table says.
 # Wall seconds, records per second and peak resident memory (scripts/measure.py: wait4's
 # ru_maxrss). Then the memory flatness check: the dump's peak memory on the SMALL_MB file and on
-# the big one. FILE is made here in /tmp by tests/tools/evtx-build.py repeat from the real
-# sample's chunks (/work/shared/testdata/evtx/logon-4624-4625.evtx, EVTX_SAMPLE; read in place)
-# and removed at the end. Before timing, the dump of the sample must agree with python-evtx
+# the big one. FILE is made here in /tmp by tests/tools/evtx-build.py repeat --fill from the real
+# sample's chunk (/work/shared/testdata/evtx/logon-4624-4625.evtx, EVTX_SAMPLE; read in place):
+# the chunk filled with copies of its movable records, 75 a chunk, as a busy log's are full
+# (EVTX_FILL=0: the chunk as it is, 4 records in its 64 KiB), repeated; removed at the end. Before timing, the dump of the sample must agree with python-evtx
 # (tests/tools/evtx-compare.py) and the big file's dump must count every record.
 #
 #   scripts/bench-evtx.sh [SIZE_MB]      (default 100; the big file's size in MiB, at least 10)
 # Environment: SMTPGUARD_BIN (default .build/release/smtpguard, built only when missing),
-# SMALL_MB (default 10), BENCH_TIMEOUT (seconds per measured command, default 900),
+# SMALL_MB (default 10), EVTX_FILL (default 1), BENCH_TIMEOUT (seconds per measured command, default 900),
 # BENCH_EVTX_PYTHON_ONLY=1 to leave out SMTPGuard (rows 2 and 3 only: for checking this script
 # before `smtpguard windows dump` exists; without it the script stops when the command is missing).
 # Output: a Markdown report on stdout (machine, command, tables); progress on stderr.
@@ -27,6 +28,9 @@ SIZE_MB=${1:-100}
 SMALL_MB=${SMALL_MB:-10}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-900}
 PYTHON_ONLY=${BENCH_EVTX_PYTHON_ONLY:-}
+FILL=${EVTX_FILL:-1}
+fill_flag=()
+[ "$FILL" = 1 ] && fill_flag=(--fill)
 SAMPLE=${EVTX_SAMPLE:-/work/shared/testdata/evtx/logon-4624-4625.evtx}
 BUILD="$ROOT/tests/tools/evtx-build.py"
 say() { echo "bench-evtx: $*" >&2; }
@@ -57,8 +61,8 @@ if [ -z "$PYTHON_ONLY" ]; then
 fi
 
 say "building ${SIZE_MB} MiB and ${SMALL_MB} MiB files from the sample's chunks"
-python3 "$BUILD" repeat "$SAMPLE" "$WORK/big.evtx" --size-mb "$SIZE_MB" >&2
-python3 "$BUILD" repeat "$SAMPLE" "$WORK/small.evtx" --size-mb "$SMALL_MB" >&2
+python3 "$BUILD" repeat "$SAMPLE" "$WORK/big.evtx" --size-mb "$SIZE_MB" "${fill_flag[@]}" >&2
+python3 "$BUILD" repeat "$SAMPLE" "$WORK/small.evtx" --size-mb "$SMALL_MB" "${fill_flag[@]}" >&2
 python3 "$BUILD" verify "$WORK/small.evtx" >&2
 count() { python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(32); print(struct.unpack_from("<Q",b,24)[0]-1)' "$1"; }
 big_records=$(count "$WORK/big.evtx")
@@ -113,15 +117,15 @@ for n in rust1 rust0; do [ "$(cat "$WORK/$n.out")" = "$big_records" ] || die "$n
 [ "$(cat "$WORK/pyevtx.out")" = "$small_records" ] || die "python-evtx read $(cat "$WORK/pyevtx.out") records, expected $small_records"
 
 # --- report -------------------------------------------------------------------------------
-command_line=$(for v in SMTPGUARD_BIN SMALL_MB BENCH_TIMEOUT BENCH_EVTX_PYTHON_ONLY EVTX_SAMPLE; do
+command_line=$(for v in SMTPGUARD_BIN SMALL_MB EVTX_FILL BENCH_TIMEOUT BENCH_EVTX_PYTHON_ONLY EVTX_SAMPLE; do
   if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi
 done)"bash scripts/bench-evtx.sh${1:+ $1}"
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 versions=$(python3 -c 'import importlib.metadata as m; print("evtx", m.version("evtx") + ", python-evtx", m.version("python-evtx"))')
 python3 - "$WORK" "$big_records" "$small_records" "$big_mib" "$small_mib" "$big_chunks" "$(nproc)" "$BIN" "$command_line" \
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${cpu_model:-unknown}" "$versions" "$(python3 --version)" <<'PY'
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${cpu_model:-unknown}" "$versions" "$(python3 --version)" "$FILL" <<'PY'
 import json, os, sys
-work, big, small, big_mib, small_mib, chunks, cores, binary, command, now, cpu, versions, pyver = sys.argv[1:]
+work, big, small, big_mib, small_mib, chunks, cores, binary, command, now, cpu, versions, pyver, filled = sys.argv[1:]
 big, small = int(big), int(small)
 def r(name):
     return json.load(open(os.path.join(work, name + ".json")))
@@ -132,8 +136,9 @@ mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 print("## Windows event log: reading a", big_mib, "MiB .evtx file\n")
 print(f"- Date: {now}; CPU: {cpu}, `nproc` = {cores}, {mem:.0f} GiB; {pyver}; {versions}")
 print(f"- Command: `{command}`")
-print(f"- File: {big_mib} MiB, {chunks} chunks, {big:,} records: the real sample's one chunk (3 × 4624, 1 × 4625) repeated by "
-      "`tests/tools/evtx-build.py repeat`, renumbered and re-checksummed; one run of each reader, one after the other")
+how = ("filled with copies of its two movable 4624 records (75 records a chunk) and " if filled == "1" else "as it is (4 records in its 64 KiB) ")
+print(f"- File: {big_mib} MiB, {chunks} chunks, {big:,} records: the real sample's one chunk (3 × 4624, 1 × 4625) {how}repeated by "
+      f"`tests/tools/evtx-build.py repeat{' --fill' if filled == '1' else ''}`, renumbered and re-checksummed; one run of each reader, one after the other")
 print()
 print(f"| reader, same {big_mib} MiB file | records/s | wall s | peak RSS MiB | note |")
 print("|---|---:|---:|---:|---|")

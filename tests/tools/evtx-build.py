@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Test inputs for the Windows event log reader, made from a REAL .evtx file (never invented bytes).
 
-  evtx-build.py repeat SRC OUT (--size-mb M | --chunks N)
+  evtx-build.py repeat SRC OUT (--size-mb M | --chunks N) [--fill]
       OUT: SRC's file header and chunks copied again and again (N chunks, or as many as make
       M MiB), renumbered so record numbers keep increasing: in each chunk header the first/last
       event record number and id, in each record header its record id, both chunk checksums; in
       the file header the chunk count, the last chunk number, the next record number and its
       checksum. Only the record headers' ids change: the EventRecordID inside each record's XML is
       substitution data and stays the source's.
+      --fill: first fill each source chunk's free space with copies of its own records, as a
+      busy log's chunks are full (the sample's one chunk holds 4 records in 7,656 of its 65,536
+      bytes). Only records that can move are copied: those without an inline template or name
+      definition (BinXML refers to those by offset in the chunk), found by trying each, and the
+      filled chunk must give, for every copy, the XML of its original in python-evtx and in the
+      Rust parser, or the tool stops.
   evtx-build.py damage SRC OUT --chunk K
       OUT: a copy of SRC with one byte inside chunk K's records (K from 0) flipped, so that
       chunk's records checksum fails (the file and chunk headers stay valid).
@@ -104,9 +110,77 @@ def seal_chunk(c):
     struct.pack_into("<I", c, 124, crc(c[:120] + c[128:512]))
 
 
+def movable(chunk, offs):
+    """The records of a chunk whose bytes give the same XML when copied to its free space."""
+    from Evtx.Evtx import ChunkHeader
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    originals = [r.xml() for r in ChunkHeader(bytes(chunk), 0).records()]
+    ok = []
+    for i, off in enumerate(offs):
+        size = struct.unpack_from("<I", chunk, off + 4)[0]
+        if free + size > CHUNK:
+            continue
+        t = bytearray(chunk)
+        t[free:free + size] = chunk[off:off + size]
+        struct.pack_into("<II", t, 44, free, free + size)
+        try:
+            if [r.xml() for r in ChunkHeader(bytes(t), 0).records()][-1] == originals[i]:
+                ok.append(off)
+        except Exception:
+            pass  # an inline definition: the copy does not parse
+    return ok
+
+
+def fill(chunk, offs, where, header):
+    """The chunk with its free space filled by copies of its movable records, and their offsets."""
+    from Evtx.Evtx import ChunkHeader
+    from evtx import PyEvtxParser
+    src = movable(chunk, offs)
+    if not src:
+        die(f"{where}: no record can be copied within its chunk (each holds an inline definition); drop --fill")
+    c = bytearray(chunk)
+    free = struct.unpack_from("<I", c, 48)[0]
+    new, copied_from, k = list(offs), {}, 0
+    while True:
+        off = src[k % len(src)]
+        size = struct.unpack_from("<I", c, off + 4)[0]
+        if free + size > CHUNK:
+            break
+        c[free:free + size] = c[off:off + size]
+        struct.pack_into("<II", c, 44, free, free + size)
+        copied_from[free] = off
+        new.append(free)
+        free += size
+        k += 1
+    for n, o in enumerate(new):
+        struct.pack_into("<Q", c, o + 8, n + 1)
+    struct.pack_into("<QQQQ", c, 8, 1, len(new), 1, len(new))
+    seal_chunk(c)
+    # Both parsers must read every copy as its original.
+    py = [r.xml() for r in ChunkHeader(bytes(c), 0).records()]
+    one = bytearray(header[:FILE_HEADER])
+    struct.pack_into("<QQQ", one, 8, 0, 0, len(new) + 1)
+    struct.pack_into("<H", one, 42, 1)
+    struct.pack_into("<I", one, 124, crc(one[:120]))
+    import io
+    rust = [r["data"] for r in PyEvtxParser(io.BytesIO(bytes(one) + bytes(c)), validate_checksums=True).records()]
+    index = {o: i for i, o in enumerate(new)}
+    if len(py) != len(new) or len(rust) != len(new):
+        die(f"{where}: the filled chunk reads as {len(py)} (python-evtx) and {len(rust)} (Rust) records, not {len(new)}", 1)
+    for o, orig in copied_from.items():
+        if py[index[o]] != py[index[orig]] or rust[index[o]] != rust[index[orig]]:
+            die(f"{where}: the copy at {o} of the record at {orig} does not read as its original", 1)
+    return c, new, len(src)
+
+
 def cmd_repeat(a):
     header, chunks = read_evtx(a.src)
     layouts = [record_offsets(c, f"{a.src} chunk {i}") for i, c in enumerate(chunks)]
+    if a.fill:
+        for i in range(len(chunks)):
+            before = len(layouts[i])
+            chunks[i], layouts[i], movers = fill(chunks[i], layouts[i], f"{a.src} chunk {i}", header)
+            print(f"--fill: chunk {i}: {before} records, filled to {len(layouts[i])} with copies of {movers} movable one(s)", file=sys.stderr)
     if a.chunks is not None:
         total = a.chunks
     else:
@@ -493,6 +567,7 @@ def main():
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--size-mb", type=float)
     g.add_argument("--chunks", type=int)
+    r.add_argument("--fill", action="store_true")
     d = sub.add_parser("damage")
     d.add_argument("src")
     d.add_argument("out")

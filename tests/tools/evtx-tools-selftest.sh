@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the Windows event log test tools on their own, without SMTPGuard (seconds, files in a
-# temporary directory under /tmp): evtx-build.py repeat, damage and verify on the real sample,
+# temporary directory under /tmp): evtx-build.py repeat (with and without --fill), damage and verify on the real sample,
 # xml --check on both forms and on a broken file (must fail), json in both forms, and
 # evtx-compare.py against a dump made from python-evtx's own output (must agree) and one with a
 # value changed (must fail).   tests/tools/evtx-tools-selftest.sh
@@ -14,6 +14,8 @@ must_fail() { if "$@" >"$W/out" 2>&1; then fail "expected a failure: $*"; fi; }
 
 python3 evtx-build.py repeat "$SAMPLE" "$W/r.evtx" --chunks 5 >/dev/null
 python3 evtx-build.py verify "$W/r.evtx" --expect 20
+python3 evtx-build.py repeat "$SAMPLE" "$W/f.evtx" --chunks 3 --fill >/dev/null 2>&1
+python3 evtx-build.py verify "$W/f.evtx" --expect 225
 python3 evtx-build.py damage "$W/r.evtx" "$W/d.evtx" --chunk 2 >/dev/null
 must_fail python3 evtx-build.py verify "$W/d.evtx"
 must_fail python3 evtx-build.py verify /etc/hostname
