@@ -67,7 +67,7 @@ fi
 say "building ${SIZE_MB} MiB and ${SMALL_MB} MiB files from the sample's chunks"
 python3 "$BUILD" repeat "$SAMPLE" "$WORK/big.evtx" --size-mb "$SIZE_MB" "${fill_flag[@]}" >&2
 python3 "$BUILD" repeat "$SAMPLE" "$WORK/small.evtx" --size-mb "$SMALL_MB" "${fill_flag[@]}" >&2
-python3 "$BUILD" verify "$WORK/small.evtx" >&2
+python3 "$BUILD" verify "$WORK/small.evtx" --xml-ids >&2
 count() { python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(32); print(struct.unpack_from("<Q",b,24)[0]-1)' "$1"; }
 big_records=$(count "$WORK/big.evtx")
 small_records=$(count "$WORK/small.evtx")
@@ -99,7 +99,7 @@ PY
 # time) in $WORK/NAME.json, with the highest peak memory of all runs; stdout in $WORK/NAME.out
 measure() {
   local name=$1 runs=$2 i; shift 2
-  say "measuring $name ($runs run(s))"
+  say "measuring $name (runs: $runs)"
   for ((i = 1; i <= runs; i++)); do
     MEASURE_STDOUT="$WORK/$name.out" python3 scripts/measure.py timeout "$BENCH_TIMEOUT" "$@" >"$WORK/$name.$i.json"
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["status"] == 0 else 1)' "$WORK/$name.$i.json" ||
@@ -155,7 +155,7 @@ print(f"- Command: `{command}`")
 how = ("filled with copies of its two movable 4624 records (75 records a chunk) and " if filled == "1" else "as it is (4 records in its 64 KiB) ")
 print(f"- File: {big_mib} MiB, {chunks} chunks, {big:,} records: the real sample's one chunk (3 × 4624, 1 × 4625) {how}repeated by "
       f"`tests/tools/evtx-build.py repeat{' --fill' if filled == '1' else ''}`, renumbered and re-checksummed")
-print(f"- Runs: the dump and the Rust parser {len(r('rust1')['runs'])} runs each, one after the other, the median by wall time (all runs' times in the note), "
+print(f"- Runs: the dump and the Rust parser: {len(r('rust1')['runs'])} run(s) each, one after the other, the median by wall time (all runs' times in the note), "
       "the highest peak memory of the runs; python-evtx one run")
 print()
 print(f"| reader, same {big_mib} MiB file | records/s | wall s | peak RSS MiB | note |")

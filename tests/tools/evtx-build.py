@@ -6,8 +6,10 @@
       M MiB), renumbered so record numbers keep increasing: in each chunk header the first/last
       event record number and id, in each record header its record id, both chunk checksums; in
       the file header the chunk count, the last chunk number, the next record number and its
-      checksum. Only the record headers' ids change: the EventRecordID inside each record's XML is
-      substitution data and stays the source's.
+      checksum. The EventRecordID in each record's XML (a UInt64 substitution value in its
+      BinXML) is rewritten too, to the source's first one plus the record's place, so it keeps
+      increasing with the header's id: found as the one 8-byte occurrence of the value
+      python-evtx reads in the record, or the tool stops (--keep-xml-ids leaves them as they are).
       --fill: first fill each source chunk's free space with copies of its own records, as a
       busy log's chunks are full (the sample's one chunk holds 4 records in 7,656 of its 65,536
       bytes). Only records that can move are copied: those without an inline template or name
@@ -17,9 +19,12 @@
   evtx-build.py damage SRC OUT --chunk K
       OUT: a copy of SRC with one byte inside chunk K's records (K from 0) flipped, so that
       chunk's records checksum fails (the file and chunk headers stay valid).
-  evtx-build.py verify FILE [--expect N]
+  evtx-build.py verify FILE [--expect N] [--xml-ids]
       Reads FILE with python-evtx and with the Rust parser (evtx's PyEvtxParser): both must
-      yield the same records, with record ids 1, 2, 3 ... (N of them when --expect is given).
+      yield the same records, with record ids 1, 2, 3 ... (N of them when --expect is given),
+      every chunk and the file header passing python-evtx's checks; with --xml-ids the XML
+      EventRecordIDs must go up one by one (all records in the Rust parser, python-evtx's of
+      the first and last chunk agreeing).
   evtx-build.py xml OUT --events N --scenario spray|botnet [--seed S] [--root] [--check]
       Event XML as `wevtutil qe Security /f:xml` prints it (one <Event> after another, one a line,
       no root), or with --root as Event Viewer's "Save as XML" (<?xml?> and <Events>...</Events>).
@@ -173,6 +178,28 @@ def fill(chunk, offs, where, header):
     return c, new, len(src)
 
 
+XML_ID = __import__("re").compile(r"<EventRecordID>(\d+)</EventRecordID>")
+
+
+def xml_id_places(chunk, offs, where):
+    """For each record, the offset (from the record's start) of its XML EventRecordID value,
+    and the first record's EventRecordID."""
+    from Evtx.Evtx import ChunkHeader
+    ids = [int(XML_ID.search(r.xml()).group(1)) for r in ChunkHeader(bytes(chunk), 0).records()]
+    if len(ids) != len(offs):
+        die(f"{where}: python-evtx reads {len(ids)} records, the chunk frames {len(offs)}", 1)
+    places = []
+    for off, rid in zip(offs, ids):
+        size = struct.unpack_from("<I", chunk, off + 4)[0]
+        body = bytes(chunk[off + 24: off + size - 4])
+        needle = struct.pack("<Q", rid)
+        at = body.find(needle)
+        if at < 0 or body.find(needle, at + 1) >= 0:
+            die(f"{where}: the record at {off}: its EventRecordID {rid} is not exactly once in its bytes; use --keep-xml-ids")
+        places.append(24 + at)
+    return places, ids[0]
+
+
 def cmd_repeat(a):
     header, chunks = read_evtx(a.src)
     layouts = [record_offsets(c, f"{a.src} chunk {i}") for i, c in enumerate(chunks)]
@@ -187,6 +214,11 @@ def cmd_repeat(a):
         total = -(-(int(a.size_mb * 2**20) - FILE_HEADER) // CHUNK)
     if not 1 <= total <= MAX_CHUNKS:
         die(f"{total} chunks asked for; an .evtx file holds 1 to {MAX_CHUNKS}")
+    places, base = None, None
+    if not a.keep_xml_ids:
+        found = [xml_id_places(c, layouts[i], f"{a.src} chunk {i}") for i, c in enumerate(chunks)]
+        places = [f[0] for f in found]
+        base = found[0][1]
     next_id = 1
     tmp = a.out + ".part"
     with open(tmp, "wb") as out:
@@ -196,8 +228,10 @@ def cmd_repeat(a):
             c = bytearray(chunks[i])
             offs = layouts[i]
             first = next_id
-            for off in offs:
+            for k, off in enumerate(offs):
                 struct.pack_into("<Q", c, off + 8, next_id)
+                if places is not None:
+                    struct.pack_into("<Q", c, off + places[i][k], base + next_id - 1)
                 next_id += 1
             last = next_id - 1 if offs else first
             # first/last event record number, then first/last event record id
@@ -212,7 +246,8 @@ def cmd_repeat(a):
         out.write(h)
     os.replace(tmp, a.out)
     size = FILE_HEADER + total * CHUNK
-    print(f"{a.out}: {total} chunks, {next_id - 1} records, {size / 2**20:.1f} MiB (from {len(chunks)} chunk(s) of {a.src})")
+    ids = f"XML EventRecordID {base} to {base + next_id - 2}" if places is not None else "XML EventRecordIDs as in the source"
+    print(f"{a.out}: {total} chunks, {next_id - 1} records, {ids}, {size / 2**20:.1f} MiB (from {len(chunks)} chunk(s) of {a.src})")
 
 
 def cmd_damage(a):
@@ -246,8 +281,13 @@ def cmd_verify(a):
     with evtx.Evtx(a.file) as log:
         ours = [r.record_num() for r in log.records()]
         header_ok = log.get_file_header().verify()
-        bad_chunks = [i for i, c in enumerate(log.chunks()) if not c.verify()]
-    rust = [r["event_record_id"] for r in PyEvtxParser(a.file).records()]
+        chunks = list(log.chunks())
+        bad_chunks = [i for i, c in enumerate(chunks) if not c.verify()]
+        # python-evtx renders slowly (milliseconds a record): the XML of the first and last chunk
+        py_xml_ids = [int(XML_ID.search(r.xml()).group(1)) for c in {0: chunks[0], len(chunks) - 1: chunks[-1]}.values() for r in c.records()]
+    rust_records = list(PyEvtxParser(a.file).records())
+    rust = [r["event_record_id"] for r in rust_records]
+    rust_xml_ids = [int(XML_ID.search(r["data"]).group(1)) for r in rust_records]
     want = list(range(1, len(ours) + 1))
     problems = []
     if not header_ok:
@@ -258,11 +298,17 @@ def cmd_verify(a):
         problems.append(f"python-evtx's record ids are not 1..{len(ours)}")
     if rust != ours:
         problems.append(f"the Rust parser read {len(rust)} records, python-evtx {len(ours)}, or their ids differ")
+    if a.xml_ids:
+        if any(b != x + 1 for x, b in zip(rust_xml_ids, rust_xml_ids[1:])):
+            problems.append("the XML EventRecordIDs (Rust parser) do not go up one by one")
+        if not set(py_xml_ids) <= set(rust_xml_ids) or len(set(py_xml_ids)) != len(py_xml_ids):
+            problems.append("python-evtx's XML EventRecordIDs of the first and last chunk repeat or differ from the Rust parser's")
     if a.expect is not None and len(ours) != a.expect:
         problems.append(f"{len(ours)} records, expected {a.expect}")
     if problems:
         die(f"{a.file}: " + "; ".join(problems), 1)
-    print(f"{a.file}: python-evtx and the Rust parser both read {len(ours)} records, ids 1..{len(ours)}")
+    xml = f", XML EventRecordID {rust_xml_ids[0]}..{rust_xml_ids[-1]} one by one" if a.xml_ids and rust_xml_ids else ""
+    print(f"{a.file}: python-evtx and the Rust parser both read {len(ours)} records, ids 1..{len(ours)}{xml}")
 
 
 # ---------------------------------------------------------------- Event XML from the sample
@@ -568,6 +614,7 @@ def main():
     g.add_argument("--size-mb", type=float)
     g.add_argument("--chunks", type=int)
     r.add_argument("--fill", action="store_true")
+    r.add_argument("--keep-xml-ids", action="store_true")
     d = sub.add_parser("damage")
     d.add_argument("src")
     d.add_argument("out")
@@ -578,6 +625,7 @@ def main():
     v = sub.add_parser("verify")
     v.add_argument("file")
     v.add_argument("--expect", type=int)
+    v.add_argument("--xml-ids", action="store_true", help="the XML EventRecordIDs must go up one by one too")
     for name in ("xml", "json"):
         x = sub.add_parser(name)
         x.add_argument("out")

@@ -13,9 +13,9 @@ fail() { echo "evtx-tools-selftest: FAILED: $*" >&2; exit 1; }
 must_fail() { if "$@" >"$W/out" 2>&1; then fail "expected a failure: $*"; fi; }
 
 python3 evtx-build.py repeat "$SAMPLE" "$W/r.evtx" --chunks 5 >/dev/null
-python3 evtx-build.py verify "$W/r.evtx" --expect 20
+python3 evtx-build.py verify "$W/r.evtx" --expect 20 --xml-ids
 python3 evtx-build.py repeat "$SAMPLE" "$W/f.evtx" --chunks 3 --fill >/dev/null 2>&1
-python3 evtx-build.py verify "$W/f.evtx" --expect 225
+python3 evtx-build.py verify "$W/f.evtx" --expect 225 --xml-ids
 python3 evtx-build.py damage "$W/r.evtx" "$W/d.evtx" --chunk 2 >/dev/null
 must_fail python3 evtx-build.py verify "$W/d.evtx"
 must_fail python3 evtx-build.py verify /etc/hostname
