@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks the Windows event log test tools on their own, without SMTPGuard (seconds, files in a
-# temporary directory under /tmp): evtx-build.py repeat (with and without --fill), damage and verify on the real sample,
-# xml --check on both forms and on a broken file (must fail), json in both forms, and
-# evtx-compare.py against a dump made from python-evtx's own output (must agree) and one with a
-# value changed (must fail).   tests/tools/evtx-tools-selftest.sh
+# temporary directory under /tmp): evtx-build.py repeat (with and without --fill), damage and
+# verify on the real sample, xml --check on both forms and on a broken file (must fail), json
+# in both forms, and evtx-compare.py against a dump made from python-evtx's own output (must
+# agree) and one with a value changed (must fail).   tests/tools/evtx-tools-selftest.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 SAMPLE=${EVTX_SAMPLE:-/work/shared/testdata/evtx/logon-4624-4625.evtx}
