@@ -38,7 +38,8 @@
 
 The sample is /work/shared/testdata/evtx/logon-4624-4625.evtx (EVTX_SAMPLE or --sample to
 change): GPL test data, read in place, never copied into the project. OUT of `-` is stdout
-for xml and json. Needs python-evtx (module Evtx) for verify, xml, json; evtx for verify.
+for xml and json. Needs python-evtx (module Evtx) for all but damage and repeat --keep-xml-ids,
+and the Rust parser's bindings (evtx) for verify and repeat --fill (scripts/install-deps.sh).
 Exit status 2 on bad input, 1 when a check fails."""
 import argparse
 import binascii
@@ -61,6 +62,22 @@ MAX_CHUNKS = 0xFFFF  # the file header's chunk count is a u16
 def die(msg, status=2):
     sys.stderr.write(f"evtx-build: {msg}\n")
     sys.exit(status)
+
+def need_python_evtx():
+    try:
+        import Evtx.Evtx
+        return Evtx.Evtx
+    except ImportError:
+        die("python-evtx (PyPI python-evtx, module Evtx) is not installed: bash scripts/install-deps.sh")
+
+
+def need_rust_evtx():
+    try:
+        from evtx import PyEvtxParser
+        return PyEvtxParser
+    except ImportError:
+        die("the Rust parser's bindings (PyPI evtx) are not installed: bash scripts/install-deps.sh")
+
 
 
 def crc(b):
@@ -117,7 +134,7 @@ def seal_chunk(c):
 
 def movable(chunk, offs):
     """The records of a chunk whose bytes give the same XML when copied to its free space."""
-    from Evtx.Evtx import ChunkHeader
+    ChunkHeader = need_python_evtx().ChunkHeader
     free = struct.unpack_from("<I", chunk, 48)[0]
     originals = [r.xml() for r in ChunkHeader(bytes(chunk), 0).records()]
     ok = []
@@ -138,8 +155,8 @@ def movable(chunk, offs):
 
 def fill(chunk, offs, where, header):
     """The chunk with its free space filled by copies of its movable records, and their offsets."""
-    from Evtx.Evtx import ChunkHeader
-    from evtx import PyEvtxParser
+    ChunkHeader = need_python_evtx().ChunkHeader
+    PyEvtxParser = need_rust_evtx()
     src = movable(chunk, offs)
     if not src:
         die(f"{where}: no record can be copied within its chunk (each holds an inline definition); drop --fill")
@@ -184,7 +201,7 @@ XML_ID = __import__("re").compile(r"<EventRecordID>(\d+)</EventRecordID>")
 def xml_id_places(chunk, offs, where):
     """For each record, the offset (from the record's start) of its XML EventRecordID value,
     and the first record's EventRecordID."""
-    from Evtx.Evtx import ChunkHeader
+    ChunkHeader = need_python_evtx().ChunkHeader
     ids = [int(XML_ID.search(r.xml()).group(1)) for r in ChunkHeader(bytes(chunk), 0).records()]
     if len(ids) != len(offs):
         die(f"{where}: python-evtx reads {len(ids)} records, the chunk frames {len(offs)}", 1)
@@ -276,8 +293,8 @@ def cmd_damage(a):
 
 def cmd_verify(a):
     read_evtx(a.file)
-    import Evtx.Evtx as evtx
-    from evtx import PyEvtxParser
+    evtx = need_python_evtx()
+    PyEvtxParser = need_rust_evtx()
     with evtx.Evtx(a.file) as log:
         ours = [r.record_num() for r in log.records()]
         header_ok = log.get_file_header().verify()
@@ -316,7 +333,7 @@ def cmd_verify(a):
 def sample_events(path):
     """python-evtx's XML of every record of the sample, parsed: [(EventID, Element)]."""
     read_evtx(path)
-    import Evtx.Evtx as evtx
+    evtx = need_python_evtx()
     out = []
     with evtx.Evtx(path) as log:
         for r in log.records():

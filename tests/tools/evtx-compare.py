@@ -27,6 +27,15 @@ def die(msg, status=2):
     sys.stderr.write(f"evtx-compare: {msg}\n")
     sys.exit(status)
 
+def need_python_evtx():
+    try:
+        import Evtx.Evtx
+        return Evtx.Evtx
+    except ImportError:
+        die("python-evtx (PyPI python-evtx, module Evtx) is not installed: bash scripts/install-deps.sh")
+
+
+
 
 def instant(value):
     """A time attribute as (date, time, microseconds), or None when it is not one."""
@@ -88,7 +97,7 @@ def show(v):
 
 
 def python_evtx_records(path, skip_damaged):
-    import Evtx.Evtx as evtx
+    evtx = need_python_evtx()
     with evtx.Evtx(path) as log:
         if not log.get_file_header().verify():
             sys.stderr.write(f"evtx-compare: warning: python-evtx finds {path}'s file header invalid\n")
