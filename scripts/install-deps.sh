@@ -10,12 +10,13 @@
 # then the two Python .evtx readers the Windows event log tools compare against
 # (tests/tools/evtx-*.py, scripts/bench-evtx.sh):
 # python-evtx (module Evtx) and the Rust parser's bindings (module evtx), from PyPI with pip
-# (with --break-system-packages when Debian's python refuses a plain install).
+# (python3-pip, in the list above; with --break-system-packages when Debian's python refuses
+# a plain install).
 # Idempotent and quiet: does nothing when they are all present.
 # Needs root (CI and the development machines run as root).
 set -euo pipefail
 
-packages=(postfix dovecot-core swaks hydra haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl postgresql sqlite3 nftables ipset iptables fail2ban python3-systemd curl systemd util-linux bsdutils chromium fonts-dejavu-core libcrypt-dev john john-data logrotate)
+packages=(postfix dovecot-core swaks hydra haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl postgresql sqlite3 nftables ipset iptables fail2ban python3-systemd curl systemd util-linux bsdutils chromium fonts-dejavu-core libcrypt-dev john john-data logrotate python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
