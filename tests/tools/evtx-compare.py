@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Compares SMTPGuard's reading of an .evtx file with python-evtx's, record for record:
 
-  evtx-compare.py FILE.evtx DUMP.xml [--skip-damaged] [--show N]
+  evtx-compare.py FILE.evtx DUMP.xml [--skip-damaged] [--strip-leaf-text] [--show N]
 
 DUMP.xml is `smtpguard windows dump FILE.evtx --format xml` output: one record's XML a line.
 Each python-evtx record and each dump line are parsed with xml.etree and must have the same
-element tree: tag with namespace, attributes (as dicts), text stripped of surrounding white
-space, children in order. The one thing normalised is a time attribute: python-evtx writes
+element tree: tag with namespace, attributes (as dicts), text (stripped of surrounding white
+space in elements with children; exact in leaves, whose text is the value, unless
+--strip-leaf-text), children in order. The one thing normalised is a time attribute: python-evtx writes
 "2020-09-09 13:18:23.627951+00:00", the dump "2020-09-09T13:18:23.627951Z"; both are read as
 an instant, to the microsecond python-evtx keeps. With --skip-damaged, python-evtx's records
 from chunks whose checksums fail are left out (the dump skips those chunks).
@@ -58,8 +59,17 @@ def norm_attrs(attrs):
     return out
 
 
+STRIP_LEAVES = False
+
+
 def tree(e):
-    return (e.tag, norm_attrs(e.attrib), (e.text or "").strip(), [tree(c) for c in e])
+    # An element's own text: stripped where it is only layout (python-evtx writes a newline
+    # after each element), kept exactly in a leaf, whose text is the value ("Advapi  " keeps its
+    # two trailing spaces in both parsers), unless --strip-leaf-text.
+    text = e.text or ""
+    if len(e) or STRIP_LEAVES:
+        text = text.strip()
+    return (e.tag, norm_attrs(e.attrib), text, [tree(c) for c in e])
 
 
 def short(tag):
@@ -128,7 +138,10 @@ def main():
     p.add_argument("dump")
     p.add_argument("--skip-damaged", action="store_true")
     p.add_argument("--show", type=int, default=10)
+    p.add_argument("--strip-leaf-text", action="store_true")
     a = p.parse_args()
+    global STRIP_LEAVES
+    STRIP_LEAVES = a.strip_leaf_text
     check_evtx(a.evtx)
     if not os.path.isfile(a.dump):
         die(f"{a.dump}: no such file")
