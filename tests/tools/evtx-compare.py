@@ -106,20 +106,18 @@ def show(v):
     return repr(v)
 
 
-def python_evtx_records(path, skip_damaged):
+def python_evtx_records(path, skip_damaged, quiet=False):
     evtx = need_python_evtx()
     with evtx.Evtx(path) as log:
-        if not log.get_file_header().verify():
+        if not quiet and not log.get_file_header().verify():
             sys.stderr.write(f"evtx-compare: warning: python-evtx finds {path}'s file header invalid\n")
         for ci, chunk in enumerate(log.chunks()):
             if skip_damaged and not chunk.verify():
-                sys.stderr.write(f"evtx-compare: chunk {ci} fails its checksums: its records left out (--skip-damaged)\n")
+                if not quiet:
+                    sys.stderr.write(f"evtx-compare: chunk {ci} fails its checksums: its records left out (--skip-damaged)\n")
                 continue
             for r in chunk.records():
-                try:
-                    yield r.record_num(), r.xml()
-                except Exception as err:  # python-evtx fails on a record: that is a difference too
-                    yield r.record_num(), err
+                yield r
 
 
 def check_evtx(path):
@@ -145,17 +143,27 @@ def main():
     check_evtx(a.evtx)
     if not os.path.isfile(a.dump):
         die(f"{a.dump}: no such file")
-    with open(a.dump, encoding="utf-8", errors="strict") as f:
-        try:
-            lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
-        except UnicodeDecodeError as err:
-            die(f"{a.dump}: not UTF-8: {err}")
-    ref = list(python_evtx_records(a.evtx, a.skip_damaged))
+    def dump_lines():
+        with open(a.dump, encoding="utf-8", errors="strict") as f:
+            try:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        yield n, line
+            except UnicodeDecodeError as err:
+                die(f"{a.dump}: not UTF-8: {err}")
+
+    # Counted first (cheap: no rendering), then compared as both stream by.
+    n_ref = sum(1 for _ in python_evtx_records(a.evtx, a.skip_damaged, quiet=True))
+    n_dump = sum(1 for _ in dump_lines())
     problems = []
-    for i, ((num, xml), (lineno, line)) in enumerate(zip(ref, lines)):
-        where = f"record {i + 1} (record number {num}, dump line {lineno})"
-        if isinstance(xml, Exception):
-            problems.append(f"{where}: python-evtx cannot render it: {xml}")
+    if n_ref != n_dump:
+        problems.append(f"python-evtx reads {n_ref} records, the dump has {n_dump} lines")
+    for i, (r, (lineno, line)) in enumerate(zip(python_evtx_records(a.evtx, a.skip_damaged), dump_lines())):
+        where = f"record {i + 1} (record number {r.record_num()}, dump line {lineno})"
+        try:
+            xml = r.xml()
+        except Exception as err:  # python-evtx fails on a record: that is a difference too
+            problems.append(f"{where}: python-evtx cannot render it: {err}")
             continue
         try:
             theirs = ET.fromstring(line)
@@ -164,10 +172,8 @@ def main():
             continue
         d = differences(tree(ET.fromstring(xml)), tree(theirs), short(theirs.tag))
         problems += [f"{where}: {x}" for x in d]
-        if len(problems) > a.show and a.show >= 0:
+        if len(problems) > a.show >= 0:
             break
-    if len(ref) != len(lines):
-        problems.insert(0, f"python-evtx reads {len(ref)} records, the dump has {len(lines)} lines")
     if problems:
         for x in problems[: a.show]:
             print(x)
@@ -175,7 +181,7 @@ def main():
             print(f"... (more; the first {a.show} shown)")
         print(f"evtx-compare: the dump DIFFERS from python-evtx's reading of {a.evtx}")
         sys.exit(1)
-    print(f"{len(ref)} records agree with python-evtx")
+    print(f"{n_ref} records agree with python-evtx")
 
 
 if __name__ == "__main__":
