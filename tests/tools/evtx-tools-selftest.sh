@@ -50,4 +50,16 @@ python3 evtx-compare.py "$W/r.evtx" "$W/dump.xml"
 must_fail python3 evtx-compare.py "$W/r.evtx" "$W/dump-changed.xml"
 grep -q "record 14 .*Computer text" "$W/out" || fail "evtx-compare did not name record 14's Computer: $(cat "$W/out")"
 must_fail python3 evtx-compare.py /etc/hostname "$W/dump.xml"
+# The damaged file: a dump that skips the damaged chunk, as SMTPGuard's does, agrees with
+# --skip-damaged (and not without it).
+python3 - "$W/d.evtx" "$W/dump-d.xml" <<'PY'
+import re, sys, Evtx.Evtx as evtx
+with evtx.Evtx(sys.argv[1]) as log, open(sys.argv[2], "w") as out:
+    for c in log.chunks():
+        if c.verify():
+            for r in c.records():
+                out.write(re.sub(r'SystemTime="(\S+) (\S+)\+00:00"', r'SystemTime="\1T\2Z"', r.xml().replace("\n", "")) + "\n")
+PY
+python3 evtx-compare.py "$W/d.evtx" "$W/dump-d.xml" --skip-damaged 2>/dev/null | grep -qx "16 records agree with python-evtx" || fail "the dump skipping the damaged chunk does not agree"
+must_fail python3 evtx-compare.py "$W/d.evtx" "$W/dump-d.xml"
 echo "evtx-tools-selftest: ok"
