@@ -6,7 +6,7 @@
 # too), fail2ban for its benchmark), sqlite3 to dump the
 # guard's state file in the leak sweep, openssl for test certificates, headless Chromium with
 # a font for the dashboard's browser test, libcrypt's headers for the password audit and John
-# the Ripper (its wordlist, and its speed to compare), logrotate for the shipped rotation file;
+# the Ripper (its wordlist, and its speed to compare), logrotate for the shipped rotation file, tcpdump for a real capture that replay must refuse;
 # then the two Python .evtx readers the Windows event log tools compare against
 # (tests/tools/evtx-*.py, scripts/bench-evtx.sh):
 # python-evtx (module Evtx) and the Rust parser's bindings (module evtx), from PyPI with pip
@@ -16,7 +16,7 @@
 # Needs root (CI and the development machines run as root).
 set -euo pipefail
 
-packages=(postfix dovecot-core swaks hydra haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl postgresql sqlite3 nftables ipset iptables fail2ban python3-systemd curl systemd util-linux bsdutils chromium fonts-dejavu-core libcrypt-dev john john-data logrotate python3-pip)
+packages=(postfix dovecot-core swaks hydra haproxy procps iproute2 openssl libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl postgresql sqlite3 nftables ipset iptables fail2ban python3-systemd curl systemd util-linux bsdutils chromium fonts-dejavu-core libcrypt-dev john john-data logrotate python3-pip tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,7 +9,8 @@ element tree: tag with namespace, attributes (as dicts), text (stripped of surro
 space in elements with children; exact in leaves, whose text is the value, unless
 --strip-leaf-text), children in order. The one thing normalised is a time attribute: python-evtx writes
 "2020-09-09 13:18:23.627951+00:00", the dump "2020-09-09T13:18:23.627951Z"; both are read as
-an instant, to the microsecond python-evtx keeps. With --skip-damaged, python-evtx's records
+an instant, to the microsecond python-evtx keeps; and an attribute python-evtx writes empty (a
+null optional substitution: Qualifiers="") is taken as absent, as Windows renders it. With --skip-damaged, python-evtx's records
 from chunks whose checksums fail are left out (the dump skips those chunks).
 Prints the first N (default 10) differences with their record numbers and exits 1 on any;
 prints "N records agree with python-evtx" otherwise. Exit status 2 on bad input."""
@@ -52,8 +53,13 @@ def instant(value):
 
 
 def norm_attrs(attrs):
+    # An empty attribute and an absent one are the same: python-evtx writes an optional
+    # substitution that is null as Qualifiers="" (UserID="", RelatedActivityID=""); Windows'
+    # own rendering, the Rust parser and SMTPGuard leave the attribute out.
     out = {}
     for k, v in attrs.items():
+        if v == "":
+            continue
         t = instant(v)
         out[k] = t if t else v
     return out
