@@ -22,6 +22,7 @@ bash tests/integration/run.sh
 bash tests/integration/budget.sh
 bash tests/integration/cluster.sh
 bash tests/integration/watch.sh
+bash tests/tools/evtx-tools-selftest.sh
 bash tests/integration/windows.sh
 bash tests/integration/policy.sh
 bash tests/integration/dashboard.sh
