@@ -150,6 +150,23 @@ expect_count() {  # expect_count [GREP-OPTIONS] NAME N TEXT REGEX: PASS when N l
 }
 
 # -- waiting -----------------------------------------------------------------------------------
+events() {  # events FILE FIELD=VALUE...: how many events (JSON lines) of FILE have all these
+  # fields (a list field, e.g. reasons, when it holds VALUE)
+  python3 -c '
+import json, sys
+wanted = [a.split("=", 1) for a in sys.argv[2:]]
+def has(event, key, value):
+    field = event.get(key)
+    return value in field if isinstance(field, list) else str(field) == value
+n = 0
+try:
+    for line in open(sys.argv[1]):
+        event = json.loads(line)
+        n += all(has(event, k, v) for k, v in wanted)
+except FileNotFoundError:
+    pass
+print(n)' "$@"
+}
 wait_for() {  # wait_for SECONDS COMMAND...: true once COMMAND succeeds (tried every 0.1 s, and once more at the end)
   local deadline=$((SECONDS + $1))
   shift

@@ -28,21 +28,6 @@ BUILD="python3 $ROOT/tests/tools/evtx-build.py"
 COMPARE="python3 $ROOT/tests/tools/evtx-compare.py"
 NS="sgwin$$"
 at_exit 'ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$NS" 2>/dev/null'
-events() {  # events FILE FIELD=VALUE...: how many events (JSON lines) of FILE have all these fields (a list field when it holds VALUE)
-  python3 -c '
-import json, sys
-wanted = [a.split("=", 1) for a in sys.argv[2:]]
-def has(event, key, value):
-    field = event.get(key)
-    return value in field if isinstance(field, list) else str(field) == value
-n = 0
-try:
-    for line in open(sys.argv[1]):
-        n += all(has(json.loads(line), k, v) for k, v in wanted)
-except FileNotFoundError:
-    pass
-print(n)' "$@"
-}
 [ -r "$SAMPLE" ] || suite_abort "the sample $SAMPLE is readable"
 python3 -c 'import Evtx.Evtx' || suite_abort "python-evtx is installed (scripts/install-deps.sh)"
 

@@ -45,10 +45,10 @@ extension WindowsEvent {
     /// From an `<Event>` tree; nil when it has no System/EventID.
     public init?(node: EventNode) {
         guard node.name == "Event", let system = node.child("System"),
-            let idText = system.child("EventID")?.text.trimmedASCII, let id = Int(idText)
+            let idText = system.child("EventID")?.text.trimmingWhitespace(), let id = Int(idText)
         else { return nil }
         self.init(eventID: id)
-        self.recordID = system.child("EventRecordID").flatMap { UInt64($0.text.trimmedASCII) }
+        self.recordID = system.child("EventRecordID").flatMap { UInt64($0.text.trimmingWhitespace()) }
         self.time = system.child("TimeCreated")?.attribute("SystemTime").flatMap(WindowsTime.parse)
         self.provider = system.child("Provider")?.attribute("Name") ?? ""
         self.channel = system.child("Channel")?.text ?? ""
@@ -127,15 +127,5 @@ public enum WindowsTime {
         }
         guard index == bytes.count else { return nil }
         return Timestamp(nanoseconds: (seconds - offset) * 1_000_000_000 + fraction)
-    }
-}
-
-extension String {
-    /// Without ASCII spaces, tabs and line ends at either end.
-    var trimmedASCII: String {
-        var view = Substring(self)
-        while let first = view.utf8.first, first == 0x20 || first == 0x09 || first == 0x0A || first == 0x0D { view = view.dropFirst() }
-        while let last = view.utf8.last, last == 0x20 || last == 0x09 || last == 0x0A || last == 0x0D { view = view.dropLast() }
-        return String(view)
     }
 }

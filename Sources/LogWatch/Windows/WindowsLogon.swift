@@ -119,12 +119,12 @@ extension WindowsLogon {
         default:
             return nil
         }
-        guard let name = user?.trimmedASCII, !name.isEmpty, name != "-" else { return nil }
+        guard let name = user?.trimmingWhitespace(), !name.isEmpty, name != "-" else { return nil }
         if result == .success, Self.systemAccounts.contains(name.uppercased()) || name.hasSuffix("$") { return nil }
         self.init(
             eventID: id, result: result, time: event.time, username: name, domain: domain ?? "",
             client: Self.address(address), port: port.flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil },
-            logonType: logonType.flatMap { Int($0.trimmedASCII) }, status: Self.code(status), subStatus: Self.code(subStatus),
+            logonType: logonType.flatMap { Int($0.trimmingWhitespace()) }, status: Self.code(status), subStatus: Self.code(subStatus),
             computer: event.computer, workstation: workstation.map { $0 == "-" ? "" : $0 } ?? "")
     }
 
@@ -145,7 +145,7 @@ extension WindowsLogon {
 
     /// "0xc000006a", "0xC000006A", "3221225578", "%%2313" (an unresolved message: nil).
     static func code(_ text: String?) -> UInt32? {
-        guard let text = text?.trimmedASCII, !text.isEmpty else { return nil }
+        guard let text = text?.trimmingWhitespace(), !text.isEmpty else { return nil }
         if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt32(text.dropFirst(2), radix: 16) }
         return UInt32(text)
     }
@@ -154,7 +154,7 @@ extension WindowsLogon {
     /// "fe80::1%12", "[2001:db8::1]";
     /// nil for "-", "" and anything else that is not an address.
     static func address(_ text: String?) -> IPAddress? {
-        guard var text = text?.trimmedASCII, !text.isEmpty, text != "-" else { return nil }
+        guard var text = text?.trimmingWhitespace(), !text.isEmpty, text != "-" else { return nil }
         if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
         if let percent = text.firstIndex(of: "%") { text = String(text[..<percent]) }
         return IPAddress(text)
