@@ -19,8 +19,6 @@ public struct WindowsFormat: LogFormat {
 
     private var xml = EventXMLReader()
     private var queued: [LogMatch] = []
-    /// Logons seen without a client address (counted, not attempts).
-    public private(set) var withoutAddress = 0
 
     public init() {}
 
@@ -52,12 +50,9 @@ public struct WindowsFormat: LogFormat {
         self.queued.isEmpty ? nil : self.queued.removeFirst()
     }
 
-    mutating func match(_ event: WindowsEvent) -> LogMatch? {
+    func match(_ event: WindowsEvent) -> LogMatch? {
         guard let logon = WindowsLogon(event: event), logon.result != .lockout else { return nil }
-        guard let client = logon.client else {
-            self.withoutAddress += 1
-            return nil
-        }
+        guard let client = logon.client else { return nil }
         return .attempt(rule: logon.rule, client: client, username: logon.username, outcome: logon.outcome, count: 1, time: logon.time)
     }
 }

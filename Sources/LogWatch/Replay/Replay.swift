@@ -38,7 +38,7 @@ public struct Replayer {
         let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ReplayError(path: path, reason: String(cString: strerror(errno))) }
         defer { if fd != 0 { close(fd) } }
-        var head = [UInt8](repeating: 0, count: 64 * 1024)
+        var head = [UInt8](repeating: 0, count: Self.headSize)
         var filled = 0
         while filled < head.count {
             let n = head.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
@@ -65,11 +65,14 @@ public struct Replayer {
         self.inputs.append(input)
     }
 
+    /// How much of a file is read first, to tell what it is.
+    static let headSize = 64 * 1024
+
     /// Feeds every chunk of the file, `head` first, to `body`.
     func chunks(fd: Int32, head: [UInt8], path: String, _ body: (ArraySlice<UInt8>) -> Void) throws -> Int {
         var total = head.count
         if !head.isEmpty { body(head[...]) }
-        guard head.count == 64 * 1024 else { return total }
+        guard head.count == Self.headSize else { return total }  // a shorter head was the whole input
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
@@ -84,11 +87,11 @@ public struct Replayer {
         var parser = LogParser(formats: try self.formats.map { try LogFormats.make($0, patterns: self.patterns) }, parseTimes: true, now: self.now)
         var splitter = LineSplitter()
         var found: [LogEvidence] = []
-        var shaped = 0
+        var shaped = false  // a line with a syslog or log time prefix was seen
         var firstLine: String?
         func take(_ line: ArraySlice<UInt8>) {
             if firstLine == nil { firstLine = String(decoding: line.prefix(120), as: UTF8.self) }
-            if shaped == 0, SyslogLine(line) != nil || LineTime.parse(line, year: 2000, month: 1) != nil { shaped += 1 }
+            if !shaped, SyslogLine(line) != nil || LineTime.parse(line, year: 2000, month: 1) != nil { shaped = true }
             if let e = parser.parse(line) {
                 found.append(e)
                 while let more = parser.next() { found.append(more) }
@@ -98,7 +101,7 @@ public struct Replayer {
         splitter.flush { take($0) }
         self.bytes += bytes
         self.truncatedLines += splitter.truncatedLines
-        if parser.lines > 0 && parser.matchedCount == 0 && parser.suspectCount == 0 && shaped == 0 {
+        if parser.lines > 0 && parser.matchedCount == 0 && parser.suspectCount == 0 && !shaped {
             throw ReplayError(
                 path: path,
                 reason: "not a log replay reads: it is text, but no line has a syslog or log time prefix and none matches a format (\(self.formats.joined(separator: ", "))); its first line: \"\((firstLine ?? "").logSafe)\". replay reads \(ReplayInput.readable)")
